@@ -1,0 +1,38 @@
+# memgen: two commands on a fresh machine.
+#   make book   build the book on the quick profile (CPU) into _build/html
+#   make test   run the whole test suite (pytest + nbdev_test of the library notebooks)
+# Both create .venv and install the pinned dependencies (requirements/lock.txt) first.
+
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+# Extra pip arguments for torch only, e.g. PyTorch's CPU-only wheel index on a machine without a GPU (see README).
+TORCH_PIP_ARGS ?=
+
+.PHONY: setup export book test clean
+
+setup: $(VENV)/.memgen-installed
+
+$(VENV)/.memgen-installed: requirements/lock.txt settings.ini setup.py
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q $(TORCH_PIP_ARGS) "$$(grep '^torch==' requirements/lock.txt)"
+	$(BIN)/python -m pip install -q -r requirements/lock.txt
+	$(BIN)/python -m pip install -q --no-deps -e .
+	$(BIN)/python -m pip check
+	touch $@
+
+export: setup
+	$(BIN)/nbdev_export
+
+book: export
+	$(BIN)/memgen book --profile quick --device cpu
+
+# No export here: the committed memgen/ must already be the export of nbs/ (tests/test_consistency.py checks it).
+test: setup
+	$(BIN)/python -m pytest tests -q -p no:cacheprovider; rc=$$?; \
+	  if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing"; exit 1; fi; exit $$rc
+	$(BIN)/nbdev_test --n_workers 2
+
+clean:
+	rm -rf _build

@@ -1,0 +1,49 @@
+"Shared fixtures: the repository root and the headless-browser check."
+import os, shutil
+from pathlib import Path
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+IN_CI = os.environ.get('CI', '').lower() in ('1', 'true', 'yes')
+
+
+def chromium_path():
+    "Path of a Chromium binary, or None."
+    for name in ('chromium', 'chromium-browser', 'google-chrome'):
+        p = shutil.which(name)
+        if p: return p
+    return None
+
+
+@pytest.fixture(scope='session')
+def browser():
+    "A Playwright-driven headless Chromium (the system binary). Skips locally if missing; fails in CI."
+    exe = chromium_path()
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        exe = None
+    if exe is None:
+        if IN_CI: pytest.fail('Chromium and Playwright are required in CI (.ci/run installs chromium)')
+        pytest.skip('no Chromium/Playwright here: install Debian chromium to run the browser test')
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=exe, args=[
+            '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
+            '--no-first-run', '--disable-sync', '--disable-quic'])
+        yield b
+        b.close()
+
+
+def open_offline(browser, html: Path, selector: str = '.memgen-chart svg.marks', timeout_ms: int = 20000) -> dict:
+    "Open a built page from file://, wait for `selector`; return console errors, page errors and non-file requests."
+    page = browser.new_page()
+    errors, requests = [], []
+    page.on('console', lambda m: errors.append(m.text) if m.type == 'error' else None)
+    page.on('pageerror', lambda e: errors.append(str(e)))
+    page.on('request', lambda r: requests.append(r.url) if not r.url.startswith(('file:', 'data:', 'blob:')) else None)
+    page.goto(Path(html).resolve().as_uri())
+    page.wait_for_selector(selector, timeout=timeout_ms)
+    page.wait_for_timeout(300)
+    n = page.locator(selector).count()
+    page.close()
+    return {'rendered': n, 'errors': errors, 'external_requests': requests}

@@ -1,0 +1,85 @@
+"End to end: papermill-executed chapters, jupyter-book, cache reuse, offline charts, atomic failure handling."
+import json, shutil, time
+from dataclasses import dataclass
+from pathlib import Path
+import pytest
+from conftest import ROOT, open_offline
+from memgen.book import build_book, Chapter, ChapterFailed
+from memgen.core import check_int
+
+SMALL = {'convergence': {'ds': '40,80', 'gammas': '0.5,2', 'n_seeds': '2', 'n_samples': '20'}}
+
+
+@pytest.fixture(scope='module')
+def built(tmp_path_factory):
+    "The real book (convergence chapter, small parameters) built twice into a temporary folder."
+    out = tmp_path_factory.mktemp('build')
+    t0 = time.time(); html = build_book(root=ROOT, build_dir=out, overrides=SMALL, log=lambda *a: None)
+    first = time.time() - t0
+    t0 = time.time(); build_book(root=ROOT, build_dir=out, overrides=SMALL, log=lambda *a: None)
+    second = time.time() - t0
+    return html, first, second
+
+
+def test_book_has_index_and_chapter(built):
+    html, first, second = built
+    assert (html / 'index.html').exists()
+    page = (html / 'nbs' / 'chapters' / 'convergence.html').read_text()
+    assert 'memgen-chart' in page and 'Reproducibility' in page
+    stamp = json.loads((html / '.memgen-book.json').read_text())
+    assert stamp['chapters']['convergence']['cached'] is False
+
+
+def test_rebuild_with_nothing_changed_reuses_cache(built):
+    html, first, second = built
+    assert second < 3.0, f'no-change rebuild took {second:.1f}s (first build {first:.1f}s)'
+
+
+def test_chapter_renders_offline_without_console_errors(built, browser):
+    html, *_ = built
+    res = open_offline(browser, html / 'nbs' / 'chapters' / 'convergence.html')
+    assert res['rendered'] >= 1, 'no Vega chart rendered'
+    assert res['errors'] == [], res['errors']
+    assert res['external_requests'] == [], res['external_requests']
+
+
+def test_landing_page_has_no_console_errors(built, browser):
+    html, *_ = built
+    res = open_offline(browser, html / 'index.html', selector='main')
+    assert res['errors'] == [] and res['external_requests'] == [], res
+
+
+# --- a failing chapter leaves the previous book untouched ---------------------------------------------------------
+
+@dataclass(frozen=True)
+class ToyParams:
+    x: int = 1
+    def __post_init__(self): check_int('x', self.x)
+
+
+def _notebook(code: str) -> str:
+    cells = [{'cell_type': 'markdown', 'metadata': {}, 'source': ['# Toy chapter']},
+             {'cell_type': 'code', 'metadata': {'tags': ['parameters']}, 'execution_count': None, 'outputs': [], 'source': ['x = 1']},
+             {'cell_type': 'code', 'metadata': {}, 'execution_count': None, 'outputs': [], 'source': [code]}]
+    return json.dumps({'cells': cells, 'metadata': {'kernelspec': {'name': 'python3', 'display_name': 'python3', 'language': 'python'}},
+                       'nbformat': 4, 'nbformat_minor': 4})
+
+
+def test_failing_chapter_keeps_previous_book(tmp_path):
+    (tmp_path / '_config.yml').write_text('title: toy\nonly_build_toc_files: true\nexecute:\n  execute_notebooks: "off"\n'
+                                          'exclude_patterns: [_build]\n')
+    (tmp_path / '_toc.yml').write_text('format: jb-book\nroot: intro\nchapters:\n  - file: toy\n')
+    (tmp_path / 'intro.md').write_text('# Intro\n')
+    toy = Chapter('toy', 'toy.ipynb', 'Toy', ToyParams, {'quick': ToyParams(), 'full': ToyParams(2)})
+    (tmp_path / 'toy.ipynb').write_text(_notebook('print(x * 21)'))
+    html = build_book(root=tmp_path, chapters=[toy], log=lambda *a: None)
+    before = (html / 'toy.html').read_text()
+    assert '21' in before
+    (tmp_path / 'toy.ipynb').write_text(_notebook('raise ValueError("boom")'))
+    with pytest.raises(ChapterFailed) as e:
+        build_book(root=tmp_path, chapters=[toy], log=lambda *a: None)
+    msg = str(e.value)
+    assert "chapter 'toy' failed in cell" in msg and 'ValueError: boom' in msg
+    assert (tmp_path / '_build' / 'failed' / 'toy.ipynb').exists()
+    assert (html / 'toy.html').read_text() == before
+    assert not list((tmp_path / '_build').glob('.stage-*'))
