@@ -1,0 +1,170 @@
+"""memgen.theory against Monte Carlo of the finite-d linear model, closed forms, limits and robustness.
+
+Tolerances: `k * sem + bias`, with sem the Monte-Carlo standard error (k = 4) and `bias` the finite-d correction
+stated in the theory notebook (O(1/d) for white data, O(n/d) for memorisation, O(1/ln d) for alpha = 1)."""
+import warnings
+import numpy as np
+import pytest
+from memgen import theory as th, metrics
+from memgen.data import SpikedWhite, PowerLaw
+from memgen.linear import LinearGenerativeModel, simulate_convergence
+from memgen.core import MemgenError, mean_sem
+
+
+def mc_q(data, d, gammas, n_seeds=4, n_samples=200, g=None):
+    t = simulate_convergence(data, ds=(d,), gammas=gammas, n_seeds=n_seeds, n_samples=n_samples, g=g, show_progress=False)
+    agg = t.groupby('gamma').q.agg(['mean', 'std', 'count'])
+    return agg['mean'].to_numpy(), (agg['std'] / np.sqrt(agg['count'])).to_numpy()
+
+
+GAMMAS = (0.1, 0.5, 1.0, 4.0)
+
+
+def test_q_white_closed_forms_and_limits():
+    assert th.q_white(1.0) == pytest.approx(64 / (9 * np.pi**2), abs=1e-7)
+    assert th.q_white(1e-3) / 1e-3 == pytest.approx(1.0, rel=2e-3)
+    assert 1 - th.q_white(1e3) < 1e-3
+    g = np.logspace(-3, 3, 200)
+    assert np.all(np.diff(th.q_white(g)) > 0)
+    # the deterministic-equivalent quadrature is accurate to ~1e-6 relative (checked against the exact MP integral)
+    np.testing.assert_allclose(th.convergence_q(np.ones(300), GAMMAS), th.q_white(GAMMAS), rtol=3e-6)
+
+
+@pytest.mark.parametrize('g', [None, th.RidgeSqrt(0.5)])
+def test_q_white_against_monte_carlo(g):
+    mc, sem = mc_q(SpikedWhite, 500, GAMMAS, g=g)
+    dev = np.abs(mc - th.q_white(GAMMAS, g))
+    assert np.all(dev < 4 * sem + 0.005), (dev, sem)
+
+
+@pytest.mark.parametrize('alpha, bias', [(0.5, 0.01), (1.0, 0.05)])
+def test_q_power_law_against_monte_carlo(alpha, bias):
+    mc, sem = mc_q(lambda d: PowerLaw(d, alpha), 500, GAMMAS)
+    theory = th.convergence_q(th.power_law_spectrum(500, alpha), GAMMAS)
+    assert np.all(np.abs(mc - theory) < 4 * sem + bias), (mc, theory, sem)
+
+
+def test_spikes_do_not_change_q():
+    base = th.convergence_q(np.ones(2000), GAMMAS)
+    spiked = th.convergence_q(np.r_[1 + np.array([5.0, 2.0]), np.ones(1998)], GAMMAS)
+    np.testing.assert_allclose(spiked, base, atol=5e-3)
+
+
+def _mc_Q(model, gamma, reps=3, seed=0):
+    rng = np.random.default_rng(seed); n = int(gamma * model.d)
+    vals = [metrics.latent_recovery(_cov(model, n, rng), model.latents)[0] for _ in range(reps)]
+    return mean_sem(vals)
+
+
+def _cov(model, n, rng):
+    X = model.sample(n, rng); return X.T @ X / n
+
+
+@pytest.mark.parametrize('beta', [2.0, 5.0])
+def test_bbp_overlap_white_against_monte_carlo(beta):
+    gammas = (0.05, 1.0, 4.0) if beta == 2.0 else (1.0, 4.0)
+    for gm in gammas:
+        m, s = _mc_Q(SpikedWhite(1000, (beta,), seed=1), gm)
+        assert abs(m - th.latent_overlap(1.0, 1 + beta, gm)) < 4 * s + 0.03, (beta, gm, m, s)
+
+
+def test_bbp_closed_form_and_sharp_transition():
+    beta = 3.0; c = 1 / np.array([0.05, 0.1, 0.2, 1.0])
+    expect = np.where(1 / c > 1 / beta**2, (1 - c / beta**2) / (1 + c / beta), 0.0)
+    np.testing.assert_allclose(th.latent_overlap(1.0, 1 + beta, 1 / c), expect, atol=1e-12)
+    gc = 1 / beta**2
+    # Q = 0 up to gamma_c, then rises linearly (a kink: the BBP phase transition)
+    assert th.latent_overlap(1.0, 1 + beta, gc * 0.999) == 0.0
+    above = th.latent_overlap(1.0, 1 + beta, gc * np.array([1.1, 1.2]))
+    assert above[0] > 0.02 and above[1] > above[0]
+    # q is smooth through gamma_c: no jump in q where Q jumps
+    q = th.q_white(np.array([gc * 0.99, gc * 1.01]))
+    assert abs(q[1] - q[0]) < 0.01
+
+
+def test_template_overlap_over_power_law_against_monte_carlo():
+    model = PowerLaw(1000, 0.5, betas=(40.0,), seed=2)
+    for gm in (0.5, 2.0):
+        m, s = _mc_Q(model, gm)
+        theory = th.latent_overlap_template(model.bulk_spectrum, model.latent_coords()[0], 40.0, gm)
+        assert abs(m - theory) < 4 * s + 0.02, (gm, m, theory)
+
+
+def test_outlier_location_against_monte_carlo():
+    rng = np.random.default_rng(3); model = SpikedWhite(800, (3.0,), seed=4)
+    X = model.sample(1600, rng)
+    top = np.linalg.eigvalsh(X.T @ X / 1600)[-1]
+    assert top == pytest.approx(th.outlier_location(1.0, 4.0, 2.0), rel=0.02)
+
+
+def test_memorisation_closed_forms():
+    assert th.memorisation(1) == pytest.approx(1.0, abs=1e-9)
+    m = th.memorisation([1, 2, 5, 10, 100, 1000, 10**5])
+    assert np.all(np.diff(m) < 0)
+    assert np.all(np.diff(th.memorisation(10, [0.0, 0.1, 1.0, 10.0])) < 0)
+    # the leading asymptote sqrt(2 ln n / n) is approached slowly from below
+    r = th.memorisation([10**3, 10**5]) / th.memorisation_asymptote([10**3, 10**5])
+    assert np.all(r < 1) and r[1] > r[0]
+
+
+@pytest.mark.parametrize('n, lam, bias', [(2, 0.0, 0.005), (10, 0.0, 0.005), (100, 0.0, 0.012), (10, 0.5, 0.005)])
+def test_memorisation_against_monte_carlo(n, lam, bias):
+    rng = np.random.default_rng(n); d = 2000; vals = []
+    for _ in range(4):
+        X = rng.standard_normal((n, d))
+        mdl = LinearGenerativeModel(th.RidgeSqrt(lam)).fit(X)
+        vals.append(metrics.memorisation(mdl.sample(rng.standard_normal((500, d))), X)[0])
+    m, s = mean_sem(vals)
+    assert abs(m - th.memorisation(n, lam)) < 4 * s + bias, (m, s, th.memorisation(n, lam))
+
+
+@pytest.mark.parametrize('gamma, beta', [(0.5, 1.0), (0.5, 3.0), (2.0, 1.0), (2.0, 3.0)])
+def test_latent_distance_against_monte_carlo(gamma, beta):
+    rng = np.random.default_rng(5); model = SpikedWhite(800, (beta,), seed=3); n = int(gamma * 800)
+    vals = [metrics.latent_distance(model.covariance(), _cov(model, n, rng)) for _ in range(3)]
+    assert np.mean(vals) == pytest.approx(th.latent_distance(beta, gamma), rel=0.03)
+
+
+@pytest.mark.parametrize('alpha', [0.0, 0.5])
+def test_bulk_distance_against_monte_carlo(alpha):
+    rng = np.random.default_rng(6); model = PowerLaw(400, alpha)
+    for gm in (0.5, 2.0):
+        S = _cov(model, int(gm * 400), rng)
+        assert metrics.bulk_distance(model.covariance(), S) == pytest.approx(th.bulk_distance(model.bulk_spectrum, gm), abs=0.01)
+
+
+def test_bulk_distance_is_function_of_q_for_white_data():
+    g = np.logspace(-2, 2, 30)
+    np.testing.assert_allclose(th.bulk_distance(np.ones(10), g), 2 * (1 - np.sqrt(th.q_white(g))), atol=1e-9)
+
+
+def test_solvers_are_robust_over_wide_ranges():
+    spec = np.logspace(0, -8, 3000)                 # 8 decades
+    gammas = np.logspace(-3, 3, 25)
+    with warnings.catch_warnings():
+        warnings.simplefilter('error')
+        q = th.convergence_q(spec, gammas)
+        qr = th.convergence_q(spec, gammas, th.RidgeSqrt(1e-3))
+        qw = th.q_white(gammas)
+    for arr in (q, qr, qw):
+        assert np.all(np.isfinite(arr)) and np.all((arr > 0) & (arr <= 1 + 1e-9))
+        assert np.all(np.diff(arr) > -1e-9)
+
+
+@pytest.mark.parametrize('call, message', [
+    (lambda: th.q_white(0.0), 'gamma=0 is not allowed'),
+    (lambda: th.q_white(-1.0), 'gamma=-1 is not allowed'),
+    (lambda: th.q_white(np.nan), 'NaN'),
+    (lambda: th.convergence_q([], 1.0), 'empty'),
+    (lambda: th.convergence_q([1.0, -1.0], 1.0), 'negative eigenvalue'),
+    (lambda: th.convergence_q([0.0, 0.0], 1.0), 'all zeros'),
+    (lambda: th.convergence_q(np.ones(5), 1.0, g='sqrt'), 'is not a spectral map'),
+    (lambda: th.memorisation(0), 'n=0 is not allowed'),
+    (lambda: th.memorisation(3, -0.1), 'lam=-0.1 is not allowed'),
+    (lambda: th.latent_overlap(1.0, 0.5, 1.0), 'not above the bulk'),
+    (lambda: th.power_law_spectrum(0, 1.0), 'd=0 is not allowed'),
+    (lambda: th.power_law_spectrum(10, -1.0), 'alpha=-1 is not allowed'),
+])
+def test_bad_input(call, message):
+    with pytest.raises(MemgenError, match=message):
+        call()
