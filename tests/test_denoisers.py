@@ -1,0 +1,122 @@
+"""Convolutional denoisers on CPU with the tiny preset: the same code paths the GPU runs (AMP and channels-last are
+switched on only for CUDA tensors)."""
+from dataclasses import replace
+import json
+import numpy as np
+import pytest
+import torch
+from memgen import denoisers as dn
+from memgen.core import MemgenError
+from memgen.data import StationaryImages
+
+
+@pytest.fixture(scope='module')
+def images():
+    return torch.tensor(StationaryImages(8, 8, alpha=1.0).sample(128, np.random.default_rng(0)).reshape(-1, 8, 8), dtype=torch.float32)
+
+
+@pytest.mark.parametrize('arch', [dn.BFCNN, dn.BFUNet])
+def test_bias_free_and_homogeneous(arch):
+    net = dn.ModelConfig(arch, width=8, depth=2 if arch is dn.BFUNet else 4).build().eval()
+    assert not any(n.endswith('bias') for n, _ in net.named_parameters())
+    y = torch.randn(3, 1, 16, 16)
+    with torch.no_grad():
+        for a in (0.1, 2.0, 10.0):
+            torch.testing.assert_close(net(a * y), a * net(y), rtol=1e-4, atol=1e-5)
+
+
+def test_training_lowers_the_loss_and_logs(images, tmp_path):
+    mc, tc = dn.preset('tiny')
+    _, log = dn.train_denoiser(images, mc, replace(tc, steps=60, log_every=20), out_dir=tmp_path, device='cpu', show_progress=False)
+    assert log[-1]['loss'] < 0.7 * log[0]['loss']
+    assert [json.loads(l)['step'] for l in (tmp_path / 'train.jsonl').read_text().splitlines()] == [20, 40, 60]
+    assert json.loads((tmp_path / 'config.json').read_text())['model']['arch'].endswith('BFCNN')
+
+
+def test_resume_reaches_the_same_weights(images, tmp_path):
+    mc, tc = dn.preset('tiny'); tc = replace(tc, steps=30, checkpoint_every=10, ema_fraction=0.3)
+    full, _ = dn.train_denoiser(images, mc, tc, out_dir=tmp_path / 'a', device='cpu', show_progress=False)
+    class Stop(Exception): pass
+    def kill(step, loss):
+        if step == 17: raise Stop
+    with pytest.raises(Stop):
+        dn.train_denoiser(images, mc, tc, out_dir=tmp_path / 'b', device='cpu', show_progress=False, callback=kill)
+    resumed, _ = dn.train_denoiser(images, mc, tc, out_dir=tmp_path / 'b', resume=True, device='cpu', show_progress=False)
+    for (k, v), w in zip(full.state_dict().items(), resumed.state_dict().values()):
+        assert torch.equal(v, w), k
+
+
+def test_divergence_stops_with_step_and_keeps_checkpoint(images, tmp_path):
+    mc, tc = dn.preset('tiny'); tc = replace(tc, steps=40, checkpoint_every=10)
+    def poison(step, loss):
+        if step == 25:                                     # corrupt the weights: the next loss is NaN
+            with torch.no_grad(): [p.fill_(float('nan')) for p in model_ref[0].parameters()]
+    model_ref = []
+    orig = dn.ModelConfig.build
+    def build(self):
+        m = orig(self); model_ref.append(m); return m
+    dn.ModelConfig.build = build
+    try:
+        with pytest.raises(MemgenError, match=r'training diverged at step 26 .*last good checkpoint kept at'):
+            dn.train_denoiser(images, mc, tc, out_dir=tmp_path, device='cpu', show_progress=False, callback=poison)
+    finally:
+        dn.ModelConfig.build = orig
+    assert dn.load_checkpoint(tmp_path / 'checkpoint.pt')['step'] == 20
+
+
+def test_checkpoint_errors(tmp_path, images):
+    mc, tc = dn.preset('tiny')
+    dn.train_denoiser(images, mc, replace(tc, steps=5), out_dir=tmp_path, device='cpu', show_progress=False)
+    with pytest.raises(MemgenError, match='different configuration'):
+        dn.train_denoiser(images, replace(mc, width=16), replace(tc, steps=5), out_dir=tmp_path, resume=True, device='cpu')
+    (tmp_path / 'junk.pt').write_bytes(b'\x00\x01junk')
+    with pytest.raises(MemgenError, match='corrupt'):
+        dn.load_checkpoint(tmp_path / 'junk.pt')
+    with pytest.raises(MemgenError, match='no checkpoint at'):
+        dn.load_checkpoint(tmp_path / 'missing.pt')
+
+
+def test_shared_noise_gives_identical_samples_from_identical_models(images):
+    mc, tc = dn.preset('tiny')
+    m1, _ = dn.train_denoiser(images, mc, replace(tc, steps=10), device='cpu', show_progress=False)
+    m2, _ = dn.train_denoiser(images, mc, replace(tc, steps=10), device='cpu', show_progress=False)
+    init = np.random.default_rng(0).standard_normal((6, 64))
+    for sampler in (dn.ddim_sampler(3.0, 0.05, 20, eta=1.0), dn.kadkhodaie_sample):
+        cfg = dn.SamplerConfig(sampler=sampler, options=() if sampler is not dn.kadkhodaie_sample else (('h0', 0.2), ('max_iter', 30)))
+        a = cfg.run(dn.as_denoiser(m1, 8, 8), init, np.random.default_rng(5))
+        b = cfg.run(dn.as_denoiser(m2, 8, 8), init, np.random.default_rng(5))
+        c = cfg.run(dn.as_denoiser(m2, 8, 8), init, np.random.default_rng(6))
+        np.testing.assert_array_equal(a, b)
+        assert not np.allclose(a, c)
+
+
+def test_pair_experiment_memorises_at_N_1(images):
+    mc, tc = dn.preset('tiny')
+    data = StationaryImages(8, 8, alpha=1.0, betas=(3.0,))
+    tab, grids = dn.run_pair_experiment(data, [1], dn.ModelConfig(dn.BFUNet, 8, 1), replace(tc, steps=150, lr=3e-3),
+                                        dn.SamplerConfig(sampler=dn.ddim_sampler(3.0, 0.01, 30, 0.0), options=(), init_scale=1.0, n_samples=8),
+                                        n_samples_Q=32, device='cpu', show_progress=False)
+    m = tab.query("quantity == 'm' and model == 'A'").value.iloc[0]
+    base = tab.query("quantity == 'm_heldout'").value.iloc[0]
+    assert m > 0.95 and m > base + 0.3, (m, base)
+
+
+@pytest.mark.parametrize('call, message', [
+    (lambda: dn.preset('huge'), "preset 'huge' is unknown"),
+    (lambda: dn.TrainConfig(steps=0), 'steps=0 is not allowed'),
+    (lambda: dn.TrainConfig(ema_fraction=1.0), 'ema_fraction=1.0 is not allowed'),
+    (lambda: dn.ModelConfig(width=0), 'width=0 is not allowed'),
+    (lambda: dn.train_denoiser(np.zeros((4, 3)), *dn.preset('tiny'), device='cpu'), 'expected (N, H, W)'),
+    (lambda: dn.train_denoiser(torch.full((4, 8, 8), float('inf')), *dn.preset('tiny'), device='cpu'), 'NaN/inf'),
+    (lambda: dn.run_pair_experiment(StationaryImages(8, 8), [0], *dn.preset('tiny'), device='cpu'), 'N=0 is not allowed'),
+])
+def test_bad_input(call, message):
+    with pytest.raises(MemgenError, match=message.replace('(', r'\(').replace(')', r'\)')):
+        call()
+
+
+def test_N_larger_than_half_the_pool():
+    from memgen.data import ImagePool
+    pool = ImagePool(np.random.default_rng(0).standard_normal((50, 8, 8)), 8, 8)
+    with pytest.raises(MemgenError, match='n=30 per split needs'):
+        dn.run_pair_experiment(pool, [30], *dn.preset('tiny'), device='cpu', show_progress=False)
