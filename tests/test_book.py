@@ -4,10 +4,18 @@ from dataclasses import dataclass
 from pathlib import Path
 import pytest
 from conftest import ROOT, open_offline
-from memgen.book import build_book, Chapter, ChapterFailed
+from memgen.book import build_book, Chapter, ChapterFailed, CHAPTERS, get_chapter
 from memgen.core import check_int
 
-SMALL = {'convergence': {'ds': '40,80', 'gammas': '0.5,2', 'n_seeds': '2', 'n_samples': '20'}}
+# Every chapter runs end to end, with parameters small enough for CI (the quick profile is exercised by `make book`).
+SMALL = {
+    'convergence': {'ds': '40,80', 'gammas': '0.5,2', 'n_seeds': '2', 'n_samples': '20'},
+    'asymptotics': {'d': '60', 'gammas': '0.25,1', 'alphas': '0.5', 'd_m': '200', 'ns': '1,5', 'n_seeds': '2', 'n_samples': '20'},
+    'diffusion': {'d_cov': '16', 'step_grid': '5,50', 'd': '200', 'ns': '1,5', 'd_q': '40', 'gammas': '0.5,2', 'steps': '20',
+                  'n_seeds': '1', 'n_samples': '20', 'sgd_steps': '10,50'},
+    'denoisers': {'H': '8', 'N_grid': '1,8', 'preset': 'tiny', 'train_steps': '30', 'sampler_steps': '10', 'n_samples': '8',
+                  'n_samples_Q': '32'},
+}
 
 
 @pytest.fixture(scope='module')
@@ -27,7 +35,8 @@ def test_book_has_index_and_chapter(built):
     page = (html / 'nbs' / 'chapters' / 'convergence.html').read_text()
     assert 'memgen-chart' in page and 'Reproducibility' in page
     stamp = json.loads((html / '.memgen-book.json').read_text())
-    assert stamp['chapters']['convergence']['cached'] is False
+    assert set(stamp['chapters']) == {c.name for c in CHAPTERS}
+    assert all(not v['cached'] for v in stamp['chapters'].values())
 
 
 def test_rebuild_with_nothing_changed_reuses_cache(built):
@@ -35,10 +44,13 @@ def test_rebuild_with_nothing_changed_reuses_cache(built):
     assert second < 3.0, f'no-change rebuild took {second:.1f}s (first build {first:.1f}s)'
 
 
-def test_chapter_renders_offline_without_console_errors(built, browser):
+@pytest.mark.parametrize('chapter', [c.name for c in CHAPTERS])
+def test_chapter_renders_offline_without_console_errors(built, browser, chapter):
     html, *_ = built
-    res = open_offline(browser, html / 'nbs' / 'chapters' / 'convergence.html')
-    assert res['rendered'] >= 1, 'no Vega chart rendered'
+    page = html / (get_chapter(chapter).path.removesuffix('.ipynb') + '.html')
+    res = open_offline(browser, page)
+    n_charts = (page.read_text().count('class="memgen-chart"'))
+    assert n_charts >= 1 and res['rendered'] == n_charts, f"{res['rendered']} of {n_charts} charts rendered"
     assert res['errors'] == [], res['errors']
     assert res['external_requests'] == [], res['external_requests']
 

@@ -1,0 +1,126 @@
+"""Sweeps: executors agree with a serial run, kill-and-resume, failures, concurrent sweeps, bad input."""
+import json, os, signal, subprocess, sys, time
+from dataclasses import dataclass
+from pathlib import Path
+import pandas as pd
+import pytest
+import yaml
+from conftest import ROOT
+from memgen import sweep as sw
+from memgen.core import MemgenError, check_int
+
+MEMGEN = str(Path(sys.executable).parent / 'memgen')
+
+
+def spec_dict(store, name='s', **kw):
+    d = {'name': name, 'task': 'linear', 'product': {'gamma': [0.5, 1.0, 2.0, 4.0]},
+         'fixed': {'d': 40, 'n_seeds': 1, 'n_samples': 30, 'quantities': ['q', 'm']}, 'seeds': [0, 1], 'store': str(store)}
+    d.update(kw); return d
+
+
+def table(spec):
+    t = sw.collect(spec)
+    return t.drop(columns=['job']).sort_values(['gamma', 'job_seed', 'quantity']).reset_index(drop=True)
+
+
+@pytest.fixture(scope='module')
+def serial_reference(tmp_path_factory):
+    spec = spec_dict(tmp_path_factory.mktemp('serial'))
+    assert sw.run_sweep(spec, 'serial', show_progress=False) == {'done': 0, 'ran': 8}
+    return table(spec)
+
+
+@pytest.mark.parametrize('executor', ['local', 'submitit-local'])
+def test_executors_match_serial_exactly(tmp_path, serial_reference, executor):
+    spec = spec_dict(tmp_path)
+    counts = sw.run_sweep(spec, executor, workers=2, show_progress=False)
+    assert counts.get('ran') == 8, counts
+    pd.testing.assert_frame_equal(table(spec), serial_reference)
+    assert sw.run_sweep(spec, executor, workers=2, show_progress=False) == {'done': 8}        # nothing re-run
+
+
+def test_killed_sweep_leaves_no_partial_record_and_resumes(tmp_path, serial_reference):
+    spec_file = tmp_path / 'spec.yaml'
+    spec_file.write_text(yaml.safe_dump(spec_dict(tmp_path / 'store', fixed={'d': 40, 'n_seeds': 1, 'n_samples': 30,
+                                                                              'quantities': ['q', 'm']})))
+    jobs_dir = tmp_path / 'store' / 's' / 'jobs'
+    p = subprocess.Popen([MEMGEN, 'sweep', str(spec_file), '--executor', 'local', '--workers', '2'],
+                         start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    t0 = time.time()
+    while time.time() - t0 < 120 and len([d for d in jobs_dir.glob('[!.]*')] if jobs_dir.exists() else []) < 2:
+        time.sleep(0.05)
+    os.killpg(p.pid, signal.SIGKILL); p.wait()
+    finished = [d for d in jobs_dir.glob('[!.]*')]
+    assert 2 <= len(finished) < 8, len(finished)
+    assert all(sorted(f.name for f in d.iterdir()) == ['config.json', 'result.csv'] for d in finished)   # nothing half-written
+    counts = sw.run_sweep(sw.load_spec(spec_file), 'serial', show_progress=False)
+    assert counts['done'] == len(finished) and counts['done'] + counts.get('ran', 0) == 8, counts
+    assert not list(jobs_dir.glob('.*'))                                                   # stray temp folders cleaned
+    pd.testing.assert_frame_equal(table(sw.load_spec(spec_file)), serial_reference)
+
+
+@dataclass(frozen=True)
+class FlakyParams:
+    x: int = 1
+    def __post_init__(self): check_int('x', self.x, minimum=0)
+
+def flaky(p, seed):
+    if p.x == 3: raise RuntimeError('boom at x=3')
+    return pd.DataFrame([{'quantity': 'x2', 'value': p.x * 2}])
+
+FLAKY = sw.Task('flaky', flaky, FlakyParams)
+
+
+@pytest.mark.parametrize('executor', ['serial', 'local'])
+def test_failing_job_is_recorded_and_does_not_stop_others(tmp_path, executor):
+    spec = sw.SweepSpec('f', FLAKY, product={'x': [1, 2, 3, 4, 5, 6, 7, 8]}, store=str(tmp_path))
+    counts = sw.run_sweep(spec, executor, workers=2, show_progress=False)
+    assert counts.get('ran') == 7 and counts.get('failed') == 1, counts
+    failed = list((tmp_path / 'f' / 'failed').glob('*.json'))
+    assert len(failed) == 1 and 'boom at x=3' in json.loads(failed[0].read_text())['traceback']
+    assert sw.sweep_status(spec) == {'total': 8, 'done': 7, 'failed': 1, 'running': 0, 'pending': 0}
+    assert sw.run_sweep(spec, 'serial', show_progress=False) == {'done': 7, 'failed': 1}     # failed jobs are re-run
+
+
+def test_two_sweeps_on_one_store(tmp_path, serial_reference):
+    spec_file = tmp_path / 'spec.yaml'; spec_file.write_text(yaml.safe_dump(spec_dict(tmp_path / 'store')))
+    procs = [subprocess.Popen([MEMGEN, 'sweep', str(spec_file), '--executor', 'serial'], stdout=subprocess.PIPE, text=True)
+             for _ in range(2)]
+    outs = [json.loads(p.communicate(timeout=300)[0].strip().splitlines()[-1]) for p in procs]
+    assert all(p.returncode == 0 for p in procs)
+    assert sum(o.get('ran', 0) for o in outs) == 8, outs                                  # each job ran exactly once
+    pd.testing.assert_frame_equal(table(sw.load_spec(spec_file)), serial_reference)
+
+
+def test_chapter_reads_sweep_results(tmp_path):
+    from memgen.book import run_chapter
+    spec = spec_dict(tmp_path / 'store', name='conv', fixed={'d': 30, 'n_seeds': 1, 'n_samples': 20, 'quantities': ['q']})
+    spec_file = tmp_path / 'conv.yaml'; spec_file.write_text(yaml.safe_dump(spec))
+    sw.run_sweep(sw.load_spec(spec_file), 'serial', show_progress=False)
+    nb = run_chapter('convergence', 'quick', [('sweep', str(spec_file)), ('ds', '30')], build_dir=tmp_path / 'build')
+    text = json.dumps(json.loads(Path(nb).read_text())['cells'])
+    assert 'read 8 simulations from the sweep' in text
+
+
+@pytest.mark.parametrize('spec, message', [
+    (dict(task='nope'), "task 'nope' is unknown"),
+    (dict(product={'gama': [1]}), "parameter 'gama' is unknown for task 'linear'"),
+    (dict(product={'gamma': []}), "grid entry 'gamma' is []"),
+    (dict(product={'gamma': list(range(1, 400)), 'd': list(range(1, 300))}), 'over 100000; pass yes=True (--yes)'),
+    (dict(fixed={'d': 0}), 'd=0 is not allowed'),
+])
+def test_bad_input_on_the_command_line(tmp_path, spec, message):
+    f = tmp_path / 'spec.yaml'; f.write_text(yaml.safe_dump(spec_dict(tmp_path / 'store', **spec)))
+    r = subprocess.run([MEMGEN, 'sweep', str(f)], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and message in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert not (tmp_path / 'store').exists()
+
+
+def test_status_and_collect_on_the_command_line(tmp_path):
+    f = tmp_path / 'spec.yaml'; f.write_text(yaml.safe_dump(spec_dict(tmp_path / 'store')))
+    r = subprocess.run([MEMGEN, 'sweep', str(f), '--status'], capture_output=True, text=True)
+    assert json.loads(r.stdout) == {'total': 8, 'done': 0, 'failed': 0, 'running': 0, 'pending': 8}
+    subprocess.run([MEMGEN, 'sweep', str(f), '--executor', 'serial'], check=True, capture_output=True)
+    out = tmp_path / 'all.csv'
+    subprocess.run([MEMGEN, 'sweep', str(f), '--collect', str(out)], check=True, capture_output=True)
+    assert len(pd.read_csv(out)) == 16
