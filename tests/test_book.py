@@ -100,3 +100,14 @@ def test_failing_chapter_keeps_previous_book(tmp_path):
     assert (tmp_path / '_build' / 'failed' / 'toy.ipynb').exists()
     assert (html / 'toy.html').read_text() == before
     assert not list((tmp_path / '_build').glob('.stage-*'))
+
+
+def test_only_builds_the_chosen_chapters_from_cache(built, tmp_path):
+    html, *_ = built
+    shutil.copytree(html.parent / 'cache', tmp_path / 'cache')              # executed chapters: nothing re-runs
+    only = build_book(root=ROOT, build_dir=tmp_path, only=['convergence'], overrides={'convergence': SMALL['convergence']},
+                      log=lambda *a: None)
+    pages = sorted(p.name for p in (only / 'nbs' / 'chapters').glob('*.html'))
+    assert pages == ['convergence.html', 'intro.html'], pages
+    stamp = json.loads((only / '.memgen-book.json').read_text())
+    assert stamp['chapters']['convergence']['cached'] is True
