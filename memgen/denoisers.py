@@ -13,12 +13,13 @@ import torch
 from torch import nn
 
 from .core import (MemgenError, check_int, check_positive, check_array, progress, resolve_device, to_jsonable,
-                         atomic_write_json)
+                         atomic_write_json, versions)
 
 # %% auto #0
 __all__ = ['PRESETS', 'BiasFreeBatchNorm', 'BFCNN', 'BFUNet', 'ModelConfig', 'uniform_sigma', 'quadratic_sigma', 'TrainConfig',
-           'preset', 'psnr', 'load_checkpoint', 'train_denoiser', 'as_denoiser', 'SamplerConfig', 'ddim_sampler',
-           'linear_latent_theory', 'run_pair_experiment', 'summarise_pairs']
+           'preset', 'psnr', 'load_checkpoint', 'gpu_features', 'train_denoiser', 'as_denoiser', 'SamplerConfig',
+           'ddim_sampler', 'linear_latent_theory', 'run_pair_experiment', 'summarise_pairs', 'step_flops',
+           'pair_experiment_flops']
 
 # %% ../nbs/06_denoisers.ipynb #5af6dfdb
 class BiasFreeBatchNorm(nn.Module):
@@ -103,9 +104,10 @@ class TrainConfig:
     sigma_max: float = 3.0                  # data are standardised (pixel variance 1)
     sigma_sampler: Callable = uniform_sigma
     ema_fraction: float = 0.0               # EMA horizon as a fraction of the run (0: off); relative, so short runs are not frozen at init
-    amp: bool = True                        # bf16 autocast on CUDA (ignored on CPU)
+    amp: bool | None = None                 # bf16 autocast; None: on CUDA only (True runs it on the CPU too)
     compile: bool = False                   # torch.compile the model
-    channels_last: bool = True              # memory format on CUDA
+    channels_last: bool | None = None       # channels-last memory format; None: on CUDA only
+    fused: bool | None = None               # fused Adam; None: on CUDA only
     checkpoint_every: int = 0               # steps between checkpoints (0: only at the end)
     log_every: int = 50
     seed: int = 0
@@ -164,6 +166,12 @@ def load_checkpoint(path: Path | str, mc: ModelConfig | None = None, tc: TrainCo
     return state
 
 # %% ../nbs/06_denoisers.ipynb #08860aec
+def gpu_features(train_config: TrainConfig, device: str) -> dict[str, bool]:
+    "The speed features a run uses on `device`: each flag of the config, or (None) on for CUDA only."
+    on = lambda flag: device == 'cuda' if flag is None else bool(flag)
+    tc = train_config
+    return {'amp': on(tc.amp), 'channels_last': on(tc.channels_last), 'fused': on(tc.fused), 'compile': bool(tc.compile)}
+
 @torch.no_grad()
 def _ema_update(ema: list, params: list, decay: float):
     torch._foreach_lerp_(ema, params, 1 - decay)
@@ -178,9 +186,9 @@ def train_denoiser(images, model_config: ModelConfig, train_config: TrainConfig,
     peak = float(data.max() - data.min()) or 1.0
     with torch.random.fork_rng(devices=[]):                      # initial weights from the config's seed, not global state
         torch.manual_seed(tc.seed); model = mc.build().to(dev)
-    cuda = dev == 'cuda'
-    if cuda and tc.channels_last: model = model.to(memory_format=torch.channels_last)
-    opt = torch.optim.Adam(model.parameters(), lr=tc.lr, **({'fused': True} if cuda else {}))
+    features = gpu_features(tc, dev)
+    if features['channels_last']: model = model.to(memory_format=torch.channels_last)
+    opt = torch.optim.Adam(model.parameters(), lr=tc.lr, **({'fused': True} if features['fused'] else {}))
     g = torch.Generator(device='cpu').manual_seed(tc.seed)
     params = [p for p in model.parameters()]
     ema = [p.detach().clone() for p in params] if tc.ema_fraction > 0 else None
@@ -212,8 +220,8 @@ def train_denoiser(images, model_config: ModelConfig, train_config: TrainConfig,
         x = data[idx.to(dev)]
         sigma = (tc.sigma_sampler(tc.batch, g) * tc.sigma_max).to(dev)[:, None, None, None]
         y = x + sigma * torch.randn(x.shape, generator=g).to(dev)
-        if cuda and tc.channels_last: y = y.contiguous(memory_format=torch.channels_last)
-        with torch.autocast('cuda', dtype=torch.bfloat16, enabled=cuda and tc.amp):
+        if features['channels_last']: y = y.contiguous(memory_format=torch.channels_last)
+        with torch.autocast(dev, dtype=torch.bfloat16, enabled=features['amp']):
             loss = ((fwd(y).float() - x)**2).mean()
         if not torch.isfinite(loss):
             raise MemgenError(f"training diverged at step {step} (loss {loss.item()}); "
@@ -231,7 +239,8 @@ def train_denoiser(images, model_config: ModelConfig, train_config: TrainConfig,
         if tc.checkpoint_every and step % tc.checkpoint_every == 0: save(step)
         if callback is not None: callback(step, loss.item())
     save(tc.steps)
-    if out: atomic_write_json(out / 'config.json', {'model': mc, 'train': tc})
+    if out: atomic_write_json(out / 'config.json', {'model': mc, 'train': tc, 'device': dev, 'features': features,
+                                                    'versions': versions()})
     if ema is not None:
         with torch.no_grad(): [p.copy_(e) for p, e in zip(params, ema)]
     return model.eval(), log
@@ -351,3 +360,23 @@ def summarise_pairs(table):
     out = g.agg(value=('value', 'mean'), sd=('value', 'std'), n=('value', 'size'), sem_in=('sem', 'mean')).reset_index()
     out['sem'] = np.where(out.n > 1, out.sd / np.sqrt(out.n), out.sem_in)
     return out.drop(columns=['sd', 'sem_in'])
+
+# %% ../nbs/06_denoisers.ipynb #5bf204d6
+def step_flops(model_config: ModelConfig, H: int, W: int, batch: int = 1, train: bool = True) -> float:
+    "FLOPs of one forward pass (train=False) or one training step (forward and backward) on `batch` images of H x W."
+    from torch.utils.flop_counter import FlopCounterMode
+    check_int('H', H); check_int('W', W); check_int('batch', batch)
+    model = model_config.build()
+    y = torch.zeros(2, model_config.channels, H, W)
+    with FlopCounterMode(display=False) as fc:
+        if train: model(y).float().pow(2).mean().backward()
+        else:
+            with torch.no_grad(): model.eval()(y)
+    return fc.get_total_flops() / 2 * batch
+
+def pair_experiment_flops(model_config: ModelConfig, train_config: TrainConfig, H: int, W: int, N_grid, n_seeds: int = 1,
+                          sampler_steps: int = 100, n_samples: int = 64, n_samples_Q: int = 512, n_test: int = 64) -> float:
+    "FLOPs of `run_pair_experiment`: two trainings per (N, seed), three sample batches and one for Q, the PSNR pass."
+    per_pair = (2 * train_config.steps * step_flops(model_config, H, W, train_config.batch)
+                + ((3 * n_samples + n_samples_Q) * sampler_steps + 2 * n_test) * step_flops(model_config, H, W, train=False))
+    return len(list(N_grid)) * n_seeds * per_pair

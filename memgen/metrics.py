@@ -10,8 +10,8 @@ from scipy import linalg as sla
 from .core import MemgenError, check_array, mean_sem
 
 # %% auto #0
-__all__ = ['convergence', 'nearest_cosine', 'memorisation', 'nn_ratio_memorised', 'latent_recovery',
-           'latent_recovery_from_samples', 'psd_sqrt', 'bulk_distance', 'latent_distance']
+__all__ = ['convergence', 'nearest_cosine', 'memorisation', 'nn_ratio_memorised', 'top_eigenvectors', 'latent_recovery',
+           'sample_covariance', 'latent_recovery_from_samples', 'psd_sqrt', 'bulk_distance', 'latent_distance']
 
 # %% ../nbs/04_metrics.ipynb #7150ac36
 def _rows(name: str, x) -> np.ndarray:
@@ -102,25 +102,38 @@ def nn_ratio_memorised(samples, train, threshold: float = 1 / 3, chunk: int = 81
     return p, float(np.sqrt(p * (1 - p) / len(s)))
 
 # %% ../nbs/04_metrics.ipynb #86458532
+def top_eigenvectors(C, r: int) -> np.ndarray:
+    "The r top eigenvectors (columns, by decreasing eigenvalue) of a symmetric matrix or a symmetric LinearOperator."
+    d = C.shape[0]
+    if isinstance(C, np.ndarray): _, V = sla.eigh(C, subset_by_index=[d - r, d - 1])
+    else:                                                       # Lanczos: only products C v, never the d x d matrix
+        from scipy.sparse.linalg import eigsh
+        w, V = eigsh(C, k=r, which='LA', v0=np.random.default_rng(0).standard_normal(d)); V = V[:, np.argsort(w)]
+    return V[:, ::-1]
+
 def latent_recovery(cov, latents) -> np.ndarray:
-    "Squared overlaps (u_k . v_k)^2 of each latent u_k (rows) with the k-th top eigenvector of `cov`."
-    C = check_array('cov', cov, ndim=2); U = _rows('latents', latents)
+    "Squared overlaps (u_k . v_k)^2 of each latent u_k (rows) with the k-th top eigenvector of `cov` (array or operator)."
+    C = cov if hasattr(cov, 'matvec') else check_array('cov', cov, ndim=2); U = _rows('latents', latents)
     if C.shape[0] != C.shape[1] or C.shape[0] != U.shape[1]:
         raise MemgenError(f"cov has shape {C.shape} and latents {U.shape}; expected (d, d) and (r, d)")
-    r = len(U); d = C.shape[0]
-    _, V = sla.eigh(C, subset_by_index=[d - r, d - 1])
-    V = V[:, ::-1]
-    return np.sum(_unit(U) * V.T, axis=1)**2
+    return np.sum(_unit(U) * top_eigenvectors(C, len(U)).T, axis=1)**2
 
 # %% ../nbs/04_metrics.ipynb #f9ffb91e
+def sample_covariance(x, dense_max: int = 512):
+    "x^T x / n of centred rows x: a matrix for d <= dense_max, else a LinearOperator (O(nd) per product, no d x d)."
+    from scipy.sparse.linalg import LinearOperator
+    n, d = x.shape
+    if d <= dense_max: return x.T @ x / n
+    return LinearOperator((d, d), matvec=lambda v: x.T @ (x @ v) / n, dtype=x.dtype)
+
 def latent_recovery_from_samples(samples, latents, n_boot: int = 20, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     "Q_k from the covariance of generated samples, with a bootstrap standard error over samples."
     x = _rows('samples', samples if not type(samples).__module__.startswith('torch') else samples.double().cpu().numpy())
     x = x - x.mean(0)
-    Q = latent_recovery(x.T @ x / len(x), latents)
+    Q = latent_recovery(sample_covariance(x), latents)
     if n_boot < 2: return Q, np.full_like(Q, np.nan)
     rng = np.random.default_rng(seed)
-    boots = [latent_recovery(xb.T @ xb / len(xb), latents) for xb in (x[rng.integers(0, len(x), len(x))] for _ in range(n_boot))]
+    boots = [latent_recovery(sample_covariance(xb), latents) for xb in (x[rng.integers(0, len(x), len(x))] for _ in range(n_boot))]
     return Q, np.std(boots, axis=0, ddof=1)
 
 # %% ../nbs/04_metrics.ipynb #7df1ee6b

@@ -1,5 +1,5 @@
-"""Convolutional denoisers on CPU with the tiny preset: the same code paths the GPU runs (AMP and channels-last are
-switched on only for CUDA tensors)."""
+"""Convolutional denoisers on CPU with the tiny preset: the same code paths the GPU runs (bf16 autocast, channels-last,
+fused Adam and torch.compile are on by default only on CUDA; the tests force them on the CPU)."""
 from dataclasses import replace
 import json
 import numpy as np
@@ -120,3 +120,30 @@ def test_N_larger_than_half_the_pool():
     pool = ImagePool(np.random.default_rng(0).standard_normal((50, 8, 8)), 8, 8)
     with pytest.raises(MemgenError, match='n=30 per split needs'):
         dn.run_pair_experiment(pool, [30], *dn.preset('tiny'), device='cpu', show_progress=False)
+
+
+def test_gpu_path_on_cpu_with_compile(images, tmp_path):
+    """The CUDA features forced on the CPU (bf16 autocast, channels-last, fused Adam, torch.compile) run the same
+    loop: the loss falls and tracks the plain fp32 run to within bf16 precision."""
+    mc, tc = dn.ModelConfig(dn.BFUNet, width=8, depth=2), replace(dn.preset('tiny')[1], steps=20, log_every=5)
+    _, plain = dn.train_denoiser(images, mc, tc, device='cpu', show_progress=False)
+    fast = replace(tc, amp=True, channels_last=True, fused=True, compile=True)
+    _, log = dn.train_denoiser(images, mc, fast, out_dir=tmp_path, device='cpu', show_progress=False)
+    assert log[-1]['loss'] < log[0]['loss']
+    for a, b in zip(plain, log):
+        assert abs(a['loss'] - b['loss']) < 0.05 * a['loss'], (a, b)
+    assert json.loads((tmp_path / 'config.json').read_text())['features'] == {'amp': True, 'channels_last': True,
+                                                                              'fused': True, 'compile': True}
+
+
+@pytest.mark.parametrize('H', [32, 80])
+def test_paper_preset_runs_at_full_profile_sizes(H):
+    """The full profile's model (paper preset) at 32x32 and 80x80: a few steps of training and sampling on the CPU
+    with a small batch, through run_pair_experiment, give finite numbers for every quantity."""
+    mc, tc = dn.preset('paper')
+    tc = replace(tc, steps=2, batch=2, log_every=0)
+    sc = dn.SamplerConfig(sampler=dn.ddim_sampler(tc.sigma_max, 0.01, 2, 1.0), options=(), init_scale=1.0, n_samples=2)
+    tab, grids = dn.run_pair_experiment(StationaryImages(H, H, alpha=1.0, betas=(4.0,)), [2], mc, tc, sc, n_test=2,
+                                        n_samples_Q=4, device='cpu', show_progress=False)
+    assert np.isfinite(tab.value).all() and grids[2]['A'].shape == (2, H, H)
+    assert {'m', 'q_shared', 'q_independent', 'Q', 'psnr', 'q_linear'} <= set(tab.quantity)

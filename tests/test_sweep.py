@@ -127,3 +127,16 @@ def test_status_and_collect_on_the_command_line(tmp_path):
     out = tmp_path / 'all.csv'
     subprocess.run([MEMGEN, 'sweep', str(f), '--collect', str(out)], check=True, capture_output=True)
     assert len(pd.read_csv(out)) == 16
+
+
+@pytest.mark.parametrize('spec_file', sorted((ROOT / 'sweeps').glob('*.yaml')), ids=lambda p: p.stem)
+def test_shipped_specs_expand_and_fit_their_data(spec_file):
+    """Every shipped spec expands to valid jobs, and every denoiser job on a finite pool (the patches) asks for at
+    most what the pool holds: two disjoint training sets of N and held-out images."""
+    from memgen.data import image_dataset
+    jobs = sw.expand(spec_file)
+    assert jobs and len({j.key for j in jobs}) == len(jobs)
+    for H in {j.params['H'] for j in jobs if j.params.get('data') == 'patches'}:
+        pool = len(image_dataset('patches', H).images)
+        N_max = max(j.params['N'] for j in jobs if j.params.get('data') == 'patches' and j.params['H'] == H)
+        assert 2 * N_max + 64 <= pool, (spec_file.name, H, N_max, pool)
