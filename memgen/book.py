@@ -17,7 +17,7 @@ __all__ = ['PROFILES', 'CHAPTERS', 'ConvergenceParams', 'MemorisationParams', 'L
            'DenoisersParams', 'RealParams', 'DistancesParams', 'ApiParams', 'IntroParams', 'Chapter', 'get_chapter',
            'parse_value', 'with_overrides', 'chapter_params', 'find_root', 'toc_files', 'resolve_toc_file',
            'notebook_source_hash', 'execution_key', 'record_result', 'ChapterFailed', 'execute_chapter',
-           'chapter_results', 'build_book', 'run_chapter', 'repro_box']
+           'chapter_results', 'repository_config', 'build_book', 'run_chapter', 'repro_box']
 
 # %% ../nbs/11_book.ipynb #0b34c6c8
 @dataclass(frozen=True)
@@ -376,6 +376,22 @@ def chapter_results(nb: Path) -> dict:
     f = Path(nb).with_suffix('.results.json')
     return json.loads(f.read_text()) if f.exists() else {}
 
+# %% ../nbs/11_book.ipynb #6ee60442
+def repository_config(url: str | None, branch: str = 'main') -> dict:
+    "The _config.yml entries for a repository at `url`: repository, edit and issues buttons, Binder launch buttons."
+    if not url: return {}
+    if not re.fullmatch(r'https://[\w.-]+/[\w.-]+/[\w.-]+', url.rstrip('/')):
+        raise MemgenError(f"repository_url={url!r} is not allowed; expected https://HOST/OWNER/REPO, e.g. https://github.com/me/memgen")
+    return {'repository': {'url': url.rstrip('/'), 'branch': branch, 'path_to_book': ''},
+            'html': {'use_repository_button': True, 'use_issues_button': True, 'use_edit_page_button': True},
+            'launch_buttons': {'notebook_interface': 'jupyterlab', 'binderhub_url': 'https://mybinder.org'}}
+
+def _merge(base: dict, extra: dict) -> dict:
+    "`base` updated recursively with `extra`."
+    out = dict(base)
+    for k, v in extra.items(): out[k] = _merge(out.get(k) or {}, v) if isinstance(v, dict) else v
+    return out
+
 # %% ../nbs/11_book.ipynb #dab243e8
 def _filter_toc(toc: Any, keep: set) -> Any:
     "Drop _toc.yml entries whose file is not in `keep` (and containers left empty)."
@@ -389,11 +405,12 @@ def _filter_toc(toc: Any, keep: set) -> Any:
         return out
     return toc
 
-def _stage(root: Path, stage: Path, executed: dict[str, Path], keep: set | None) -> None:
-    "Lay out the book sources in `stage`: config, toc (filtered), pages, executed notebooks, static files."
+def _stage(root: Path, stage: Path, executed: dict[str, Path], keep: set | None, repository_url: str | None = None) -> None:
+    "Lay out the book sources in `stage`: config (plus repository links), toc (filtered), pages, executed notebooks, static files."
     import yaml
     from memgen.plots import write_vega_bundle, VEGA_BUNDLE_NAME
-    shutil.copy2(root / '_config.yml', stage / '_config.yml')
+    config = _merge(yaml.safe_load((root / '_config.yml').read_text()), repository_config(repository_url))
+    (stage / '_config.yml').write_text(yaml.safe_dump(config, sort_keys=False))
     toc = yaml.safe_load((root / '_toc.yml').read_text())
     if keep is not None: toc = _filter_toc(toc, keep | {toc['root']})
     (stage / '_toc.yml').write_text(yaml.safe_dump(toc, sort_keys=False))
@@ -415,9 +432,12 @@ def _static_hash(root: Path) -> str:
 # %% ../nbs/11_book.ipynb #905321a9
 def build_book(profile: str = 'quick', only: Iterable[str] | None = None, device: str = 'auto', force: bool = False,
                root: Path | str | None = None, build_dir: Path | str | None = None,
-               chapters: Iterable[Chapter] = CHAPTERS, overrides: dict | None = None, log=print) -> Path:
+               chapters: Iterable[Chapter] = CHAPTERS, overrides: dict | None = None, repository_url: str | None = None,
+               log=print) -> Path:
     "Execute the chapters (cached) and build the HTML book into `build_dir/html`, atomically. Returns that folder."
     root = find_root(root)
+    repository_url = repository_url or os.environ.get('MEMGEN_REPOSITORY_URL') or None
+    repository_config(repository_url)                        # a bad address fails before anything runs
     build_dir = Path(build_dir) if build_dir else root / '_build'
     chapters = tuple(chapters)
     if profile not in PROFILES: raise MemgenError(f"profile {profile!r} is unknown; expected one of {list(PROFILES)}")
@@ -446,7 +466,7 @@ def build_book(profile: str = 'quick', only: Iterable[str] | None = None, device
         timings[intro.name] = {'seconds': round(time.time() - t, 2), 'cached': reused}
         executed[str(Path(intro.path).with_suffix(''))] = nb
     keep = set(executed) if only else None
-    key = content_hash(sorted((k, v.name) for k, v in executed.items()), _static_hash(root), sorted(keep or []))
+    key = content_hash(sorted((k, v.name) for k, v in executed.items()), _static_hash(root), sorted(keep or []), repository_url)
     html = build_dir / 'html'
     stamp = html / '.memgen-book.json'
     if not force and stamp.exists() and json.loads(stamp.read_text()).get('key') == key:
@@ -455,7 +475,7 @@ def build_book(profile: str = 'quick', only: Iterable[str] | None = None, device
     build_dir.mkdir(parents=True, exist_ok=True)
     stage = Path(tempfile.mkdtemp(prefix='.stage-', dir=build_dir))
     try:
-        _stage(root, stage, executed, keep)
+        _stage(root, stage, executed, keep, repository_url)
         cmd = [sys.executable, '-c', 'import sys; from jupyter_book.cli.main import main; sys.exit(main())',
                'build', str(stage), '--builder', 'html', '--warningiserror', '--keep-going', '--quiet']
         r = subprocess.run(cmd, capture_output=True, text=True)

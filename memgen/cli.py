@@ -27,6 +27,8 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument('--only', nargs='+', metavar='CHAPTER', help='build only these chapters')
     b.add_argument('--device', default='auto', choices=('auto', 'cpu', 'cuda'))
     b.add_argument('--force', action='store_true', help='re-execute chapters even when cached')
+    b.add_argument('--repository-url', metavar='URL', default=None,
+                   help='https://HOST/OWNER/REPO: repository, edit and Binder buttons (default: $MEMGEN_REPOSITORY_URL)')
     r = sub.add_parser('run', help='execute one chapter; prints the executed notebook path')
     r.add_argument('chapter')
     r.add_argument('--profile', default='quick', choices=PROFILES)
@@ -58,7 +60,8 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         if args.cmd == 'list': print(list_text())
-        elif args.cmd == 'book': build_book(profile=args.profile, only=args.only, device=args.device, force=args.force)
+        elif args.cmd == 'book': build_book(profile=args.profile, only=args.only, device=args.device, force=args.force,
+                                            repository_url=args.repository_url)
         elif args.cmd == 'sweep':
             from memgen.sweep import run_sweep, sweep_status, collect, load_spec, expand
             from memgen.core import atomic_write_text

@@ -34,16 +34,24 @@ def browser():
         b.close()
 
 
-def open_offline(browser, html: Path, selector: str = '.memgen-chart svg.marks', timeout_ms: int = 20000) -> dict:
-    "Open a built page from file://, wait for `selector`; return console errors, page errors and non-file requests."
+def open_page(browser, url: str, selector: str = '.memgen-chart svg.marks', timeout_ms: int = 20000,
+              local: tuple = ('file:', 'data:', 'blob:')) -> dict:
+    "Open `url`, wait for `selector`; return console/page errors, requests outside `local`, and failed loads."
     page = browser.new_page()
-    errors, requests = [], []
+    errors, requests, failed = [], [], []
     page.on('console', lambda m: errors.append(m.text) if m.type == 'error' else None)
     page.on('pageerror', lambda e: errors.append(str(e)))
-    page.on('request', lambda r: requests.append(r.url) if not r.url.startswith(('file:', 'data:', 'blob:')) else None)
-    page.goto(Path(html).resolve().as_uri())
+    page.on('request', lambda r: requests.append(r.url) if not r.url.startswith(local) else None)
+    page.on('requestfailed', lambda r: failed.append(r.url))
+    page.on('response', lambda r: failed.append(f'{r.status} {r.url}') if r.status >= 400 else None)
+    page.goto(url)
     page.wait_for_selector(selector, timeout=timeout_ms)
     page.wait_for_timeout(300)
     n = page.locator(selector).count()
     page.close()
-    return {'rendered': n, 'errors': errors, 'external_requests': requests}
+    return {'rendered': n, 'errors': errors, 'external_requests': requests, 'failed': failed}
+
+
+def open_offline(browser, html: Path, selector: str = '.memgen-chart svg.marks', timeout_ms: int = 20000) -> dict:
+    "Open a built page from file:// (see open_page)."
+    return open_page(browser, Path(html).resolve().as_uri(), selector, timeout_ms)

@@ -3,7 +3,7 @@ import json, shutil, time
 from dataclasses import dataclass
 from pathlib import Path
 import pytest
-from conftest import ROOT, open_offline
+from conftest import ROOT, open_offline, open_page
 from memgen.book import build_book, Chapter, ChapterFailed, CHAPTERS, get_chapter
 from memgen.core import check_int
 
@@ -23,13 +23,16 @@ SMALL = {
 }
 
 
+REPO = 'https://github.com/example/memgen'
+
+
 @pytest.fixture(scope='module')
 def built(tmp_path_factory):
-    "The real book (convergence chapter, small parameters) built twice into a temporary folder."
+    "The real book (all chapters, small parameters, repository links) built twice into a temporary folder."
     out = tmp_path_factory.mktemp('build')
-    t0 = time.time(); html = build_book(root=ROOT, build_dir=out, overrides=SMALL, log=lambda *a: None)
+    t0 = time.time(); html = build_book(root=ROOT, build_dir=out, overrides=SMALL, repository_url=REPO, log=lambda *a: None)
     first = time.time() - t0
-    t0 = time.time(); build_book(root=ROOT, build_dir=out, overrides=SMALL, log=lambda *a: None)
+    t0 = time.time(); build_book(root=ROOT, build_dir=out, overrides=SMALL, repository_url=REPO, log=lambda *a: None)
     second = time.time() - t0
     return html, first, second
 
@@ -57,13 +60,43 @@ def test_chapter_renders_offline_without_console_errors(built, browser, chapter)
     res = open_offline(browser, page, selector='.memgen-chart svg.marks' if n_charts else 'main')
     if n_charts: assert res['rendered'] == n_charts, f"{res['rendered']} of {n_charts} charts rendered"
     assert res['errors'] == [], res['errors']
-    assert res['external_requests'] == [], res['external_requests']
+    assert res['external_requests'] == [] and res['failed'] == [], res
 
 
 def test_landing_page_has_no_console_errors(built, browser):
     html, *_ = built
     res = open_offline(browser, html / 'index.html', selector='main')
-    assert res['errors'] == [] and res['external_requests'] == [], res
+    assert res['errors'] == [] and res['external_requests'] == [] and res['failed'] == [], res
+
+
+def test_links_to_sources_and_downloads(built):
+    """Chapter pages link their *source* notebook (edit, Binder) in the repository, and offer the executed notebook
+    for download; the download target exists in the built book."""
+    html, *_ = built
+    page = (html / 'nbs' / 'chapters' / 'convergence.html').read_text()
+    assert f'{REPO}/edit/main/nbs/chapters/convergence.ipynb' in page
+    assert 'https://mybinder.org/v2/gh/example/memgen/main?urlpath=lab/tree/nbs/chapters/convergence.ipynb' in page
+    assert '_sources/nbs/chapters/convergence.ipynb' in page and (html / '_sources/nbs/chapters/convergence.ipynb').exists()
+
+
+def test_book_served_from_a_sub_path(built, browser, tmp_path):
+    """Served over HTTP under /memgen/ (as GitHub Pages serves a project), every asset loads and the charts render."""
+    import functools, http.server, threading
+    html, *_ = built
+    shutil.copytree(html, tmp_path / 'memgen')
+    (tmp_path / 'favicon.ico').write_bytes(b'')              # the site root's, which the browser asks for
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *a): pass
+    handler = functools.partial(Quiet, directory=str(tmp_path))
+    server = http.server.ThreadingHTTPServer(('127.0.0.1', 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        base = f'http://127.0.0.1:{server.server_address[1]}/memgen/'
+        for page, selector in (('index.html', 'main'), ('nbs/chapters/convergence.html', '.memgen-chart svg.marks')):
+            res = open_page(browser, base + page, selector, local=(base, 'data:', 'blob:', base.removesuffix('memgen/') + 'favicon.ico'))
+            assert res['rendered'] and res['errors'] == [] and res['failed'] == [] and res['external_requests'] == [], res
+    finally:
+        server.shutdown()
 
 
 # --- a failing chapter leaves the previous book untouched ---------------------------------------------------------

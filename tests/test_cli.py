@@ -34,6 +34,7 @@ def test_list(checkout):
     (['run', 'convergence', '-p', 'gammas', '0.5,0'], 'gammas=0 is not allowed; expected gammas > 0'),
     (['run', 'convergence', '-p', 'ds', '0'], 'd=0 is not allowed; expected d >= 1'),
     (['run', 'convergence', '--device', 'tpu'], "invalid choice: 'tpu'"),
+    (['book', '--repository-url', 'github.com/me'], "repository_url='github.com/me' is not allowed; expected https://HOST/OWNER/REPO"),
 ])
 def test_bad_input_is_one_line_exit_2_nothing_written(checkout, args, message):
     r = run(args, checkout)
