@@ -465,7 +465,8 @@ def build_book(profile: str = 'quick', only: Iterable[str] | None = None, device
         nb, reused = execute_chapter(intro, params, root, build_dir, force=force, log=log)
         timings[intro.name] = {'seconds': round(time.time() - t, 2), 'cached': reused}
         executed[str(Path(intro.path).with_suffix(''))] = nb
-    keep = set(executed) if only else None
+    static = {e for e in toc_files(root) if resolve_toc_file(root, e).suffix == '.md'}    # cost nothing; pages link them
+    keep = set(executed) | static if only else None
     key = content_hash(sorted((k, v.name) for k, v in executed.items()), _static_hash(root), sorted(keep or []), repository_url)
     html = build_dir / 'html'
     stamp = html / '.memgen-book.json'
