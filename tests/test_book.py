@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 from conftest import ROOT, open_offline, open_page
 from memgen.book import build_book, Chapter, ChapterFailed, CHAPTERS, get_chapter
-from memgen.core import check_int
+from memgen.core import MemgenError, check_int
 
 # Every chapter runs end to end, with parameters small enough for CI (the quick profile is exercised by `make book`).
 SMALL = {
@@ -133,6 +133,27 @@ def test_failing_chapter_keeps_previous_book(tmp_path):
     assert (tmp_path / '_build' / 'failed' / 'toy.ipynb').exists()
     assert (html / 'toy.html').read_text() == before
     assert not list((tmp_path / '_build').glob('.stage-*'))
+
+
+@pytest.mark.parametrize('text, warning', [
+    ('A fine page.', None),
+    ('See {doc}`nowhere`.', "unknown document: 'nowhere'"),
+    ('![a figure](missing.png)', 'image file not readable: missing.png'),
+    ('See {py:func}`memgen.theory.no_such_function`.', 'py:func reference target not found: memgen.theory.no_such_function'),
+])
+def test_broken_reference_or_missing_figure_fails_the_build(tmp_path, text, warning):
+    """With the book's own _config.yml (-W, nitpicky): a broken link, a missing figure or an unresolved API
+    reference stops the build with the warning; the page without it builds."""
+    shutil.copy2(ROOT / '_config.yml', tmp_path / '_config.yml')
+    (tmp_path / '_toc.yml').write_text('format: jb-book\nroot: intro\n')
+    (tmp_path / 'intro.md').write_text(f'# Intro\n\n{text}\n')
+    if warning is None:
+        assert (build_book(root=tmp_path, chapters=[], log=lambda *a: None) / 'index.html').exists()
+        return
+    with pytest.raises(MemgenError) as e:
+        build_book(root=tmp_path, chapters=[], log=lambda *a: None)
+    assert 'jupyter-book build failed' in str(e.value) and warning in str(e.value), str(e.value)[-1500:]
+    assert not (tmp_path / '_build' / 'html').exists()
 
 
 def test_only_builds_the_chosen_chapters_from_cache(built, tmp_path):
