@@ -10,7 +10,6 @@ times. `--tflops R` prints the times at an assumed sustained rate R instead (pla
 """
 import argparse, time
 from dataclasses import replace
-import numpy as np
 import torch
 from memgen import denoisers as dn
 from memgen.book import get_chapter
@@ -39,9 +38,7 @@ def job_flops(p: dict) -> tuple[int, dict]:
     "Image side and FLOPs (training, sampling) of a denoiser run (a sweep job or the chapter), from its parameters."
     mc, tc = dn.preset(p['preset']); tc = replace(tc, steps=p['train_steps'])
     H = 80 if p['data'] == 'celeba' else p['H']
-    return H, dict(train=2 * tc.steps * dn.step_flops(mc, H, H, tc.batch) * len(p['N_grid']) * p['n_seeds'],
-                   sample=((3 * p['n_samples'] + p['n_samples_Q']) * p['sampler_steps'] + 128)
-                          * dn.step_flops(mc, H, H, train=False) * len(p['N_grid']) * p['n_seeds'])
+    return H, dn.pair_experiment_flops(mc, tc, H, H, p['N_grid'], p['n_seeds'], p['sampler_steps'], p['n_samples'], p['n_samples_Q'])
 
 
 def workloads():

@@ -14,7 +14,7 @@ import numpy as np
 # %% auto #0
 __all__ = ['MemgenError', 'check_positive', 'check_int', 'check_array', 'to_jsonable', 'content_hash', 'hash_files',
            'package_dir', 'code_version', 'git_hash', 'versions', 'atomic_write_text', 'atomic_write_json', 'swap_dir',
-           'save_run_record', 'resolve_device', 'progress', 'mean_sem']
+           'save_run_record', 'is_torch', 'array_module', 'to_numpy', 'resolve_device', 'progress', 'mean_sem']
 
 # %% ../nbs/00_core.ipynb #c75fd1d8
 class MemgenError(ValueError):
@@ -145,6 +145,21 @@ def swap_dir(new: Path | str, target: Path | str) -> Path:
 def save_run_record(folder: Path | str, config: Any, **extra) -> Path:
     "Write `run.json` (config, versions, extra fields) into `folder`, atomically."
     return atomic_write_json(Path(folder)/'run.json', {'config': config, 'versions': versions(), **extra})
+
+# %% ../nbs/00_core.ipynb #6c96b77b
+def is_torch(x) -> bool:
+    "Whether `x` is a torch tensor (checked without importing torch)."
+    return type(x).__module__.startswith('torch')
+
+def array_module(x):
+    "The module that operates on `x`: torch for tensors, numpy otherwise."
+    if is_torch(x):
+        import torch; return torch
+    return np
+
+def to_numpy(x) -> np.ndarray:
+    "`x` as a float64 numpy array (tensors are detached and copied from their device)."
+    return x.detach().double().cpu().numpy() if is_torch(x) else np.asarray(x, dtype=float)
 
 # %% ../nbs/00_core.ipynb #b9626a0b
 def resolve_device(device: str = 'auto') -> str:

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from .core import (MemgenError, check_int, check_positive, check_array, progress, resolve_device, to_jsonable,
-                         atomic_write_json, versions)
+                         atomic_write_json, versions, to_numpy)
 
 # %% auto #0
 __all__ = ['PRESETS', 'BiasFreeBatchNorm', 'BFCNN', 'BFUNet', 'ModelConfig', 'uniform_sigma', 'quadratic_sigma', 'TrainConfig',
@@ -255,7 +255,7 @@ def as_denoiser(model: nn.Module, H: int, W: int, batch: int = 512) -> Callable:
         t = torch.as_tensor(y, dtype=torch.float32, device=dev).reshape(-1, 1, H, W)
         out = torch.cat([model(t[i:i + batch]).float() for i in range(0, len(t), batch)])
         out = out.reshape(len(t), H * W)
-        return out.double().cpu().numpy() if is_np else out.to(y.dtype)
+        return to_numpy(out) if is_np else out.to(y.dtype)
     return D
 
 # %% ../nbs/06_denoisers.ipynb #a854ff5b
@@ -375,8 +375,8 @@ def step_flops(model_config: ModelConfig, H: int, W: int, batch: int = 1, train:
     return fc.get_total_flops() / 2 * batch
 
 def pair_experiment_flops(model_config: ModelConfig, train_config: TrainConfig, H: int, W: int, N_grid, n_seeds: int = 1,
-                          sampler_steps: int = 100, n_samples: int = 64, n_samples_Q: int = 512, n_test: int = 64) -> float:
-    "FLOPs of `run_pair_experiment`: two trainings per (N, seed), three sample batches and one for Q, the PSNR pass."
-    per_pair = (2 * train_config.steps * step_flops(model_config, H, W, train_config.batch)
-                + ((3 * n_samples + n_samples_Q) * sampler_steps + 2 * n_test) * step_flops(model_config, H, W, train=False))
-    return len(list(N_grid)) * n_seeds * per_pair
+                          sampler_steps: int = 100, n_samples: int = 64, n_samples_Q: int = 512, n_test: int = 64) -> dict[str, float]:
+    "FLOPs of `run_pair_experiment`: 'train' (two trainings per N and seed) and 'sample' (three sample batches, one for Q, PSNR)."
+    pairs = len(list(N_grid)) * n_seeds
+    return {'train': pairs * 2 * train_config.steps * step_flops(model_config, H, W, train_config.batch),
+            'sample': pairs * ((3 * n_samples + n_samples_Q) * sampler_steps + 2 * n_test) * step_flops(model_config, H, W, train=False)}

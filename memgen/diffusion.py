@@ -10,7 +10,7 @@ from typing import Callable
 import numpy as np
 from scipy import integrate
 
-from .core import MemgenError, check_array, check_int, check_positive, progress
+from .core import MemgenError, check_array, check_int, check_positive, progress, array_module, to_numpy
 from .linear import spectral_fit, spectral_apply, spectral_matrix
 
 # %% auto #0
@@ -65,11 +65,6 @@ def sigma_schedule(sigmas) -> Schedule:
     return Schedule(1 / (1 + s**2), 'sigma')
 
 # %% ../nbs/05_diffusion.ipynb #8ced5ad2
-def _xp(x):
-    if type(x).__module__.startswith('torch'):
-        import torch; return torch
-    return np
-
 class SpectralDenoiser:
     "A linear denoiser diagonal in the eigenbasis V of the training data: x0_hat = V w(lam, sigma) V^T y (+ null space)."
     def __init__(self, X, w: Callable, name: str = 'linear'):
@@ -84,8 +79,8 @@ class SpectralDenoiser:
 
     def __call__(self, y, sigma):
         "x0_hat for noisy inputs y (m x d) at noise level sigma (scalar or one per row)."
-        xp = _xp(y)
-        sg = sigma if np.ndim(sigma) == 0 else np.asarray(sigma if xp is np else sigma.detach().cpu().numpy(), float)
+        xp = array_module(y)
+        sg = sigma if np.ndim(sigma) == 0 else to_numpy(sigma)
         wr, w0 = self.multipliers(sg)
         if xp is np: return spectral_apply(y, self.V, wr, w0)
         t = lambda a: xp.as_tensor(a, dtype=y.dtype, device=y.device)
@@ -116,18 +111,30 @@ def _randn(generator, shape, like):
     import torch
     return torch.randn(shape, generator=generator, device=generator.device, dtype=torch.float64).to(like.device, like.dtype)
 
+def _max_sigma(sigma) -> float:
+    "The largest noise level of a scalar, array or tensor sigma (for error messages only)."
+    return float(np.max(to_numpy(sigma)))
+
 def _check_finite(x, step: int, sigma, what: str = 'sample'):
-    xp = _xp(x)
-    sigma = float(np.max(sigma if xp is np or np.ndim(sigma) == 0 else np.asarray(sigma.detach().cpu() if hasattr(sigma, 'detach') else sigma)))
+    xp = array_module(x)
     ok = np.all(np.isfinite(x)) if xp is np else bool(xp.isfinite(x).all())
-    if not ok: raise MemgenError(f"NaN/inf in the {what} at sampling step {step} (sigma={sigma:.4g}); the denoiser diverged")
+    if not ok: raise MemgenError(f"NaN/inf in the {what} at sampling step {step} (sigma={_max_sigma(sigma):.4g}); the denoiser diverged")
 
 def _denoise(denoiser, y, sigma, step):
     out = denoiser(y, sigma)
     if tuple(out.shape) != tuple(y.shape):
-        s = float(np.max(np.asarray(sigma.detach().cpu() if hasattr(sigma, 'detach') else sigma)))
-        raise MemgenError(f"the denoiser returned shape {tuple(out.shape)} for input {tuple(y.shape)} at step {step} (sigma={s:.4g})")
+        raise MemgenError(f"the denoiser returned shape {tuple(out.shape)} for input {tuple(y.shape)} at step {step} "
+                          f"(sigma={_max_sigma(sigma):.4g})")
     _check_finite(out, step, sigma, 'denoiser output')
+    return out
+
+def _ddim_steps(schedule: Schedule, steps: int | None, eta: float) -> list[tuple]:
+    "Per DDIM step: (t, sigma_t, a_t, a_s, c), a = alpha_bar, s the next time, c the injected-noise scale; a_s = c = None last."
+    ts = schedule.timesteps(steps); ab = schedule.alphas_bar; out = []
+    for k, t in enumerate(ts):
+        if k == len(ts) - 1: out.append((t, schedule.sigmas[t], ab[t], None, None)); break
+        a_t, a_s = ab[t], ab[ts[k + 1]]
+        out.append((t, schedule.sigmas[t], a_t, a_s, eta * math.sqrt((1 - a_s) / (1 - a_t) * (1 - a_t / a_s))))
     return out
 
 def ddim_sample(denoiser, schedule: Schedule, x_T, generator=None, steps: int | None = None, eta: float = 0.0,
@@ -135,15 +142,12 @@ def ddim_sample(denoiser, schedule: Schedule, x_T, generator=None, steps: int | 
     "Sample from x_T (m x d, ~N(0, I)) with DDIM (eta = 0 deterministic, eta = 1 DDPM ancestral)."
     check_positive('eta', eta, strict=False)
     if eta > 0 and generator is None: raise MemgenError("eta > 0 injects noise: pass a generator (numpy or torch)")
-    ts = schedule.timesteps(steps); ab = schedule.alphas_bar
     x = x_T
-    for k in progress(range(len(ts)), desc='ddim', enable=show_progress):
-        t = ts[k]; a_t = ab[t]; sig = float(schedule.sigmas[t])
+    for k, (t, sig, a_t, a_s, c) in enumerate(progress(_ddim_steps(schedule, steps, eta), desc='ddim', enable=show_progress)):
+        sig = float(sig)
         x0 = _denoise(denoiser, x / math.sqrt(a_t), sig, k)
-        if k == len(ts) - 1: return x0
-        a_s = ab[ts[k + 1]]
+        if a_s is None: return x0
         eps = (x - math.sqrt(a_t) * x0) / math.sqrt(1 - a_t)
-        c = eta * math.sqrt((1 - a_s) / (1 - a_t) * (1 - a_t / a_s))
         x = math.sqrt(a_s) * x0 + math.sqrt(max(1 - a_s - c * c, 0.0)) * eps
         if c > 0: x = x + c * _randn(generator, tuple(x.shape), x)
         _check_finite(x, k, sig)
@@ -159,9 +163,9 @@ def kadkhodaie_sample(denoiser, y0, generator, h0: float = 0.01, beta: float = 0
     "Stochastic coarse-to-fine gradient ascent with a (blind) denoiser; returns the final D(y)."
     check_positive('h0', h0); check_positive('sigma_min', sigma_min); check_int('max_iter', max_iter)
     if not 0 < beta <= 1: raise MemgenError(f"beta={beta} is not allowed; expected 0 < beta <= 1")
-    xp = _xp(y0); y = y0; N = y0.shape[-1]
+    xp = array_module(y0); y = y0; N = y0.shape[-1]
     norm = (lambda a: np.linalg.norm(a, axis=-1)) if xp is np else (lambda a: a.norm(dim=-1))
-    sig = norm(y0 - 0) / math.sqrt(N) if xp is np else y0.norm(dim=-1) / math.sqrt(N)
+    sig = norm(y0) / math.sqrt(N)
     active = np.ones(len(y0), bool) if xp is np else xp.ones(len(y0), dtype=xp.bool, device=y0.device)
     for t in progress(range(1, max_iter + 1), desc='ascent', enable=show_progress):
         d = _denoise(denoiser, y, sig, t) - y
@@ -173,19 +177,15 @@ def kadkhodaie_sample(denoiser, y0, generator, h0: float = 0.01, beta: float = 0
         z = _randn(generator, tuple(y.shape), y)
         step = h * d + gam[:, None] * z
         y = y + (step * active[:, None])
-        _check_finite(y, t, float(sig.max()))
+        _check_finite(y, t, sig)
     return _denoise(denoiser, y, sig, t)
 
 # %% ../nbs/05_diffusion.ipynb #c707bd88
 def _ddim_coeffs(schedule: Schedule, steps: int | None, eta: float):
-    "Per step: (t, sigma_t, sqrt(a_s/a_t), sqrt((1-a_s-c^2)/(1-a_t)), c) with s the next time; last step has s = None."
-    ts = schedule.timesteps(steps); ab = schedule.alphas_bar; out = []
-    for k, t in enumerate(ts):
-        if k == len(ts) - 1: out.append((t, schedule.sigmas[t], None, None, None)); break
-        a_t, a_s = ab[t], ab[ts[k + 1]]
-        c = eta * math.sqrt((1 - a_s) / (1 - a_t) * (1 - a_t / a_s))
-        out.append((t, schedule.sigmas[t], math.sqrt(a_s / a_t), math.sqrt(max(1 - a_s - c * c, 0) / (1 - a_t)), c))
-    return out
+    "Per step: (t, sigma_t, sqrt(a_s/a_t), sqrt((1-a_s-c^2)/(1-a_t)), c) with s the next time; the last step has None for the last three."
+    return [(t, sig, None, None, None) if a_s is None else
+            (t, sig, math.sqrt(a_s / a_t), math.sqrt(max(1 - a_s - c * c, 0) / (1 - a_t)), c)
+            for t, sig, a_t, a_s, c in _ddim_steps(schedule, steps, eta)]
 
 def effective_map(w: Callable, lam, schedule: Schedule, steps: int | None = None, eta: float = 0.0) -> np.ndarray:
     "g(lam) of the distribution generated by DDIM(eta) with a spectral denoiser w(lam, sigma): exact recursion."
@@ -201,10 +201,7 @@ def sampled_covariance(denoiser, schedule: Schedule, steps: int | None = None, e
     "Exact covariance (d x d) of what DDIM(eta) generates with a linear denoiser (spectral or with .matrix(sigma))."
     if isinstance(denoiser, SpectralDenoiser):
         g2 = effective_map(denoiser.w, np.r_[denoiser.lam, 0.0], schedule, steps, eta)**2
-        V = denoiser.V
-        C = (V * g2[:-1]) @ V.T
-        if V.shape[1] < denoiser.d: C += g2[-1] * (np.eye(denoiser.d) - V @ V.T)
-        return C
+        return spectral_matrix(denoiser.V, g2[:-1], g2[-1], denoiser.d)
     d = denoiser.d; C = np.eye(d)
     for t, sig, r1, r2, c in _ddim_coeffs(schedule, steps, eta):
         W = denoiser.matrix(sig)
@@ -273,7 +270,7 @@ class TrainedLinearDenoiser:
     def matrix(self, sigma) -> np.ndarray: return self.W[self._index(sigma)]
     def __call__(self, y, sigma):
         W = self.matrix(sigma)
-        if _xp(y) is np: return y @ W.T
+        if array_module(y) is np: return y @ W.T
         import torch
         return y @ torch.as_tensor(W, dtype=y.dtype, device=y.device).T
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from .core import MemgenError, check_array, check_int, check_positive, progress
+from .core import MemgenError, check_array, check_int, check_positive, progress, is_torch, array_module, to_numpy
 from .theory import RidgeSqrt, _as_map
 
 # %% auto #0
@@ -16,13 +16,10 @@ __all__ = ['QUANTITIES', 'spectral_fit', 'spectral_apply', 'spectral_matrix', 'L
            'SimConfig', 'simulate', 'summarise', 'deviations', 'simulate_convergence']
 
 # %% ../nbs/03_linear.ipynb #3cc8d635
-def _is_torch(x) -> bool:
-    return type(x).__module__.startswith('torch')
-
 def spectral_fit(X):
     "Eigenvectors V (d x r, the span of X) and eigenvalues of Sigma_hat = X^T X / n: thin SVD if n < d, else eigh."
     n, d = X.shape
-    if _is_torch(X):
+    if is_torch(X):
         import torch
         if n < d: _, sv, Vt = torch.linalg.svd(X, full_matrices=False); return Vt.T, sv**2 / n
         lam, V = torch.linalg.eigh(X.T @ X / n); return V, lam.clamp_min(0)
@@ -34,7 +31,7 @@ def spectral_apply(y, V, w, w0):
     c = y @ V
     out = (c * w) @ V.T
     d = y.shape[-1]
-    if V.shape[1] < d and np.any(np.asarray(w0 if not _is_torch(w0) else w0.cpu()) != 0):
+    if V.shape[1] < d and np.any(np.asarray(w0 if not is_torch(w0) else w0.cpu()) != 0):
         out = out + (w0[..., None] if np.ndim(w0) else w0) * (y - c @ V.T)
     return out
 
@@ -42,7 +39,7 @@ def spectral_matrix(V, w, w0, d: int):
     "The d x d matrix of f(Sigma_hat) with f = w on the directions V and w0 on their complement."
     M = (V * w) @ V.T
     if V.shape[1] < d:
-        eye = np.eye(d) if not _is_torch(V) else __import__('torch').eye(d, dtype=V.dtype, device=V.device)
+        eye = np.eye(d) if not is_torch(V) else array_module(V).eye(d, dtype=V.dtype, device=V.device)
         M = M + w0 * (eye - V @ V.T)
     return M
 
@@ -52,7 +49,7 @@ class LinearGenerativeModel:
 
     def fit(self, X) -> "LinearGenerativeModel":
         "Fit on X (n x d, numpy or torch): thin SVD if n < d, else eigendecomposition of Sigma_hat."
-        self.torch = _is_torch(X)
+        self.torch = is_torch(X)
         if self.torch:
             import torch
             if X.ndim != 2: raise MemgenError(f"X has shape {tuple(X.shape)}; expected a 2-D array")
@@ -60,9 +57,9 @@ class LinearGenerativeModel:
             X = X.double() if X.dtype != torch.float64 and X.device.type == 'cpu' else X
         else: X = check_array('X', X, ndim=2)
         V, ev = spectral_fit(X)
-        evals = ev.detach().cpu().double().numpy() if self.torch else ev
+        evals = to_numpy(ev)
         gv = np.asarray(self.g(evals), dtype=float)
-        self.gvals = __import__('torch').as_tensor(gv, dtype=V.dtype, device=V.device) if self.torch else gv
+        self.gvals = array_module(V).as_tensor(gv, dtype=V.dtype, device=V.device) if self.torch else gv
         (self.n, self.d), self.V, self.evals = X.shape, V, evals
         self.g0 = float(np.asarray(self.g(np.zeros(1)))[0])
         return self

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import linalg as sla
 
-from .core import MemgenError, check_array, mean_sem
+from .core import MemgenError, check_array, mean_sem, is_torch, array_module, to_numpy
 
 # %% auto #0
 __all__ = ['convergence', 'nearest_cosine', 'memorisation', 'nn_ratio_memorised', 'top_eigenvectors', 'latent_recovery',
@@ -34,22 +34,17 @@ def convergence(samples_a, samples_b) -> tuple[float, float]:
 # %% ../nbs/04_metrics.ipynb #cf022e25
 def _flat(name: str, x):
     "Rows of x flattened; torch tensors stay tensors (any device), numpy arrays are checked."
-    if type(x).__module__.startswith('torch'):
+    if is_torch(x):
         import torch
         if not torch.isfinite(x).all(): raise MemgenError(f"{name} contains NaN/inf entries; expected finite values")
         x = x if x.ndim > 1 else x[None]
         return x.reshape(len(x), -1).double() if x.device.type == 'cpu' else x.reshape(len(x), -1).float()
     return _rows(name, x)
 
-def _lib(x):
-    if type(x).__module__.startswith('torch'):
-        import torch; return torch
-    return np
-
 def nearest_cosine(samples, train, chunk: int = 8192, absolute: bool = True, centre: bool = False):
     "For each sample, the largest (|)cosine(|) to a training point and that point's index (numpy or torch, any device)."
     s, t = _flat('samples', samples), _flat('train', train)
-    xp = _lib(s)
+    xp = array_module(s)
     if s.shape[1] != t.shape[1]: raise MemgenError(f"samples have {s.shape[1]} features but train has {t.shape[1]}; expected equal")
     if xp is not np: t = t.to(s.device, s.dtype)
     if centre: mu = t.mean(0); s, t = s - mu, t - mu
@@ -72,14 +67,13 @@ def nearest_cosine(samples, train, chunk: int = 8192, absolute: bool = True, cen
 def memorisation(samples, train, **kw) -> tuple[float, float]:
     "Mean and standard error of the nearest-training-point cosine m."
     best, _ = nearest_cosine(samples, train, **kw)
-    best = best if isinstance(best, np.ndarray) else best.double().cpu().numpy()
-    return tuple(float(v) for v in mean_sem(best))
+    return tuple(float(v) for v in mean_sem(to_numpy(best)))
 
 # %% ../nbs/04_metrics.ipynb #ee7cba19
 def nn_ratio_memorised(samples, train, threshold: float = 1 / 3, chunk: int = 8192) -> tuple[float, float]:
     "Fraction of samples with d(nearest) / d(second nearest) < threshold, and its standard error."
     s, t = _flat('samples', samples), _flat('train', train)
-    xp = _lib(s)
+    xp = array_module(s)
     if len(t) < 2: raise MemgenError(f"train has {len(t)} point(s); the distance ratio needs at least 2")
     if s.shape[1] != t.shape[1]: raise MemgenError(f"samples have {s.shape[1]} features but train has {t.shape[1]}; expected equal")
     if xp is not np: t = t.to(s.device, s.dtype)
@@ -128,7 +122,7 @@ def sample_covariance(x, dense_max: int = 512):
 
 def latent_recovery_from_samples(samples, latents, n_boot: int = 20, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     "Q_k from the covariance of generated samples, with a bootstrap standard error over samples."
-    x = _rows('samples', samples if not type(samples).__module__.startswith('torch') else samples.double().cpu().numpy())
+    x = _rows('samples', to_numpy(samples))
     x = x - x.mean(0)
     Q = latent_recovery(sample_covariance(x), latents)
     if n_boot < 2: return Q, np.full_like(Q, np.nan)

@@ -5,6 +5,7 @@
 # %% ../nbs/07_sweep.ipynb #eb54be13
 from __future__ import annotations
 import dataclasses, itertools, json, os, shutil, socket, sys, time, traceback
+from collections import Counter
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -277,14 +278,14 @@ _THREAD_VARS = ('OMP_NUM_THREADS', 'OPENBLAS_NUM_THREADS', 'MKL_NUM_THREADS', 'N
 def _run_local(jobs, folder, workers: int, show_progress: bool) -> dict:
     "A spawn-based process pool whose workers start with one BLAS/OpenMP thread each (set before they import numpy)."
     import multiprocessing as mp
-    counts: dict = {}
+    counts = Counter()
     saved = {k: os.environ.get(k) for k in _THREAD_VARS}
     os.environ.update({k: '1' for k in _THREAD_VARS})
     try:
         with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context('spawn')) as ex:
             futs = [ex.submit(run_job, j, str(folder)) for j in jobs]
             for f in progress(as_completed(futs), desc='jobs', total=len(futs), enable=show_progress):
-                r = f.result(); counts[r] = counts.get(r, 0) + 1
+                counts[f.result()] += 1
     finally:
         for k, v in saved.items():
             if v is None: os.environ.pop(k, None)
@@ -310,11 +311,10 @@ def _run_submitit(jobs, folder, spec: SweepSpec, cluster: str | None, show_progr
         line = ', '.join(f'{k.lower()}: {v}' for k, v in sorted(states.items()))
         if show_progress and line != last: print(f'[sweep {spec.name}] {line}', file=sys.stderr); last = line
         time.sleep(1.0)
-    counts: dict = {}
+    counts = Counter()
     for j in sub:
-        try: r = j.result()
-        except Exception: r = 'failed'
-        counts[r] = counts.get(r, 0) + 1
+        try: counts[j.result()] += 1
+        except Exception: counts['failed'] += 1
     return counts
 
 def run_sweep(spec, executor: str = 'local', workers: int | None = None, yes: bool = False,
@@ -326,17 +326,12 @@ def run_sweep(spec, executor: str = 'local', workers: int | None = None, yes: bo
     folder = spec.folder; folder.mkdir(parents=True, exist_ok=True)
     atomic_write_json(folder / 'spec.json', {**dataclasses.asdict(spec), 'task': get_task(spec.task).name})
     todo = [j for j in jobs if not (folder / 'jobs' / j.key / 'config.json').exists()]
-    counts = {'done': len(jobs) - len(todo)}
-    if executor == 'serial':
-        for j in progress(todo, desc='jobs', enable=show_progress):
-            r = run_job(j, folder); counts[r] = counts.get(r, 0) + 1
+    counts = Counter({'done': len(jobs) - len(todo)})
+    if executor == 'serial': counts.update(run_job(j, folder) for j in progress(todo, desc='jobs', enable=show_progress))
     elif executor == 'local':
-        workers = check_int('workers', workers or os.cpu_count() or 1)
-        for k, v in _run_local(todo, folder, workers, show_progress).items(): counts[k] = counts.get(k, 0) + v
-    elif todo:
-        res = _run_submitit(todo, folder, spec, 'local' if executor == 'submitit-local' else 'slurm', show_progress)
-        for k, v in res.items(): counts[k] = counts.get(k, 0) + v
-    return counts
+        counts.update(_run_local(todo, folder, check_int('workers', workers or os.cpu_count() or 1), show_progress))
+    elif todo: counts.update(_run_submitit(todo, folder, spec, 'local' if executor == 'submitit-local' else 'slurm', show_progress))
+    return dict(counts)
 
 def sweep_status(spec) -> dict:
     "Counts of done, failed, running and pending jobs of a sweep."
