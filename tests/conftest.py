@@ -15,6 +15,20 @@ def chromium_path():
     return None
 
 
+def need(ok: bool, what: str):
+    "Skip a test whose system tool is missing, with the reason; in CI a missing tool is a failure (.ci/run installs it)."
+    if ok: return
+    if IN_CI: pytest.fail(f'{what} is required in CI (.ci/run installs it)')
+    pytest.skip(f'{what} is missing here: install it to run this test')
+
+
+def can_compile_cpp() -> bool:
+    "Whether torch.compile can build CPU kernels here: a C++ compiler and this Python's headers (Python.h)."
+    import sysconfig
+    cxx = any(name and shutil.which(name) for name in (os.environ.get('CXX'), 'g++', 'c++', 'clang++'))
+    return cxx and (Path(sysconfig.get_path('include')) / 'Python.h').exists()
+
+
 @pytest.fixture(scope='session')
 def browser():
     "A Playwright-driven headless Chromium (the system binary). Skips locally if missing; fails in CI."
@@ -23,9 +37,7 @@ def browser():
         from playwright.sync_api import sync_playwright
     except ImportError:
         exe = None
-    if exe is None:
-        if IN_CI: pytest.fail('Chromium and Playwright are required in CI (.ci/run installs chromium)')
-        pytest.skip('no Chromium/Playwright here: install Debian chromium to run the browser test')
+    need(exe is not None, "Chromium (Debian's chromium) with Playwright")
     with sync_playwright() as p:
         b = p.chromium.launch(executable_path=exe, args=[
             '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',

@@ -8,6 +8,7 @@ import torch
 from memgen import denoisers as dn
 from memgen.core import MemgenError
 from memgen.data import StationaryImages
+from conftest import need, can_compile_cpp
 
 
 @pytest.fixture(scope='module')
@@ -124,7 +125,8 @@ def test_N_larger_than_half_the_pool():
 
 def test_gpu_path_on_cpu_with_compile(images, tmp_path):
     """The CUDA features forced on the CPU (bf16 autocast, channels-last, fused Adam, torch.compile) run the same
-    loop: the loss falls and tracks the plain fp32 run to within bf16 precision."""
+    loop: the loss falls and tracks the plain fp32 run to within bf16 precision. torch.compile needs a C++ compiler."""
+    need(can_compile_cpp(), 'a C++ compiler (g++) and Python headers (python3-dev) for torch.compile')
     mc, tc = dn.ModelConfig(dn.BFUNet, width=8, depth=2), replace(dn.preset('tiny')[1], steps=20, log_every=5)
     _, plain = dn.train_denoiser(images, mc, tc, device='cpu', show_progress=False)
     fast = replace(tc, amp=True, channels_last=True, fused=True, compile=True)
