@@ -52,7 +52,18 @@ def test_toc_entries_exist_and_chapters_are_registered():
     files = [resolve_toc_file(ROOT, e) for e in entries]
     assert all(f.exists() for f in files)
     notebooks = {str(f.relative_to(ROOT)) for f in files if f.suffix == '.ipynb'}
-    assert notebooks == {ch.path for ch in CHAPTERS}, 'every chapter notebook in _toc.yml is registered in memgen.book.CHAPTERS and vice versa'
+    chapters = {n for n in notebooks if n.startswith('nbs/chapters/')}
+    assert chapters == {ch.path for ch in CHAPTERS}, 'every chapter notebook in _toc.yml is registered in memgen.book.CHAPTERS and vice versa'
+    library = notebooks - chapters
+    assert {'nbs/02_theory.ipynb', 'nbs/03_linear.ipynb', 'nbs/04_metrics.ipynb'} <= library, 'the book publishes the library notebooks with the derivations'
+    assert all(Path(n).parent == Path('nbs') for n in library), library
+
+
+def test_no_page_cites_files_outside_the_repository():
+    pages = [resolve_toc_file(ROOT, e) for e in toc_files(ROOT)]
+    for f in pages:
+        text = f.read_text()
+        assert 'SCIENCE.md' not in text and '../shared' not in text, f'{f.relative_to(ROOT)} cites a file outside the repository'
 
 
 @pytest.mark.parametrize('chapter', [c.name for c in CHAPTERS])
