@@ -56,14 +56,14 @@ def _slug(spec: dict) -> str:
     return re.sub(r'[^a-z0-9]+', '-', str(t).lower()).strip('-')[:60] or 'figure'
 
 def chart_html(spec: dict) -> str:
-    "A <div> and the vegaEmbed call that renders `spec` into it (needs the bundle on the page), plus downloads."
+    "A <div> and the vegaEmbed call that renders `spec` into it (needs the bundle on the page), plus downloads (unless usermeta.memgen_downloads is false)."
     div = f"memgen-chart-{uuid.uuid4().hex[:12]}"
     opts = {'actions': {'export': True, 'source': False, 'compiled': False, 'editor': False}, 'renderer': 'svg'}
     return (f'<div id="{div}" class="memgen-chart"></div>\n<script type="text/javascript">\n'
             f'(function() {{ var spec = {json.dumps(spec)}; var opt = {json.dumps(opts)};\n'
             f'  function draw() {{ vegaEmbed("#{div}", spec, opt).catch(function(e) {{ console.error(e); }}); }}\n'
             f'  if (window.vegaEmbed) draw(); else window.addEventListener("load", draw); }})();\n</script>\n'
-            + chart_downloads(spec, _slug(spec)))
+            + (chart_downloads(spec, _slug(spec)) if spec.get('usermeta', {}).get('memgen_downloads', True) else ''))
 
 def _book_renderer(spec: dict, **kw) -> dict:
     return {'text/html': chart_html(spec), 'text/plain': '<altair chart>'}
