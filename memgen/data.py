@@ -16,7 +16,7 @@ from .core import MemgenError, check_int, check_positive, check_array
 __all__ = ['NATURAL_IMAGES', 'CELEBA_LAYOUT', 'IMAGE_DATASETS', 'orthonormal_directions', 'add_latents', 'latent_covariance',
            'SpikedWhite', 'PowerLaw', 'disjoint_split', 'blob_templates', 'StationaryImages', 'radial_power',
            'ImagePool', 'standardise', 'fit_power_law', 'GaussianSurrogate', 'natural_patches', 'lfw_faces',
-           'celeba_path', 'load_celeba', 'image_dataset']
+           'patch_overlap', 'celeba_path', 'load_celeba', 'image_dataset']
 
 # %% ../nbs/01_data.ipynb #a01c2c69
 def orthonormal_directions(d: int, r: int, seed: int) -> np.ndarray:
@@ -216,6 +216,7 @@ class ImagePool:
     W: int
     name: str = 'images'
     n_latents: int = 3
+    origins: np.ndarray | None = None   # optional (N, 3) ints: source picture, top row, left column of each image
 
     def __post_init__(self):
         x = check_array('images', self.images)
@@ -224,6 +225,11 @@ class ImagePool:
             raise MemgenError(f"images have shape {np.shape(self.images)}; expected (N, {self.H}, {self.W}) or (N, {self.H * self.W})")
         if len(x) < 2: raise MemgenError(f"images has {len(x)} image(s); expected at least 2")
         object.__setattr__(self, 'images', x)
+        if self.origins is not None:
+            o = np.asarray(self.origins)
+            if o.shape != (len(x), 3) or not np.issubdtype(o.dtype, np.integer):
+                raise MemgenError(f"origins has shape {o.shape} and dtype {o.dtype}; expected integers of shape ({len(x)}, 3)")
+            object.__setattr__(self, 'origins', o)
 
     @property
     def d(self) -> int: return self.H * self.W
@@ -293,30 +299,59 @@ class GaussianSurrogate:
 NATURAL_IMAGES = ('camera', 'astronaut', 'coffee', 'chelsea', 'rocket', 'grass', 'gravel', 'brick', 'moon',
                   'coins', 'clock', 'immunohistochemistry')
 
+def _gray_picture(name: str) -> np.ndarray:
+    "The skimage.data photograph `name` as a float grayscale array in [0, 1]."
+    import skimage.data, skimage.color, skimage.util
+    f = getattr(skimage.data, name, None)
+    if f is None: raise MemgenError(f"images contains {name!r}, which skimage.data does not have; expected names like {NATURAL_IMAGES[:3]}")
+    img = f()
+    return skimage.color.rgb2gray(img) if img.ndim == 3 else skimage.util.img_as_float(img)
+
+def _cut(images: tuple, size: int, stride: int) -> tuple[np.ndarray, np.ndarray]:
+    "All size x size windows at `stride` of the named photographs (rows) and their origins (picture, row, col); no checks."
+    out, org = [], []
+    for k, name in enumerate(images):
+        img = _gray_picture(name)
+        if min(img.shape) < size: continue
+        p = np.lib.stride_tricks.sliding_window_view(img, (size, size))[::stride, ::stride]
+        r, c = np.meshgrid(np.arange(p.shape[0]) * stride, np.arange(p.shape[1]) * stride, indexing='ij')
+        out.append(p.reshape(-1, size * size)); org.append(np.stack([np.full(r.size, k), r.ravel(), c.ravel()], 1))
+    return np.concatenate(out), np.concatenate(org)
+
 def natural_patches(size: int = 16, stride: int | None = None, images: tuple = NATURAL_IMAGES,
                     max_patches: int | None = None, seed: int = 0) -> ImagePool:
-    "Standardised, distinct grayscale patches (size x size) of the photographs bundled with scikit-image."
-    import skimage.data, skimage.color, skimage.util
-    size = check_int('size', size); stride = check_int('stride', stride or size // 2)
-    out = []
-    for name in images:
-        f = getattr(skimage.data, name, None)
-        if f is None: raise MemgenError(f"images contains {name!r}, which skimage.data does not have; expected names like {NATURAL_IMAGES[:3]}")
-        img = f()
-        img = skimage.color.rgb2gray(img) if img.ndim == 3 else skimage.util.img_as_float(img)
-        if min(img.shape) < size: continue
-        p = skimage.util.view_as_windows(img, (size, size), step=stride)
-        out.append(p.reshape(-1, size * size))
-    x = np.unique(np.concatenate(out), axis=0)       # flat or saturated regions repeat: keep each patch once
+    "Standardised, distinct, non-overlapping grayscale patches (size x size) of the photographs bundled with scikit-image."
+    size = check_int('size', size); stride = check_int('stride', stride or size)
+    if stride < size:
+        raise MemgenError(f"stride={stride} < size={size} cuts overlapping patches, so disjoint training sets would share "
+                          f"pixels; expected stride >= {size}")
+    x, origins = _cut(images, size, stride)
+    x, first = np.unique(x, axis=0, return_index=True)   # flat or saturated regions repeat: keep each patch once
+    origins = origins[first]
     if max_patches and len(x) > max_patches:
-        x = x[np.random.default_rng(seed).choice(len(x), check_int('max_patches', max_patches), replace=False)]
-    return ImagePool(standardise(x), size, size, name=f'natural patches {size}x{size}')
+        keep = np.random.default_rng(seed).choice(len(x), check_int('max_patches', max_patches), replace=False)
+        x, origins = x[keep], origins[keep]
+    return ImagePool(standardise(x), size, size, name=f'natural patches {size}x{size}', origins=origins)
 
 def lfw_faces() -> ImagePool:
     "The 200 face crops (25 x 25, grayscale) of Labeled Faces in the Wild bundled with scikit-image, standardised."
     import skimage.data
     x = np.asarray(skimage.data.lfw_subset(), dtype=float)
     return ImagePool(standardise(x), x.shape[1], x.shape[2], name='LFW faces 25x25')
+
+# %% ../nbs/01_data.ipynb #5d7b2f90
+def patch_overlap(origins_a: np.ndarray, origins_b: np.ndarray, size: int, chunk: int = 512) -> np.ndarray:
+    "For each patch of B (rows of origins_b), the largest fraction of its pixels covered by one patch of A."
+    a, b, size = np.asarray(origins_a), np.asarray(origins_b), check_int('size', size)
+    for name, o in (('origins_a', a), ('origins_b', b)):
+        if o.ndim != 2 or o.shape[1] != 3: raise MemgenError(f"{name} has shape {o.shape}; expected (n, 3) rows (picture, row, col)")
+    out = np.zeros(len(b))
+    for k in np.intersect1d(a[:, 0], b[:, 0]):                    # patches of different pictures share nothing
+        ak, ib = a[a[:, 0] == k, None, 1:], np.flatnonzero(b[:, 0] == k)
+        for s in range(0, len(ib), chunk):
+            d = np.clip(size - np.abs(b[ib[s:s + chunk], 1:] - ak), 0, None)     # (n_a, chunk, 2) overlap per axis
+            out[ib[s:s + chunk]] = (d[..., 0] * d[..., 1]).max(axis=0) / size**2
+    return out
 
 # %% ../nbs/01_data.ipynb #280afd03
 CELEBA_LAYOUT = ("a folder of .jpg/.png images (such as img_align_celeba/) or a .npy/.pt array of shape (N, 80, 80)")

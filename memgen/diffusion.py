@@ -16,7 +16,8 @@ from .linear import spectral_fit, spectral_apply, spectral_matrix
 # %% auto #0
 __all__ = ['Schedule', 'linear_schedule', 'cosine_schedule', 'sigma_schedule', 'SpectralDenoiser', 'optimal_denoiser',
            'gd_denoiser', 'ddim_sample', 'ddpm_sample', 'kadkhodaie_sample', 'effective_map', 'sampled_covariance',
-           'pf_ode_map', 'weight_decay_map', 'DiffusionMap', 'simulate_diffusion', 'TrainedLinearDenoiser',
+           'pf_ode_map', 'weight_decay_map', 'DiffusionMap', 'simulate_diffusion', 'GradientFlow', 'training_map',
+           'training_curves', 'memorisation_curve', 'memorisation_time', 'TrainingParams', 'TrainedLinearDenoiser',
            'train_linear_denoisers']
 
 # %% ../nbs/05_diffusion.ipynb #d1b8fcba
@@ -99,11 +100,7 @@ def optimal_denoiser(X, weight_decay: float = 0.0, cov_ridge: float = 0.0) -> Sp
 
 def gd_denoiser(X, tau: float, w0: float = 0.0) -> SpectralDenoiser:
     "The linear denoiser after gradient flow for time tau from W = w0 I (early stopping)."
-    tau = float(check_positive('tau', tau, strict=False))
-    def w(lam, s):
-        ws = lam / (lam + s**2)
-        return ws + (w0 - ws) * np.exp(-2 * tau * (lam + s**2))
-    return SpectralDenoiser(X, w, f'gradient descent (tau {tau:g}, init {w0:g})')
+    return SpectralDenoiser(X, GradientFlow(float(tau), w0), f'gradient descent (tau {tau:g}, init {w0:g})')
 
 # %% ../nbs/05_diffusion.ipynb #af83791a
 def _randn(generator, shape, like):
@@ -260,6 +257,112 @@ def simulate_diffusion(w: Callable, d: int, ns, n_seeds: int = 2, n_samples: int
         for q, (v, e) in (('m', metrics.memorisation(a, XA)), ('q', metrics.convergence(a, b))):
             rows.append({'d': d, 'n': n, 'gamma': n / d, 'seed': s, 'quantity': q, 'value': v, 'sem': e})
     return pd.DataFrame(rows)
+
+# %% ../nbs/05_diffusion.ipynb #4bbaf9e9
+@dataclass(frozen=True)
+class GradientFlow:
+    "Multiplier f_tau(lam, sigma) of a linear denoiser trained for time tau from W = w0 I (flow if lr = 0, else GD with step lr)."
+    tau: float
+    w0: float = 1.0
+    lr: float = 0.0
+
+    def __post_init__(self):
+        check_positive('tau', self.tau, strict=False); check_positive('lr', self.lr, strict=False)
+        if not math.isfinite(self.w0): raise MemgenError(f"w0={self.w0} is not finite; expected a finite initial multiplier")
+        if self.lr > 0 and self.tau > 0 and self.tau / self.lr > 1e9:
+            raise MemgenError(f"tau/lr = {self.tau / self.lr:.3g} steps is too many; expected at most 1e9 (use lr = 0 for gradient flow)")
+
+    def __call__(self, lam, s):
+        lam, s = np.asarray(lam, float), np.asarray(s, float)
+        rate = lam + s**2
+        if self.lr == 0: decay = np.exp(-2 * self.tau * rate)
+        else:
+            if np.any(self.lr * rate >= 1):
+                raise MemgenError(f"lr={self.lr} is beyond the stability limit of gradient descent; expected lr < "
+                                  f"1/(lambda_max + sigma_max^2) = {1 / float(np.max(rate)):.4g}")
+            decay = (1 - 2 * self.lr * rate)**round(self.tau / self.lr)
+        ws = np.divide(lam, rate, out=np.zeros(np.broadcast(lam, rate).shape), where=rate > 0)
+        return ws + (self.w0 - ws) * decay
+
+def training_map(tau: float, schedule: Schedule | None = None, steps: int | None = 100, eta: float = 0.0,
+                 w0: float = 1.0, lr: float = 0.0) -> DiffusionMap:
+    "The spectral map g_tau of a diffusion model whose linear denoisers were trained for time tau."
+    return DiffusionMap(GradientFlow(tau, w0, lr), schedule or linear_schedule(1000), steps, eta, f'trained for tau={tau:g}')
+
+# %% ../nbs/05_diffusion.ipynb #8917f7f0
+def training_curves(taus, gammas, betas=(), **map_kw) -> 'pd.DataFrame':
+    "q, D_bulk (and Q_k, D_lat for spikes betas) of white data against training time tau and load gamma (theory)."
+    import pandas as pd
+    from memgen import theory as th
+    taus, gam = np.atleast_1d(np.asarray(taus, float)), np.atleast_1d(np.asarray(gammas, float))
+    if taus.size == 0 or gam.size == 0: raise MemgenError(f"taus={taus.tolist()} and gammas={gam.tolist()} must be non-empty")
+    check_positive('taus', taus, strict=False); check_positive('gammas', gam)
+    rows = []
+    for tau in taus:
+        g = training_map(float(tau), **map_kw)
+        q, Db = np.atleast_1d(th.q_white(gam, g)), np.atleast_1d(th.bulk_distance(np.ones(1), gam, g))
+        rows += [{'tau': tau, 'gamma': gm, 'quantity': k, 'value': float(v)} for k, vs in (('q', q), ('D_bulk', Db)) for gm, v in zip(gam, vs)]
+        for k, b in enumerate(np.atleast_1d(betas)):
+            Q = np.atleast_1d(th.latent_overlap(1.0, 1 + float(b), gam))
+            rows += [{'tau': tau, 'gamma': gm, 'quantity': f'Q{k + 1}', 'value': float(v)} for gm, v in zip(gam, Q)]
+        if len(np.atleast_1d(betas)):
+            Qm = np.mean([np.atleast_1d(th.latent_overlap(1.0, 1 + float(b), gam)) for b in np.atleast_1d(betas)], axis=0)
+            rows += [{'tau': tau, 'gamma': gm, 'quantity': 'D_lat', 'value': float(1 - v)} for gm, v in zip(gam, Qm)]
+    return pd.DataFrame(rows)
+
+def memorisation_curve(taus, n: int, d: int, **map_kw) -> np.ndarray:
+    "m(tau) of white data, n training points in dimension d >> n, for denoisers trained for time tau."
+    from memgen.theory import memorisation_map
+    taus = np.atleast_1d(np.asarray(check_positive('taus', taus, strict=False), float))
+    return np.array([float(np.atleast_1d(memorisation_map(n, d, training_map(float(t), **map_kw)))[0]) for t in taus])
+
+# %% ../nbs/05_diffusion.ipynb #3a7a6b12
+def memorisation_time(ns, d: int, frac: float = 0.5, lo: float = 1e-4, hi: float = 1e4, **map_kw) -> np.ndarray:
+    "tau_mem(n, d): the training time at which m(tau) = m(0) + frac (m(inf) - m(0)) (bisection in log tau)."
+    from memgen.theory import memorisation_map
+    d = check_int('d', d)
+    if not 0 < frac < 1: raise MemgenError(f"frac={frac} is not allowed; expected 0 < frac < 1")
+    out = []
+    for n in np.atleast_1d(ns):
+        n = check_int('n', int(n))
+        if n >= d: raise MemgenError(f"memorisation_time needs n < d={d}, got n={n}")
+        mc = lambda t: memorisation_curve([t], n, d, **map_kw)[0]
+        sched, steps = map_kw.get('schedule') or linear_schedule(1000), map_kw.get('steps', 100)
+        m0, m_inf = mc(0.0), float(np.atleast_1d(memorisation_map(n, d, DiffusionMap(lambda l, s: l / (l + s**2), sched, steps, map_kw.get('eta', 0.0))))[0])
+        target = m0 + frac * (m_inf - m0)
+        a, b = math.log(lo), math.log(hi)
+        if not (mc(lo) < target < mc(hi)): raise MemgenError(f"m(tau) does not cross its midpoint in [{lo}, {hi}] for n={n}, d={d}")
+        for _ in range(40):
+            c = (a + b) / 2
+            a, b = (c, b) if mc(math.exp(c)) < target else (a, c)
+        out.append(math.exp((a + b) / 2))
+    return np.asarray(out)
+
+# %% ../nbs/05_diffusion.ipynb #cac3b2c7
+@dataclass(frozen=True)
+class TrainingParams:
+    "Parameters of the chapter 'Training time'."
+    taus: tuple = (0.02, 0.1, 0.5, 2.0, 10.0)          # training times of the simulated models
+    gammas: tuple = (0.5, 2.0)                          # loads n/d of the convergence simulations
+    ds: tuple = (100, 200)                              # dimensions simulated
+    n_m: int = 5                                        # training-set size of the memorisation simulations (n << d)
+    beta: float = 3.0                                   # spike strength for latent recovery
+    steps: int = 100                                    # DDIM steps (eta = 0) of the sampled models
+    n_seeds: int = 3
+    n_samples: int = 50
+    tau_ns: tuple = (2, 4, 8, 16, 32, 64, 128, 256)     # training-set sizes of the memorisation time
+    tau_ds: tuple = (1000, 4000)                        # dimensions of the memorisation time
+    seed: int = 0
+
+    def __post_init__(self):
+        check_positive('taus', np.asarray(self.taus, float)); check_positive('gammas', np.asarray(self.gammas, float))
+        check_positive('beta', self.beta)
+        for k in ('n_m', 'steps', 'n_seeds', 'n_samples'): check_int(k, getattr(self, k))
+        for d in self.ds + self.tau_ds: check_int('d', d)
+        for n in self.tau_ns:
+            if check_int('n', n) >= min(self.tau_ds): raise MemgenError(f"tau_ns contains n={n}; expected n < min(tau_ds)={min(self.tau_ds)}")
+        if self.n_m >= min(self.ds): raise MemgenError(f"n_m={self.n_m} is not allowed; expected n_m < min(ds)={min(self.ds)}")
+        check_int('seed', self.seed, minimum=0)
 
 # %% ../nbs/05_diffusion.ipynb #4caf2bc3
 class TrainedLinearDenoiser:

@@ -9,11 +9,12 @@ import numpy as np
 import pandas as pd
 
 from .core import MemgenError, check_array, check_int, check_positive, progress, is_torch, array_module, to_numpy
-from .theory import RidgeSqrt, _as_map
+from .theory import RidgeSqrt, _as_map, _real
 
 # %% auto #0
-__all__ = ['QUANTITIES', 'spectral_fit', 'spectral_apply', 'spectral_matrix', 'LinearGenerativeModel', 'draw_seeds', 'fit_pair',
-           'SimConfig', 'simulate', 'summarise', 'deviations', 'simulate_convergence']
+__all__ = ['QUANTITIES', 'spectral_fit', 'spectral_apply', 'spectral_matrix', 'LinearGenerativeModel', 'draw_seeds',
+           'CirculantGenerativeModel', 'fit_pair', 'SimConfig', 'simulate', 'summarise', 'deviations',
+           'simulate_convergence']
 
 # %% ../nbs/03_linear.ipynb #3cc8d635
 def spectral_fit(X):
@@ -52,10 +53,12 @@ class LinearGenerativeModel:
         self.torch = is_torch(X)
         if self.torch:
             import torch
+            if X.is_complex(): raise MemgenError("X is complex; expected real numbers")
             if X.ndim != 2: raise MemgenError(f"X has shape {tuple(X.shape)}; expected a 2-D array")
+            if X.numel() == 0: raise MemgenError(f"X is empty (shape {tuple(X.shape)}); expected at least one entry")
             if not torch.isfinite(X).all(): raise MemgenError("X contains NaN/inf entries; expected finite values")
             X = X.double() if X.dtype != torch.float64 and X.device.type == 'cpu' else X
-        else: X = check_array('X', X, ndim=2)
+        else: X = check_array('X', _real('X', X), ndim=2)
         V, ev = spectral_fit(X)
         evals = to_numpy(ev)
         gv = np.asarray(self.g(evals), dtype=float)
@@ -68,8 +71,10 @@ class LinearGenerativeModel:
         "Map seeds z (m x d, or d) to samples g(Sigma_hat) z, in the backend of the fit."
         if self.torch:
             import torch
+            if (z.is_complex() if is_torch(z) else np.iscomplexobj(z)): raise MemgenError("z is complex; expected real numbers")
             z = torch.as_tensor(z, dtype=self.V.dtype, device=self.V.device)
-        else: z = check_array('z', z)
+            if not torch.isfinite(z).all(): raise MemgenError("z contains NaN/inf entries; expected finite values")
+        else: z = check_array('z', _real('z', z))
         if z.shape[-1] != self.d: raise MemgenError(f"z has {z.shape[-1]} columns; expected d={self.d}")
         return spectral_apply(z, self.V, self.gvals, self.g0)
 
@@ -84,6 +89,40 @@ def draw_seeds(m: int, d: int, generator, device=None):
     import torch
     return torch.randn(m, d, generator=generator, dtype=torch.float64, device=device or generator.device)
 
+# %% ../nbs/03_linear.ipynb #e9d3fb7e
+class CirculantGenerativeModel:
+    "Stationary linear model on periodic H x W images (rows of length H*W): fits the power spectrum, samples IFFT2(sqrt(P) FFT2(z))."
+    def __init__(self, H: int, W: int):
+        self.H, self.W = check_int('H', H), check_int('W', W); self.d = self.H * self.W
+
+    def _images(self, name: str, x) -> np.ndarray:
+        x = check_array(name, _real(name, x))
+        if x.shape[-1] != self.d or x.ndim > 2:
+            raise MemgenError(f"{name} has shape {x.shape}; expected rows of length H*W={self.d} (H={self.H}, W={self.W})")
+        return x
+
+    def fit(self, X, chunk: int = 1024) -> "CirculantGenerativeModel":
+        "Power spectrum P_hat(f) = mean_mu |FFT2(x_mu)(f)|^2 / d of the training images X (n x H*W)."
+        X = self._images('X', X)
+        if X.ndim != 2: raise MemgenError(f"X has shape {X.shape}; expected a 2-D array (n, {self.d})")
+        P = np.zeros((self.H, self.W))
+        for i in range(0, len(X), check_int('chunk', chunk)):                # blocks: memory O(chunk d)
+            P += np.sum(np.abs(np.fft.fft2(X[i:i + chunk].reshape(-1, self.H, self.W)))**2, axis=0)
+        self.n, self.P = len(X), P / (len(X) * self.d)
+        return self
+
+    def sample(self, z):
+        "Map seeds z (m x H*W, or H*W) to samples IFFT2(sqrt(P_hat) FFT2(z))."
+        z = self._images('z', z)
+        out = np.fft.ifft2(np.sqrt(self.P) * np.fft.fft2(z.reshape(-1, self.H, self.W))).real
+        return out.reshape(z.shape)
+
+    def covariance(self, max_d: int = 8192) -> np.ndarray:
+        "The learnt d x d circulant covariance (dense: small d only)."
+        if self.d > max_d: raise MemgenError(f"d={self.d} is too large for a dense covariance; expected d <= max_d={max_d}")
+        eye = np.eye(self.d).reshape(self.d, self.H, self.W)
+        return np.fft.ifft2(self.P * np.fft.fft2(eye)).real.reshape(self.d, self.d)
+
 # %% ../nbs/03_linear.ipynb #8517ad3a
 def fit_pair(data_model, n: int, rng: np.random.Generator, g=None):
     "Fit two models on disjoint training sets of size n; return (model_A, model_B, X_A, X_B)."
@@ -91,7 +130,7 @@ def fit_pair(data_model, n: int, rng: np.random.Generator, g=None):
     return LinearGenerativeModel(g).fit(XA), LinearGenerativeModel(g).fit(XB), XA, XB
 
 # %% ../nbs/03_linear.ipynb #69be1185
-QUANTITIES = ('m', 'q', 'Q', 'D_bulk', 'D_lat')
+QUANTITIES = ('m', 'q', 'Q', 'D_bulk', 'D_lat', 'D_op')
 
 @dataclass(frozen=True)
 class SimConfig:
@@ -123,11 +162,13 @@ def _pair_rows(cfg: SimConfig, d: int, i: int, gm: float, s: int, model, Sigma_r
     add = lambda q, v, e=0.0, k=np.nan: rows.append({**base, 'quantity': q, 'k': k, 'value': float(v), 'sem': float(e)})
     if 'q' in cfg.quantities: add('q', *metrics.convergence(xa, mB.sample(z)))
     if 'm' in cfg.quantities: add('m', *metrics.memorisation(xa, XA))
-    C = mA.covariance() if {'Q', 'D_bulk', 'D_lat'} & set(cfg.quantities) else None
-    if 'Q' in cfg.quantities and len(getattr(model, 'latents', ())):
-        for k, v in enumerate(metrics.latent_recovery(C, model.latents)): add('Q', v, 0.0, k)
+    C = mA.covariance() if {'Q', 'D_bulk', 'D_lat', 'D_op'} & set(cfg.quantities) else None
+    latents = getattr(model, 'latents', ())
+    if 'Q' in cfg.quantities and len(latents):
+        for k, v in enumerate(metrics.latent_recovery(C, latents)): add('Q', v, 0.0, k)
     if 'D_bulk' in cfg.quantities: add('D_bulk', metrics.bulk_distance(None, C, Sigma_root=Sigma_root))
-    if 'D_lat' in cfg.quantities: add('D_lat', metrics.latent_distance(model.covariance(), C))
+    if 'D_lat' in cfg.quantities and len(latents): add('D_lat', metrics.latent_distance(C, latents))
+    if 'D_op' in cfg.quantities: add('D_op', metrics.operator_distance(model.covariance(), C))
     return rows
 
 def simulate(cfg: SimConfig, show_progress: bool = True) -> pd.DataFrame:

@@ -11,29 +11,40 @@ from .core import MemgenError, check_array, mean_sem, is_torch, array_module, to
 
 # %% auto #0
 __all__ = ['convergence', 'nearest_cosine', 'memorisation', 'nn_ratio_memorised', 'top_eigenvectors', 'latent_recovery',
-           'sample_covariance', 'latent_recovery_from_samples', 'psd_sqrt', 'bulk_distance', 'latent_distance']
+           'sample_covariance', 'latent_recovery_from_samples', 'psd_sqrt', 'bulk_distance', 'latent_distance',
+           'operator_distance']
 
 # %% ../nbs/04_metrics.ipynb #7150ac36
+def _real(name: str, x):
+    "Return `x` after checking it is not complex (numpy would silently drop the imaginary part)."
+    if is_torch(x) and x.is_complex() or not is_torch(x) and np.iscomplexobj(x):
+        raise MemgenError(f"{name} is complex; expected real numbers")
+    return x
+
 def _rows(name: str, x) -> np.ndarray:
-    x = check_array(name, x)
+    x = check_array(name, _real(name, x))
     if x.ndim == 1: x = x[None]
     return x.reshape(len(x), -1)
 
 def _unit(x: np.ndarray) -> np.ndarray:
-    nrm = np.linalg.norm(x, axis=1, keepdims=True)
-    if np.any(nrm == 0): raise MemgenError("a sample or training point has zero norm; cosine similarity is undefined")
-    return x / nrm
+    "Rows scaled to unit norm; each row is first divided by its max |entry| so huge or tiny values cannot overflow."
+    mx = np.abs(x).max(axis=1, keepdims=True)
+    if np.any(mx == 0): raise MemgenError("a sample or training point has zero norm; cosine similarity is undefined")
+    x = x / mx
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
 
 # %% ../nbs/04_metrics.ipynb #0f1e1dea
-def convergence(samples_a, samples_b) -> tuple[float, float]:
-    "Mean and standard error of cos(x_A, x_B) over paired samples (rows generated from the same seed)."
+def convergence(samples_a, samples_b, centre: bool = False) -> tuple[float, float]:
+    "Mean and standard error of cos(x_A, x_B) over paired samples (rows from the same seed); centre: per-image mean removed."
     a, b = _rows('samples_a', samples_a), _rows('samples_b', samples_b)
     if a.shape != b.shape: raise MemgenError(f"samples_a has shape {a.shape} but samples_b has {b.shape}; expected equal shapes")
+    if centre: a, b = a - a.mean(1, keepdims=True), b - b.mean(1, keepdims=True)
     return tuple(float(v) for v in mean_sem(np.sum(_unit(a) * _unit(b), axis=1)))
 
 # %% ../nbs/04_metrics.ipynb #cf022e25
 def _flat(name: str, x):
     "Rows of x flattened; torch tensors stay tensors (any device), numpy arrays are checked."
+    _real(name, x)
     if is_torch(x):
         import torch
         if not torch.isfinite(x).all(): raise MemgenError(f"{name} contains NaN/inf entries; expected finite values")
@@ -41,8 +52,14 @@ def _flat(name: str, x):
         return x.reshape(len(x), -1).double() if x.device.type == 'cpu' else x.reshape(len(x), -1).float()
     return _rows(name, x)
 
+def _chunk(chunk) -> int:
+    if isinstance(chunk, (bool, np.bool_)) or not isinstance(chunk, (int, np.integer)) or chunk < 1:
+        raise MemgenError(f"chunk={chunk!r} is not allowed; expected an integer >= 1 (training points per block)")
+    return int(chunk)
+
 def nearest_cosine(samples, train, chunk: int = 8192, absolute: bool = True, centre: bool = False):
     "For each sample, the largest (|)cosine(|) to a training point and that point's index (numpy or torch, any device)."
+    chunk = _chunk(chunk)
     s, t = _flat('samples', samples), _flat('train', train)
     xp = array_module(s)
     if s.shape[1] != t.shape[1]: raise MemgenError(f"samples have {s.shape[1]} features but train has {t.shape[1]}; expected equal")
@@ -72,6 +89,7 @@ def memorisation(samples, train, **kw) -> tuple[float, float]:
 # %% ../nbs/04_metrics.ipynb #ee7cba19
 def nn_ratio_memorised(samples, train, threshold: float = 1 / 3, chunk: int = 8192) -> tuple[float, float]:
     "Fraction of samples with d(nearest) / d(second nearest) < threshold, and its standard error."
+    chunk = _chunk(chunk)
     s, t = _flat('samples', samples), _flat('train', train)
     xp = array_module(s)
     if len(t) < 2: raise MemgenError(f"train has {len(t)} point(s); the distance ratio needs at least 2")
@@ -105,12 +123,20 @@ def top_eigenvectors(C, r: int) -> np.ndarray:
         w, V = eigsh(C, k=r, which='LA', v0=np.random.default_rng(0).standard_normal(d)); V = V[:, np.argsort(w)]
     return V[:, ::-1]
 
-def latent_recovery(cov, latents) -> np.ndarray:
-    "Squared overlaps (u_k . v_k)^2 of each latent u_k (rows) with the k-th top eigenvector of `cov` (array or operator)."
-    C = cov if hasattr(cov, 'matvec') else check_array('cov', cov, ndim=2); U = _rows('latents', latents)
+def _cov_latents(cov, latents):
+    "Check a covariance (matrix or LinearOperator) and latents (rows) of matching dimension."
+    C = cov if hasattr(cov, 'matvec') else check_array('cov', _real('cov', cov), ndim=2); U = _rows('latents', latents)
     if C.shape[0] != C.shape[1] or C.shape[0] != U.shape[1]:
         raise MemgenError(f"cov has shape {C.shape} and latents {U.shape}; expected (d, d) and (r, d)")
-    return np.sum(_unit(U) * top_eigenvectors(C, len(U)).T, axis=1)**2
+    if len(U) > C.shape[0]: raise MemgenError(f"latents has {len(U)} rows; expected at most d={C.shape[0]}")
+    return C, U
+
+def latent_recovery(cov, latents, method: str = 'subspace') -> np.ndarray:
+    "Q_k of each latent u_k (rows): ||V_r^T u_k||^2 ('subspace') or max_j (u_k . v_j)^2 ('best'), V_r top-r eigenvectors."
+    if method not in ('subspace', 'best'): raise MemgenError(f"method={method!r} is not allowed; expected 'subspace' or 'best'")
+    C, U = _cov_latents(cov, latents)
+    O2 = (_unit(U) @ top_eigenvectors(C, len(U)))**2               # (r, r): squared overlaps u_k . v_j
+    return O2.sum(axis=1) if method == 'subspace' else O2.max(axis=1)
 
 # %% ../nbs/04_metrics.ipynb #f9ffb91e
 def sample_covariance(x, dense_max: int = 512):
@@ -133,19 +159,26 @@ def latent_recovery_from_samples(samples, latents, n_boot: int = 20, seed: int =
 # %% ../nbs/04_metrics.ipynb #7df1ee6b
 def psd_sqrt(A) -> np.ndarray:
     "Symmetric square root of a positive semi-definite matrix (negative rounding errors clipped)."
-    A = check_array('A', A, ndim=2)
+    A = check_array('A', _real('A', A), ndim=2)
     w, V = np.linalg.eigh((A + A.T) / 2); return (V * np.sqrt(np.clip(w, 0, None))) @ V.T
 
 def bulk_distance(Sigma, C, Sigma_root=None) -> float:
     "Normalised squared 2-Wasserstein distance W2^2(N(0,Sigma), N(0,C)) / d (pass Sigma_root to reuse Sigma^(1/2))."
-    r = psd_sqrt(Sigma) if Sigma_root is None else check_array('Sigma_root', Sigma_root, ndim=2)
-    C = check_array('C', C, ndim=2)
+    r = psd_sqrt(Sigma) if Sigma_root is None else check_array('Sigma_root', _real('Sigma_root', Sigma_root), ndim=2)
+    C = check_array('C', _real('C', C), ndim=2)
     if r.shape != C.shape: raise MemgenError(f"Sigma has shape {r.shape} but C has {C.shape}")
     cross = np.sum(np.sqrt(np.clip(np.linalg.eigvalsh(r @ C @ r), 0, None)))
     return float((np.sum(r * r) + np.trace(C) - 2 * cross) / len(r))
 
-def latent_distance(Sigma, C) -> float:
+def latent_distance(C, latents) -> float:
+    "Chordal distance 1 - ||U^T V_r||_F^2 / r between the latents' span U and C's top-r eigenvectors V_r, in [0, 1]."
+    C, L = _cov_latents(C, latents)
+    U, sv, _ = np.linalg.svd(L.T / np.abs(L).max(), full_matrices=False)
+    if sv[-1] <= 1e-10 * sv[0]: raise MemgenError(f"latents are linearly dependent (rank < {len(L)}); expected independent rows")
+    return float(np.clip(1 - np.sum((U.T @ top_eigenvectors(C, len(L)))**2) / len(L), 0.0, 1.0))
+
+def operator_distance(Sigma, C) -> float:
     "Relative operator-norm distance ||Sigma - C||_op / ||Sigma||_op."
-    S, C = check_array('Sigma', Sigma, ndim=2), check_array('C', C, ndim=2)
+    S, C = check_array('Sigma', _real('Sigma', Sigma), ndim=2), check_array('C', _real('C', C), ndim=2)
     if S.shape != C.shape: raise MemgenError(f"Sigma has shape {S.shape} but C has {C.shape}")
     return float(np.abs(np.linalg.eigvalsh(S - C)).max() / np.abs(np.linalg.eigvalsh(S)).max())

@@ -31,7 +31,7 @@ def _finite_numbers(key: str, name: str, v) -> Any:
             raise MemgenError(f"claim {key!r}: {name}={x!r} is not a number; expected a finite number or a list of them")
         f = float(x)
         if not math.isfinite(f): raise MemgenError(f"claim {key!r}: {name}={x!r} is not finite; a claim needs computed, finite numbers")
-        out.append(f)
+        out.append(int(x) if isinstance(x, (int, np.integer)) else f)          # integers stay integers ("d = 200")
     return tuple(out) if seq else out[0]
 
 @dataclass(frozen=True)

@@ -16,7 +16,8 @@ __all__ = ['PALETTE', 'VEGA_BUNDLE_NAME', 'write_vega_bundle', 'chart_downloads'
            'theory_sim_chart', 'vline', 'image_grid']
 
 # %% ../nbs/10_plots.ipynb #b9a668f3
-PALETTE = {'m': '#d62728', 'q': '#1f77b4', 'Q': '#2ca02c', 'D_bulk': '#9467bd', 'D_lat': '#ff7f0e', 'theory': '#333333'}
+PALETTE = {'m': '#d62728', 'q': '#1f77b4', 'Q': '#2ca02c', 'D_bulk': '#9467bd', 'D_lat': '#ff7f0e', 'D_op': '#8c564b',
+           'theory': '#333333'}
 VEGA_BUNDLE_NAME = 'memgen-vega.js'
 
 def write_vega_bundle(path: Path | str) -> Path:

@@ -15,16 +15,26 @@ from .core import MemgenError, check_positive, check_int, check_array
 
 # %% auto #0
 __all__ = ['RidgeSqrt', 'mp_edges', 'mp_density', 'mp_moment', 'q_white', 'spectral_diag', 'sqrt_diag', 'convergence_q',
-           'power_law_spectrum', 'psi', 'psi_prime', 'latent_overlap', 'bulk_edge', 'outlier_location',
-           'template_outlier', 'latent_overlap_template', 'expected_max_abs_gaussian', 'memorisation',
-           'memorisation_map', 'memorisation_asymptote', 'bulk_distance', 'latent_distance']
+           'power_law_spectrum', 'effective_rank', 'convergence_q_finite', 'q_circ', 'psi', 'psi_prime',
+           'latent_overlap', 'bulk_edge', 'outlier_location', 'template_outlier', 'latent_overlap_template',
+           'expected_max_abs_gaussian', 'memorisation', 'memorisation_map', 'memorisation_asymptote', 'bulk_distance',
+           'latent_distance', 'operator_distance']
+
+# %% ../nbs/02_theory.ipynb #d924233d
+def _real(name: str, x):
+    "Return `x` after checking it is not complex (a float conversion would silently drop the imaginary part)."
+    if np.iscomplexobj(x): raise MemgenError(f"{name} is complex; expected real numbers")
+    return x
+
+def _check_array(name: str, x, **kw) -> np.ndarray: return check_array(name, _real(name, x), **kw)
+def _check_positive(name: str, x, **kw): return check_positive(name, _real(name, x), **kw)
 
 # %% ../nbs/02_theory.ipynb #490f39c5
 @dataclass(frozen=True)
 class RidgeSqrt:
     "Spectral map g(s) = sqrt(s + lam); lam = 0 is the unregularised model x = Sigma_hat^(1/2) z."
     lam: float = 0.0  # isotropic variance added by the ridge
-    def __post_init__(self): check_positive('lam', self.lam, strict=False)
+    def __post_init__(self): _check_positive('lam', self.lam, strict=False)
     def __call__(self, s): return np.sqrt(np.maximum(np.asarray(s, dtype=float), 0.0) + self.lam)
 
 def _as_map(g) -> object:
@@ -35,7 +45,7 @@ def _as_map(g) -> object:
 # %% ../nbs/02_theory.ipynb #605ae228
 def mp_edges(gamma, sigma2: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
     "Edges (a, b) of the continuous part of the Marchenko-Pastur law with ratio d/n = 1/gamma."
-    gamma = np.asarray(check_positive('gamma', gamma), dtype=float); check_positive('sigma2', sigma2)
+    gamma = np.asarray(_check_positive('gamma', gamma), dtype=float); _check_positive('sigma2', sigma2)
     rc = np.sqrt(1.0 / gamma)
     return sigma2 * (1 - rc)**2, sigma2 * (1 + rc)**2
 
@@ -53,7 +63,7 @@ _THETA, _WTHETA = np.pi * (_THETA + 1) / 2, np.pi * _WTHETA / 2
 
 def mp_moment(f, gamma, sigma2: float = 1.0) -> np.ndarray:
     "Integral of f against the Marchenko-Pastur law (atom at 0 included); array-valued in gamma."
-    g = np.asarray(check_positive('gamma', gamma), dtype=float)
+    g = np.asarray(_check_positive('gamma', gamma), dtype=float)
     a, b = mp_edges(g, sigma2)
     h = (b - a)[..., None] / 2
     half = _THETA / 2
@@ -65,16 +75,25 @@ def mp_moment(f, gamma, sigma2: float = 1.0) -> np.ndarray:
     return cont + (atom * f0 if np.any(atom > 0) else 0.0)
 
 # %% ../nbs/02_theory.ipynb #1d513997
+_Q_ASYMPTOTIC = 1e6   # above this gamma, q = 1 - c sigma2^2 g'(sigma2)^2 / g(sigma2)^2 + O(c^2) beats the quadrature
+
 def q_white(gamma, g=None, sigma2: float = 1.0) -> np.ndarray:
     "Asymptotic convergence q(gamma) of two linear models on disjoint white data, for the spectral map g."
     g = _as_map(g)
-    return mp_moment(g, gamma, sigma2)**2 / mp_moment(lambda s: np.asarray(g(s), dtype=float)**2, gamma, sigma2)
+    gam = np.asarray(_check_positive('gamma', gamma), dtype=float); _check_positive('sigma2', sigma2)
+    big = gam > _Q_ASYMPTOTIC
+    gq = np.where(big, 1.0, gam)                                  # the quadrature loses all digits as mu -> delta
+    q = mp_moment(g, gq, sigma2)**2 / mp_moment(lambda s: np.asarray(g(s), dtype=float)**2, gq, sigma2)
+    if np.any(big):
+        h = 1e-4 * sigma2; gm, g0, gp = np.asarray(g(sigma2 + h * np.array([-1.0, 0.0, 1.0])), dtype=float)
+        q = np.where(big, 1 - sigma2**2 * ((gp - gm) / (2 * h))**2 / g0**2 / gam, q)
+    return np.clip(q, 0.0, 1.0)[()]                               # q is a cosine: Cauchy-Schwarz gives q <= 1
 
 # %% ../nbs/02_theory.ipynb #07ea9ba5
 class _Spectrum:
     "A population spectrum prepared for deterministic equivalents: h(u) tabulated and splined in log u."
     def __init__(self, spectrum):
-        lam = check_array('spectrum', spectrum, ndim=1)
+        lam = _check_array('spectrum', spectrum, ndim=1)
         if np.any(lam < 0): raise MemgenError(f"spectrum has a negative eigenvalue {lam.min():g}; expected eigenvalues >= 0")
         pos = lam[lam > 0]
         if pos.size == 0: raise MemgenError("spectrum is all zeros; expected at least one positive eigenvalue")
@@ -135,7 +154,7 @@ def spectral_diag(spectrum, gamma, g=None) -> np.ndarray:
     if not isinstance(g, RidgeSqrt):
         raise MemgenError(f"spectral_diag supports g = RidgeSqrt(lam) (sqrt and ridge maps), got {g!r}; "
                           "for other maps use white data (q_white)")
-    gam = np.atleast_1d(np.asarray(check_positive('gamma', gamma), dtype=float))
+    gam = np.atleast_1d(np.asarray(_check_positive('gamma', gamma), dtype=float))
     sp = spectrum if isinstance(spectrum, _Spectrum) else _Spectrum(spectrum)
     if sp.vals.size <= 1024: nodes = sp.vals
     else: nodes = np.exp(np.linspace(np.log(sp.vals[0]), np.log(sp.vals[-1]), 1024))
@@ -155,7 +174,7 @@ def sqrt_diag(spectrum, gamma) -> np.ndarray:
 
 # %% ../nbs/02_theory.ipynb #96d40bf4
 def _is_flat(spectrum) -> bool:
-    lam = np.asarray(spectrum, dtype=float)
+    lam = np.asarray(_real('spectrum', spectrum), dtype=float)
     return lam.ndim == 1 and lam.size > 0 and np.all(np.isfinite(lam)) and lam[0] > 0 and np.all(lam == lam[0])
 
 def convergence_q(spectrum, gamma, g=None) -> np.ndarray:
@@ -170,30 +189,58 @@ def convergence_q(spectrum, gamma, g=None) -> np.ndarray:
 # %% ../nbs/02_theory.ipynb #ce6af41f
 def power_law_spectrum(d: int, alpha: float) -> np.ndarray:
     "Eigenvalues lambda_j = j^(-alpha), j = 1..d, scaled so that tr(Sigma)/d = 1."
-    d = check_int('d', d); check_positive('alpha', alpha, strict=False)
+    d = check_int('d', d); _check_positive('alpha', alpha, strict=False)
     lam = np.arange(1, d + 1, dtype=float)**(-float(alpha))
     return lam * d / lam.sum()
 
+# %% ../nbs/02_theory.ipynb #79a2d495
+def effective_rank(spectrum) -> float:
+    "Effective rank (sum lambda)^2 / sum lambda^2 of a spectrum: O(1) when a few directions carry the variance."
+    lam = _check_array('spectrum', spectrum, ndim=1)
+    if np.any(lam < 0) or not np.any(lam > 0): raise MemgenError("spectrum must have eigenvalues >= 0, not all zero")
+    lam = lam / lam.max()
+    return float(lam.sum()**2 / np.sum(lam**2))
+
+def convergence_q_finite(spectrum, gamma, n_z: int = 2000, seed: int = 0) -> np.ndarray:
+    "Finite-d convergence E_z[sum_k D_k^2 z_k^2 / sum_k lambda_k z_k^2] (sqrt map): the curve for O(1) effective rank."
+    lam = _check_array('spectrum', spectrum, ndim=1); n_z = check_int('n_z', n_z)
+    D2 = np.atleast_2d(sqrt_diag(lam, gamma))**2                            # (G, d)
+    rng = np.random.default_rng(seed); acc = np.zeros(len(D2))
+    for i in range(0, n_z, 256):                                           # blocks of seeds: memory O(256 d)
+        z2 = rng.standard_normal((min(256, n_z - i), lam.size))**2
+        acc += np.sum((z2 @ D2.T) / (z2 @ lam)[:, None], axis=0)
+    q = acc / n_z
+    return q[0] if np.ndim(gamma) == 0 else q
+
+# %% ../nbs/02_theory.ipynb #cc14ba8d
+def q_circ(n) -> np.ndarray:
+    "Convergence Gamma(n + 1/2)^2 / (n Gamma(n)^2) of two circulant (stationary) models fitted on n images each."
+    n = np.asarray(_check_positive('n', n), dtype=float)
+    small = np.minimum(n, 50.0)                          # gammaln differences lose digits at large n: use the series
+    L = special.gammaln(small + 0.5) - special.gammaln(small) - 0.5 * np.log(small)
+    L = np.where(n < 50, L, -1 / (8 * n) + 1 / (192 * n**3) - 1 / (640 * n**5))   # log(Gamma(n+1/2) / (sqrt(n) Gamma(n)))
+    return np.exp(2 * L)[()]
+
 # %% ../nbs/02_theory.ipynb #51e33eca
 def _bulk(bulk_spectrum) -> np.ndarray:
-    b = np.atleast_1d(check_array('bulk_spectrum', bulk_spectrum))
+    b = np.atleast_1d(_check_array('bulk_spectrum', bulk_spectrum))
     if b.ndim != 1 or np.any(b < 0): raise MemgenError("bulk_spectrum must be a 1-D array of eigenvalues >= 0")
     return b
 
 def psi(ell, bulk_spectrum, gamma) -> np.ndarray:
     "psi(ell) = ell (1 + c mean(t/(ell - t))) for the bulk eigenvalues t, c = 1/gamma."
-    b = _bulk(bulk_spectrum); c = 1 / np.asarray(check_positive('gamma', gamma), float)
-    ell = np.asarray(ell, dtype=float)[..., None]
+    b = _bulk(bulk_spectrum); c = 1 / np.asarray(_check_positive('gamma', gamma), float)
+    ell = np.asarray(_real('ell', ell), dtype=float)[..., None]
     return ell[..., 0] * (1 + c * np.mean(b / (ell - b), axis=-1))
 
 def psi_prime(ell, bulk_spectrum, gamma) -> np.ndarray:
     "Derivative psi'(ell) = 1 - c mean(t^2/(ell - t)^2)."
-    b = _bulk(bulk_spectrum); c = 1 / np.asarray(check_positive('gamma', gamma), float)
-    ell = np.asarray(ell, dtype=float)[..., None]
+    b = _bulk(bulk_spectrum); c = 1 / np.asarray(_check_positive('gamma', gamma), float)
+    ell = np.asarray(_real('ell', ell), dtype=float)[..., None]
     return 1 - c * np.mean(b**2 / (ell - b)**2, axis=-1)
 
 def _check_outlier(ell, b):
-    ell = np.asarray(check_positive('ell', ell), dtype=float)
+    ell = np.asarray(_check_positive('ell', ell), dtype=float)
     if np.any(ell <= b.max()):
         raise MemgenError(f"ell={np.min(ell):g} is not above the bulk (max eigenvalue {b.max():g}); expected ell > {b.max():g}")
     return ell
@@ -209,7 +256,7 @@ def bulk_edge(bulk_spectrum, gamma) -> np.ndarray:
     "Right edge of the sample bulk: min of psi above the bulk (where psi' = 0), per gamma."
     b = _bulk(bulk_spectrum); tmax = b.max()
     out = []
-    for gm in np.atleast_1d(np.asarray(check_positive('gamma', gamma), float)):
+    for gm in np.atleast_1d(np.asarray(_check_positive('gamma', gamma), float)):
         f = lambda l: float(psi_prime(l, b, gm))
         lo, hi = tmax * (1 + 1e-12) + 1e-300, tmax * 2 + 1.0
         while f(hi) <= 0: hi *= 2
@@ -224,7 +271,7 @@ def outlier_location(bulk_spectrum, ell, gamma) -> np.ndarray:
 # %% ../nbs/02_theory.ipynb #3178d66f
 def template_outlier(bulk_spectrum, u_coords, beta: float) -> tuple[float, float]:
     "Population outlier ell and overlap (u.w)^2 for Sigma = B + beta u u^T, u given in B's eigenbasis."
-    b = _bulk(bulk_spectrum); u = check_array('u_coords', u_coords, ndim=1); check_positive('beta', beta)
+    b = _bulk(bulk_spectrum); u = _check_array('u_coords', u_coords, ndim=1); _check_positive('beta', beta)
     if u.shape != b.shape: raise MemgenError(f"u_coords has shape {u.shape}; expected {b.shape} like bulk_spectrum")
     u = u / np.linalg.norm(u); tmax = b.max()
     f = lambda l: beta * np.sum(u**2 / (l - b)) - 1
@@ -260,7 +307,7 @@ def _radius_factor(n: int, lam: float) -> float:
 
 def memorisation(n, lam=0.0) -> np.ndarray:
     "m(n, lam): expected cosine of a sample to its nearest training point, white data, d -> infinity."
-    check_positive('lam', lam, strict=False)
+    _check_positive('lam', lam, strict=False)
     def one(k, l):
         k = check_int('n', k)
         ER = math.exp(0.5 * math.log(2) + special.gammaln((k + 1) / 2) - special.gammaln(k / 2))
@@ -279,7 +326,7 @@ def memorisation_map(n, d: int, g) -> np.ndarray:
 
 def memorisation_asymptote(n) -> np.ndarray:
     "Leading large-n behaviour sqrt(2 ln n / n) of m(n)."
-    n = np.asarray(n, dtype=float); check_positive('n', n)
+    n = np.asarray(n, dtype=float); _check_positive('n', n)
     return np.sqrt(2 * np.log(n) / n)
 
 # %% ../nbs/02_theory.ipynb #3a0079c3
@@ -291,20 +338,27 @@ def bulk_distance(spectrum, gamma, g=None) -> np.ndarray:
         return s2 + mp_moment(lambda s: np.asarray(g(s), float)**2, gamma, s2) - 2 * math.sqrt(s2) * mp_moment(g, gamma, s2)
     if not (isinstance(g, RidgeSqrt) and g.lam == 0):
         raise MemgenError(f"bulk_distance for a non-white spectrum supports only g = sqrt (RidgeSqrt(0)), got {g!r}")
-    lam = check_array('spectrum', spectrum, ndim=1)
+    lam = _check_array('spectrum', spectrum, ndim=1)
     return (2 * lam.sum() - 2 * np.sum(sqrt_diag(lam**2, gamma), axis=-1)) / lam.size
 
 # %% ../nbs/02_theory.ipynb #e1148761
+def latent_distance(betas, gamma) -> np.ndarray:
+    "Chordal D_lat = 1 - mean_k Q_k for a white bulk with orthogonal spikes betas (Q_k the BBP overlaps), d -> infinity."
+    betas = np.atleast_1d(np.asarray(_check_positive('betas', betas), float))
+    gam = np.asarray(_check_positive('gamma', gamma), float)
+    return (1 - np.mean([latent_overlap(1.0, 1 + b, gam) for b in betas], axis=0))[()]
+
+# %% ../nbs/02_theory.ipynb #a6457581
 def _y_white(z, c, side: int):
     "1 + delta(z) for a white bulk at real z outside the MP support; side=-1 left of it, +1 right of it."
     D = (1 + z - c)**2 - 4 * z
     return 2 / ((1 + z - c) - side * np.sqrt(np.maximum(D, 0)))
 
-def latent_distance(betas, gamma, lam: float = 0.0) -> np.ndarray:
-    "D_lat = ||Sigma - C||_op / ||Sigma||_op for a white bulk with orthogonal spikes betas and C = Sigma_hat + lam."
-    betas = np.atleast_1d(np.asarray(check_positive('betas', betas), float)); check_positive('lam', lam, strict=False)
+def operator_distance(betas, gamma, lam: float = 0.0) -> np.ndarray:
+    "||Sigma - C||_op / ||Sigma||_op for a white bulk with orthogonal spikes betas and C = Sigma_hat + lam, d -> infinity."
+    betas = np.atleast_1d(np.asarray(_check_positive('betas', betas), float)); _check_positive('lam', lam, strict=False)
     out = []
-    for gm in np.atleast_1d(np.asarray(check_positive('gamma', gamma), float)):
+    for gm in np.atleast_1d(np.asarray(_check_positive('gamma', gamma), float)):
         c = 1 / gm; a, b = float(mp_edges(gm)[0]), float(mp_edges(gm)[1])
         left = 0.0 if gm < 1 else a                                           # left end of the spectrum of Sigma_hat
         norms = [abs(1 - lam - a), abs(1 - lam - b)] + ([abs(1 - lam)] if gm < 1 else [])

@@ -8,8 +8,8 @@ import pytest
 import torch
 from memgen import data as D, metrics as M
 from memgen.core import MemgenError
-from memgen.linear import LinearGenerativeModel, SimConfig, simulate, fit_pair, draw_seeds
-from memgen.theory import RidgeSqrt
+from memgen.linear import LinearGenerativeModel, CirculantGenerativeModel, SimConfig, simulate, summarise, fit_pair, draw_seeds, QUANTITIES
+from memgen.theory import RidgeSqrt, latent_overlap, q_circ
 
 GENERATORS = [
     D.SpikedWhite(30, betas=(4.0, 1.0), seed=1),
@@ -117,6 +117,92 @@ def test_celeba_loader_on_a_tiny_fixture(tmp_path):
     assert D.load_celeba(str(tmp_path / 'faces.pt')).images.shape == (4, 6400)
 
 
+def test_latent_recovery_does_not_pair_by_rank():
+    # betas listed weakest first: rank pairing would pair u_1 (beta = 1) with the beta = 5 eigenvector and report ~0
+    model = D.SpikedWhite(100, betas=(1.0, 5.0), seed=1); gamma = 50
+    X = model.sample(gamma * 100, np.random.default_rng(0)); C = X.T @ X / len(X)
+    bbp = [latent_overlap(1.0, 1 + b, gamma) for b in (1.0, 5.0)]            # 0.96, 0.999
+    for method in ('subspace', 'best'):
+        Q = M.latent_recovery(C, model.latents, method=method)
+        assert np.all(Q > 0.9) and np.allclose(Q, bbp, atol=0.03), (method, Q, bbp)
+    paired = np.sum(model.latents * M.top_eigenvectors(C, 2).T, axis=1)**2
+    assert np.all(paired < 0.05), paired
+    # the LinearOperator route (Lanczos on generated samples) gives the same subspace overlaps
+    xs = LinearGenerativeModel().fit(X).sample(np.random.default_rng(1).standard_normal((3000, 100)))
+    Qs, err = M.latent_recovery_from_samples(xs, model.latents, n_boot=5)
+    assert np.all(Qs > 0.85) and np.all(err < 0.05), (Qs, err)
+
+
+def test_latent_distance_is_chordal():
+    rng = np.random.default_rng(4); d, r = 30, 3
+    V = np.linalg.qr(rng.standard_normal((d, d)))[0]
+    C = (V * np.r_[10.0, 8.0, 6.0, np.ones(d - 3)]) @ V.T
+    assert M.latent_distance(C, rng.standard_normal((3, 3)) @ V[:, :3].T) == pytest.approx(0.0, abs=1e-10)   # any basis
+    assert M.latent_distance(C, V[:, 3:6].T) == pytest.approx(1.0, abs=1e-10)
+    U = np.linalg.qr(rng.standard_normal((d, r)))[0]
+    expect = 1 - np.linalg.norm(U.T @ V[:, :3])**2 / r
+    assert M.latent_distance(C, U.T) == pytest.approx(expect, abs=1e-10) and 0 <= expect <= 1
+    from scipy.sparse.linalg import aslinearoperator
+    assert M.latent_distance(aslinearoperator(C), U.T) == pytest.approx(expect, abs=1e-8)
+    assert M.operator_distance(np.diag([2.0, 1.0]), np.eye(2)) == pytest.approx(0.5)
+
+
+def test_centred_convergence_and_scale_invariance():
+    a, b = np.random.default_rng(5).standard_normal((2, 100, 64))
+    raw, cen = M.convergence(a, b)[0], M.convergence(a, b, centre=True)[0]
+    assert abs(M.convergence(a + 5.0, b + 5.0)[0] - raw) > 0.5                 # the offset dominates the raw cosine
+    assert M.convergence(a + 5.0, b + 5.0, centre=True)[0] == pytest.approx(cen, abs=1e-12)
+    assert M.convergence(1e200 * a, 1e200 * b)[0] == pytest.approx(raw, abs=1e-12)
+    assert M.convergence(1e-200 * a, 1e-200 * b)[0] == pytest.approx(raw, abs=1e-12)
+
+
+def test_simulation_quantities_d_lat_and_d_op():
+    assert QUANTITIES == ('m', 'q', 'Q', 'D_bulk', 'D_lat', 'D_op')
+    cfg = SimConfig(data=partial(D.SpikedWhite, betas=(4.0,)), ds=(60,), gammas=(0.5, 2.0), n_seeds=2, n_samples=20)
+    sm = summarise(simulate(cfg, show_progress=False)).set_index(['gamma', 'quantity']).value
+    assert sm[2.0, 'D_lat'] == pytest.approx(1 - sm[2.0, 'Q'], abs=1e-9) and 0 <= sm[2.0, 'D_lat'] < sm[0.5, 'D_lat'] <= 1
+    assert sm[0.5, 'D_op'] > 0
+    # a data model without latents: no Q and no D_lat rows, the rest as usual
+    cfg2 = SimConfig(data=lambda d: D.SpikedWhite(d), ds=(40,), gammas=(1.0,), n_seeds=1, n_samples=10)
+    assert set(simulate(cfg2, show_progress=False).quantity) == {'m', 'q', 'D_bulk', 'D_op'}
+
+
+def test_circulant_model_convergence_matches_q_circ():
+    """Two circulant models on disjoint sets of n white stationary 32x32 images: MC q vs q_circ(n), tolerance 0.01
+    (measured sem about 0.003 at n = 1 with 16 training-set pairs; finite-d bias O(1/d))."""
+    si = D.StationaryImages(32, 32, alpha=0.0)
+    for n in (1, 2, 4, 16):
+        rng = np.random.default_rng(n); qs = []
+        for _ in range(16):
+            XA, XB = si.sample_disjoint(n, rng, 2); z = rng.standard_normal((20, si.d))
+            qs.append(M.convergence(CirculantGenerativeModel(32, 32).fit(XA).sample(z),
+                                    CirculantGenerativeModel(32, 32).fit(XB).sample(z))[0])
+        assert abs(np.mean(qs) - q_circ(n)) < 0.01, (n, np.mean(qs), q_circ(n))
+
+
+def test_circulant_model_does_not_recover_localised_templates():
+    # pixel templates on white stationary images, n = 1200 at d = 576: Q <= 2 r / d for the circulant model, BBP for the linear one
+    si = D.StationaryImages(24, 24, alpha=0.0); rng = np.random.default_rng(7); pix = np.eye(si.d)[[100, 300, 500]]
+    X = D.add_latents(si.sample(1200, rng), (6.0, 4.0, 3.0), pix, rng)
+    cm = CirculantGenerativeModel(24, 24).fit(X)
+    Qc = M.latent_recovery(cm.covariance(), pix)
+    assert np.all(Qc < 0.05) and np.all(Qc <= 6 / si.d + 1e-9), Qc
+    assert np.all(M.latent_recovery(LinearGenerativeModel().fit(X).covariance(), pix) > 0.75)
+    Mz = cm.sample(np.eye(si.d)); np.testing.assert_allclose(cm.covariance(), Mz @ Mz.T, atol=1e-10)
+
+
+def test_linear_model_guards_numpy_and_torch():
+    with pytest.raises(MemgenError, match='X is empty'): LinearGenerativeModel().fit(np.zeros((0, 4)))
+    with pytest.raises(MemgenError, match='X is empty'): LinearGenerativeModel().fit(torch.zeros(0, 4))
+    with pytest.raises(MemgenError, match='NaN'): LinearGenerativeModel().fit(torch.tensor([[1.0, float('nan')]]))
+    with pytest.raises(MemgenError, match='X is complex'): LinearGenerativeModel().fit(np.ones((3, 4)) * 1j)
+    with pytest.raises(MemgenError, match='X is complex'): LinearGenerativeModel().fit(torch.ones(3, 4, dtype=torch.complex128))
+    X = np.random.default_rng(0).standard_normal((5, 4))
+    bad = np.array([[0.0, np.nan, 1.0, 2.0]])
+    with pytest.raises(MemgenError, match='z contains 1 NaN'): LinearGenerativeModel().fit(X).sample(bad)
+    with pytest.raises(MemgenError, match='z contains NaN'): LinearGenerativeModel().fit(torch.tensor(X)).sample(torch.tensor(bad))
+
+
 @pytest.mark.parametrize('call, message', [
     (lambda: D.SpikedWhite(10, betas=(-1.0,)), 'betas=-1 is not allowed'),
     (lambda: D.PowerLaw(10, alpha=-0.5), 'alpha=-0.5 is not allowed'),
@@ -132,6 +218,19 @@ def test_celeba_loader_on_a_tiny_fixture(tmp_path):
     (lambda: M.convergence(np.ones((3, 4)), np.ones((2, 4))), 'expected equal shapes'),
     (lambda: M.memorisation(np.ones((3, 4)), np.ones((2, 5))), 'samples have 4 features but train has 5'),
     (lambda: M.latent_recovery(np.eye(3), np.ones((1, 4))), 'expected (d, d) and (r, d)'),
+    (lambda: M.latent_recovery(np.eye(3), np.ones((1, 3)), method='paired'), "method='paired' is not allowed"),
+    (lambda: M.latent_distance(np.eye(3), [[1.0, 0, 0], [2.0, 0, 0]]), 'linearly dependent'),
+    (lambda: M.memorisation(np.ones((3, 4)), np.ones((2, 4)), chunk=-1), 'chunk=-1 is not allowed'),
+    (lambda: M.nearest_cosine(np.ones((3, 4)), np.ones((2, 4)), chunk=0), 'chunk=0 is not allowed'),
+    (lambda: M.nn_ratio_memorised(np.ones((3, 4)), np.ones((2, 4)), chunk=0), 'chunk=0 is not allowed'),
+    (lambda: M.convergence(np.ones((3, 4)) * 1j, np.ones((3, 4))), 'samples_a is complex'),
+    (lambda: M.memorisation(np.ones((3, 4)), np.ones((2, 4)) + 0j), 'train is complex'),
+    (lambda: M.memorisation(torch.ones(3, 4, dtype=torch.complex128), np.ones((2, 4))), 'samples is complex'),
+    (lambda: M.latent_recovery(np.eye(3) * 1j, np.ones((1, 3))), 'cov is complex'),
+    (lambda: M.operator_distance(np.eye(3), np.eye(3) + 0j), 'C is complex'),
+    (lambda: M.bulk_distance(np.eye(3) * 1j, np.eye(3)), 'A is complex'),
+    (lambda: CirculantGenerativeModel(4, 4).fit(np.ones((2, 15))), 'X has shape (2, 15); expected rows of length'),
+    (lambda: CirculantGenerativeModel(0, 4), 'H=0 is not allowed'),
 ])
 def test_bad_input(call, message):
     with pytest.raises(MemgenError, match=message.replace('(', r'\(').replace(')', r'\)')):

@@ -121,3 +121,54 @@ def test_bad_input():
         df.ddpm_sample(D, sch, np.zeros((2, 6)), None)
     with pytest.raises(MemgenError, match='beta=0.0 is not allowed; expected 0 < beta <= 1'):
         df.kadkhodaie_sample(D, np.ones((2, 6)), np.random.default_rng(), beta=0.0)
+
+
+# Training time (beyond the paper): a linear denoiser trained for time tau gives the spectral map g_tau.
+
+@pytest.mark.parametrize('d', [100, 200])
+def test_training_time_theory_matches_trained_diffusion_models(d):
+    "q(tau) at gamma = 1 and m(tau) at n = 5 of DDIM-sampled models trained for tau, against the theory with g_tau."
+    from memgen import theory as th
+    for tau in (0.1, 2.0):
+        t = df.simulate_diffusion(df.GradientFlow(tau), d, ns=(5, d), n_seeds=3, n_samples=40, steps=40, seed=3, show_progress=False)
+        s = t.groupby(['n', 'quantity']).value.agg(['mean', 'std', 'count'])
+        sem = s['std'] / np.sqrt(s['count'])
+        q_th = float(th.q_white(1.0, df.training_map(tau, steps=40)))
+        m_th = float(df.memorisation_curve([tau], 5, d, steps=40)[0])
+        assert abs(s.loc[(d, 'q'), 'mean'] - q_th) <= 3 * sem[(d, 'q')] + 1.0 / d, (tau, s.loc[(d, 'q')], q_th)
+        assert abs(s.loc[(5, 'm'), 'mean'] - m_th) <= 3 * sem[(5, 'm')] + 0.03, (tau, s.loc[(5, 'm')], m_th)
+
+
+def test_latent_recovery_does_not_depend_on_training_time():
+    "Exact: the generated covariance has the same top eigenvectors at every tau; by simulation: Q of generated samples agrees within errors."
+    from memgen.data import SpikedWhite
+    from memgen.metrics import latent_recovery, latent_recovery_from_samples
+    sw = SpikedWhite(80, betas=(4.0,)); X = sw.sample(160, np.random.default_rng(0)); sch = df.linear_schedule(1000)
+    exact = [latent_recovery(df.sampled_covariance(df.SpectralDenoiser(X, df.GradientFlow(t)), sch, 30), sw.latents)[0]
+             for t in (0.02, 0.3, 3.0, 30.0)]
+    assert np.ptp(exact) < 1e-8 and exact[0] > 0.5, exact
+    xT = np.random.default_rng(1).standard_normal((3000, 80))
+    sim = [latent_recovery_from_samples(df.ddim_sample(df.SpectralDenoiser(X, df.GradientFlow(t)), sch, xT, steps=30),
+                                        sw.latents, n_boot=10) for t in (0.3, 30.0)]
+    (Q1, e1), (Q2, e2) = sim
+    assert abs(Q1[0] - Q2[0]) <= 3 * np.hypot(e1[0], e2[0]) + 1e-3, sim
+    assert abs(Q1[0] - exact[0]) <= 3 * e1[0] + 0.02, (Q1, exact)
+
+
+def test_memorisation_time_scaling_is_flat_in_n():
+    "tau_mem(n, d) of linear diffusion models: the power-law exponent in n is far from Bonnaire et al.'s linear growth."
+    ns = np.array([2, 8, 32, 128])
+    tm = df.memorisation_time(ns, 2000, steps=40)
+    b = np.polyfit(np.log(ns), np.log(tm), 1)[0]
+    assert abs(b) < 0.5, (tm, b)
+
+
+def test_training_time_bad_input():
+    with pytest.raises(MemgenError, match='tau'):
+        df.GradientFlow(-0.5)
+    with pytest.raises(MemgenError, match='beyond the stability limit'):
+        df.GradientFlow(1.0, lr=0.9)(np.array([1.0, 2.0]), 1.0)
+    with pytest.raises(MemgenError, match='non-empty'):
+        df.training_curves([], [1.0])
+    with pytest.raises(MemgenError, match='n < d'):
+        df.memorisation_time([500], 100)

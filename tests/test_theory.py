@@ -119,10 +119,43 @@ def test_memorisation_against_monte_carlo(n, lam, bias):
 
 
 @pytest.mark.parametrize('gamma, beta', [(0.5, 1.0), (0.5, 3.0), (2.0, 1.0), (2.0, 3.0)])
-def test_latent_distance_against_monte_carlo(gamma, beta):
+def test_operator_distance_against_monte_carlo(gamma, beta):
     rng = np.random.default_rng(5); model = SpikedWhite(800, (beta,), seed=3); n = int(gamma * 800)
-    vals = [metrics.latent_distance(model.covariance(), _cov(model, n, rng)) for _ in range(3)]
-    assert np.mean(vals) == pytest.approx(th.latent_distance(beta, gamma), rel=0.03)
+    vals = [metrics.operator_distance(model.covariance(), _cov(model, n, rng)) for _ in range(3)]
+    assert np.mean(vals) == pytest.approx(th.operator_distance(beta, gamma), rel=0.03)
+
+
+def test_operator_distance_is_blind_to_the_bbp_transition():
+    # at gamma_c = 1/beta^2 the bulk edge moves by 2 beta + beta^2 > beta: up to 2 gamma_c the operator norm is the
+    # no-spike value (2 sqrt(c) + c) / (1 + beta), with no feature at gamma_c
+    beta = 3.0; g = np.linspace(0.2, 2.0, 19) / beta**2; c = 1 / g
+    np.testing.assert_allclose(th.operator_distance((beta,), g), (2 * np.sqrt(c) + c) / (1 + beta), rtol=1e-9)
+
+
+def test_latent_distance_threshold():
+    beta = 3.0; gc = 1 / beta**2
+    np.testing.assert_array_equal(th.latent_distance((beta,), np.linspace(0.001, 0.9999, 50) * gc), 1.0)
+    above = th.latent_distance((beta,), gc * np.linspace(1.0001, 100, 200))
+    assert np.all(np.diff(above) < 0) and above[0] < 1
+    # two spikes: the mean of the BBP overlaps, a kink at each 1/beta_k^2
+    g = np.array([0.5, 3.0])
+    np.testing.assert_allclose(th.latent_distance((1.0, 5.0), g),
+                               1 - (th.latent_overlap(1.0, 2.0, g) + th.latent_overlap(1.0, 6.0, g)) / 2, atol=1e-14)
+
+
+@pytest.mark.parametrize('betas, gammas', [((3.0,), (0.5, 2.0)), ((1.0, 5.0), (0.3, 3.0))])
+def test_latent_distance_against_simulation(betas, gammas):
+    """Chordal D_lat of LinearGenerativeModel fits on n = gamma d samples vs theory, d = 200 and 400, 4 training sets.
+
+    Tolerance 3 sem + 0.03 (finite-d bias of the overlaps, O(d^-1/2) at these d); gammas away from each 1/beta_k^2."""
+    for d in (200, 400):
+        model = SpikedWhite(d, betas, seed=1)
+        for gm in gammas:
+            rng = np.random.default_rng([d, int(gm * 10)]); n = int(gm * d)
+            vals = [metrics.latent_distance(LinearGenerativeModel().fit(model.sample(n, rng)).covariance(), model.latents)
+                    for _ in range(4)]
+            m, s = mean_sem(vals)
+            assert abs(m - th.latent_distance(betas, gm)) < 3 * s + 0.03, (betas, d, gm, m, s)
 
 
 @pytest.mark.parametrize('alpha', [0.0, 0.5])
@@ -151,7 +184,49 @@ def test_solvers_are_robust_over_wide_ranges():
         assert np.all(np.diff(arr) > -1e-9)
 
 
+def test_effective_rank_and_finite_d_convergence_against_monte_carlo():
+    """alpha = 1.5, d = 600: effective rank O(1), so the cosine does not self-average. At gamma = 0.2 the finite-d
+    curve E_z[sum D_k^2 z_k^2 / sum lambda_k z_k^2] is within 3 MC standard errors, the d -> infinity one is not."""
+    lam = th.power_law_spectrum(600, 1.5)
+    assert 5 < th.effective_rank(lam) < 5.7 and th.effective_rank(np.ones(600)) == pytest.approx(600)
+    np.testing.assert_allclose(th.convergence_q_finite(lam, [0.2, 0.7, 2.5]), [0.855, 0.947, 0.986], atol=3e-3)
+    t = simulate_convergence(lambda d: PowerLaw(d, 1.5), ds=(600,), gammas=(0.2,), n_seeds=4, n_samples=200,
+                             show_progress=False)
+    mc, sem = t.q.mean(), np.sqrt(np.mean(t.q_sem**2) / len(t))
+    assert abs(mc - th.convergence_q_finite(lam, 0.2)) < 3 * sem, (mc, sem)
+    assert abs(mc - th.convergence_q(lam, 0.2)) > 5 * sem, (mc, sem)
+
+
+def test_q_circ_closed_forms():
+    assert th.q_circ(1) == pytest.approx(np.pi / 4, abs=1e-14)
+    np.testing.assert_allclose(th.q_circ([2, 4, 16]), [0.8836, 0.9396, 0.9845], atol=1e-4)
+    n = np.logspace(0, 12, 60); q = th.q_circ(n)
+    assert np.all(np.diff(q) > 0) and np.all(q <= 1) and q[-1] == pytest.approx(1 - 1 / (4 * n[-1]), abs=1e-15)
+    assert th.q_circ(0.5) == pytest.approx(special_q(0.5))
+
+
+def special_q(n):
+    from scipy.special import gamma as G
+    return G(n + 0.5)**2 / (n * G(n)**2)
+
+
+def test_q_white_guards_at_huge_gamma():
+    with warnings.catch_warnings():
+        warnings.simplefilter('error')
+        assert th.q_white(1e100) == 1.0 and not np.isnan(th.q_white(1e100))
+        assert th.q_white(1e12) <= 1.0
+        q = th.q_white(np.logspace(3, 100, 40))
+    assert np.all(np.diff(q) >= 0) and np.all(q <= 1)
+    assert th.q_white(1e12) == pytest.approx(1 - 1 / 4e12, abs=1e-15)
+
+
 @pytest.mark.parametrize('call, message', [
+    (lambda: th.convergence_q([1 + 1j, 1.0], 1.0), 'spectrum is complex'),
+    (lambda: th.q_white(1 + 1j), 'gamma is complex'),
+    (lambda: th.latent_overlap([1.0, 1j], 3.0, 1.0), 'bulk_spectrum is complex'),
+    (lambda: th.latent_distance((3.0,), 0.0), 'gamma=0 is not allowed'),
+    (lambda: th.q_circ(0), 'n=0 is not allowed'),
+    (lambda: th.convergence_q_finite(np.ones(5), 1.0, n_z=0), 'n_z=0 is not allowed'),
     (lambda: th.q_white(0.0), 'gamma=0 is not allowed'),
     (lambda: th.q_white(-1.0), 'gamma=-1 is not allowed'),
     (lambda: th.q_white(np.nan), 'NaN'),
