@@ -187,11 +187,13 @@ def simulate(cfg: SimConfig, show_progress: bool = True) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 def summarise(table: pd.DataFrame) -> pd.DataFrame:
-    "Mean and standard error over seeds for each (d, gamma, quantity, k)."
+    "Mean over seeds per (d, gamma, quantity, k): sem across seeds, and err = max(sem, pooled sem over the seeds z)."
     keys = ['d', 'gamma', 'n', 'quantity', 'k']
-    g = table.groupby(keys, dropna=False).value
-    out = g.agg(['mean', 'std', 'count']).reset_index()
+    g = table.groupby(keys, dropna=False)
+    out = g.value.agg(['mean', 'std', 'count']).reset_index()
     out['sem'] = (out['std'] / np.sqrt(out['count'])).fillna(0.0)
+    z_only = g['sem'].agg(lambda e: np.sqrt(np.sum(e**2)) / len(e)).to_numpy()   # with few training sets the spread is noisy
+    out['err'] = np.maximum(out['sem'].to_numpy(), z_only)
     return out.rename(columns={'mean': 'value'}).drop(columns=['std'])
 
 # %% ../nbs/03_linear.ipynb #d41256bb
