@@ -4,7 +4,7 @@
 
 # %% ../nbs/07_sweep.ipynb #eb54be13
 from __future__ import annotations
-import dataclasses, itertools, json, os, shutil, socket, sys, time, traceback
+import dataclasses, errno, functools, itertools, json, math, os, re, shutil, socket, sys, tempfile, threading, time, traceback, uuid
 from collections import Counter
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field, fields
@@ -19,7 +19,8 @@ from .core import (MemgenError, atomic_write_json, atomic_write_text, check_int,
 # %% auto #0
 __all__ = ['TASKS', 'MAX_JOBS', 'Task', 'register_task', 'get_task', 'make_params', 'LinearTaskParams', 'task_linear',
            'TheoryTaskParams', 'task_theory_q', 'DenoiserTaskParams', 'task_denoisers', 'ChapterTaskParams',
-           'task_chapter', 'SweepSpec', 'load_spec', 'Job', 'expand', 'run_job', 'run_sweep', 'sweep_status', 'collect']
+           'task_chapter', 'SweepSpec', 'load_spec', 'Job', 'n_jobs', 'expand', 'run_job', 'run_sweep', 'sweep_status',
+           'collect']
 
 # %% ../nbs/07_sweep.ipynb #5764b674
 @dataclass(frozen=True)
@@ -40,18 +41,34 @@ def register_task(name: str, params: type):
 def get_task(task) -> Task:
     "A Task from a registered name or a Task object."
     if isinstance(task, Task): return task
-    if task not in TASKS: raise MemgenError(f"task {task!r} is unknown; expected one of {sorted(TASKS)}")
+    if not isinstance(task, str) or task not in TASKS: raise MemgenError(f"task {task!r} is unknown; expected one of {sorted(TASKS)}")
     return TASKS[task]
 
+def _short(v, n: int = 60) -> str:
+    "repr(v), cut to n characters (for one-line messages)."
+    r = repr(v); return r if len(r) <= n else r[:n] + '...'
+
+_TYPES = {'int': ((int, np.integer), 'an integer'), 'float': ((int, float, np.integer, np.floating), 'a number'),
+          'str': ((str,), 'a string'), 'tuple': ((tuple,), 'a list'), 'bool': ((bool, np.bool_), 'true or false')}
+
+def _check_type(task: Task, f, v) -> None:
+    "Check one parameter value against its field's annotated type (int, float, str, tuple or bool)."
+    kind = f.type if isinstance(f.type, str) else getattr(f.type, '__name__', '')
+    if kind not in _TYPES: return
+    types, what = _TYPES[kind]
+    if not isinstance(v, types) or (kind != 'bool' and isinstance(v, (bool, np.bool_))):
+        raise MemgenError(f"parameter {f.name}={_short(v)} of task {task.name!r} is not allowed; expected {what}")
+
 def make_params(task: Task, values: dict):
-    "Build the task's parameter dataclass, naming unknown parameters and bad values."
+    "Build the task's parameter dataclass, naming unknown parameters, bad types and bad values."
     allowed = {f.name: f for f in fields(task.params)}
-    unknown = sorted(set(values) - set(allowed))
+    unknown = sorted(set(map(str, values)) - set(allowed))
     if unknown: raise MemgenError(f"parameter {unknown[0]!r} is unknown for task {task.name!r}; expected one of {sorted(allowed)}")
     conv = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
+    for k, v in conv.items(): _check_type(task, allowed[k], v)
     try: return task.params(**conv)
     except MemgenError: raise
-    except (TypeError, ValueError) as e: raise MemgenError(f"bad parameters for task {task.name!r}: {e}") from None
+    except (TypeError, ValueError) as e: raise MemgenError(f"bad parameters for task {task.name!r}: {' '.join(str(e).split())}") from None
 
 # %% ../nbs/07_sweep.ipynb #545297ea
 @dataclass(frozen=True)
@@ -68,6 +85,7 @@ class LinearTaskParams:
     quantities: tuple = ('m', 'q', 'Q', 'D_bulk', 'D_lat')
     def __post_init__(self):
         check_int('d', self.d); check_positive('gamma', self.gamma); check_positive('ridge', self.ridge, strict=False)
+        check_positive('alpha', self.alpha, strict=False); check_int('n_seeds', self.n_seeds); check_int('n_samples', self.n_samples)
         if self.data not in ('white', 'spiked', 'power'): raise MemgenError(f"data={self.data!r} is not allowed; expected white, spiked or power")
 
 @register_task('linear', LinearTaskParams)
@@ -89,7 +107,8 @@ class TheoryTaskParams:
     d: int = 1000
     alpha: float = 1.0
     gamma: float = 1.0
-    def __post_init__(self): check_int('d', self.d); check_positive('gamma', self.gamma)
+    def __post_init__(self):
+        check_int('d', self.d); check_positive('gamma', self.gamma); check_positive('alpha', self.alpha, strict=False)
 
 @register_task('theory_q', TheoryTaskParams)
 def task_theory_q(p: TheoryTaskParams, seed: int) -> pd.DataFrame:
@@ -114,6 +133,7 @@ class DenoiserTaskParams:
     celeba_path: str = ''
     def __post_init__(self):
         check_int('N', self.N); check_int('H', self.H); check_int('train_steps', self.train_steps)
+        check_positive('alpha', self.alpha, strict=False)
         from memgen.data import IMAGE_DATASETS
         if self.data not in IMAGE_DATASETS: raise MemgenError(f"data={self.data!r} is not allowed; expected one of {IMAGE_DATASETS}")
 
@@ -136,6 +156,13 @@ class ChapterTaskParams:
     chapter: str = 'convergence'
     profile: str = 'quick'
     overrides: tuple = ()
+    def __post_init__(self):
+        from memgen.book import PROFILES, get_chapter, with_overrides
+        ch = get_chapter(self.chapter)
+        if self.profile not in PROFILES: raise MemgenError(f"profile={self.profile!r} is not allowed; expected one of {PROFILES}")
+        bad = [o for o in self.overrides if not isinstance(o, str) or '=' not in o]
+        if bad: raise MemgenError(f"override {bad[0]!r} is not allowed; expected a 'NAME=VALUE' string")
+        with_overrides(ch.profile(self.profile), [tuple(o.split('=', 1)) for o in self.overrides])
 
 @register_task('chapter', ChapterTaskParams)
 def task_chapter(p: ChapterTaskParams, seed: int) -> pd.DataFrame:
@@ -145,9 +172,21 @@ def task_chapter(p: ChapterTaskParams, seed: int) -> pd.DataFrame:
     return pd.DataFrame([{'chapter': p.chapter, 'executed_notebook': str(nb)}])
 
 # %% ../nbs/07_sweep.ipynb #146e95f8
+_NAME = re.compile(r'[A-Za-z0-9][A-Za-z0-9._-]{0,127}')
+
+def _check_seeds(seeds) -> tuple:
+    "Seeds as a tuple of distinct integers >= 0."
+    if not isinstance(seeds, (list, tuple)) or not seeds:
+        raise MemgenError(f"seeds={_short(seeds)} is not allowed; expected a non-empty list of integers >= 0")
+    for s in seeds:
+        if isinstance(s, (bool, np.bool_)) or not isinstance(s, (int, np.integer)) or s < 0:
+            raise MemgenError(f"seed={_short(s)} is not allowed; expected an integer >= 0")
+    if len(set(seeds)) < len(seeds): raise MemgenError(f"seeds={_short(list(seeds))} repeat a seed; expected distinct seeds")
+    return tuple(int(s) for s in seeds)
+
 @dataclass(frozen=True)
 class SweepSpec:
-    "A task, a grid (product and zip) and seeds; `store` is the results folder."
+    "A task, a grid (product and zip) and seeds; `store` is the results folder, `name` a simple name inside it."
     name: str
     task: Any                                      # registered name or Task
     product: dict = field(default_factory=dict)
@@ -158,31 +197,55 @@ class SweepSpec:
     slurm: dict = field(default_factory=dict)
 
     def __post_init__(self):
-        if not self.name or '/' in str(self.name): raise MemgenError(f"name={self.name!r} is not allowed; expected a non-empty name without '/'")
-        object.__setattr__(self, 'seeds', tuple(check_int('seed', s, minimum=0) for s in self.seeds))
-        if not self.seeds: raise MemgenError("seeds is empty; expected at least one seed")
+        if not isinstance(self.name, str) or not _NAME.fullmatch(self.name):
+            raise MemgenError(f"name={_short(self.name)} is not allowed; expected a simple name of letters, digits, '.', '_', '-' "
+                              "that does not start with '.'")
+        if not isinstance(self.task, (str, Task)): raise MemgenError(f"task {_short(self.task)} is unknown; expected one of {sorted(TASKS)}")
+        for k in ('product', 'zip', 'fixed', 'slurm'):
+            v = getattr(self, k)
+            if not isinstance(v, dict) or not all(isinstance(n, str) for n in v):
+                raise MemgenError(f"{k}={_short(v)} is not allowed; expected a mapping of names to values")
+        object.__setattr__(self, 'seeds', _check_seeds(self.seeds))
+        for k, v in {**self.product, **self.zip}.items():
+            if not isinstance(v, (list, tuple)) or len(v) == 0: raise MemgenError(f"grid entry {k!r} is {_short(v)}; expected a non-empty list")
         lens = {k: len(v) for k, v in self.zip.items()}
         if len(set(lens.values())) > 1: raise MemgenError(f"zip lists have different lengths {lens}; expected equal lengths")
-        for k, v in {**self.product, **self.zip}.items():
-            if not isinstance(v, (list, tuple)) or len(v) == 0: raise MemgenError(f"grid entry {k!r} is {v!r}; expected a non-empty list")
+        both = sorted(set(self.product) & set(self.zip))                # (product and zip values override `fixed`)
+        if both: raise MemgenError(f"parameter {both[0]!r} is in both product and zip; expected it in one of them")
+        if isinstance(self.store, bool) or not isinstance(self.store, (str, os.PathLike)) or not str(self.store):
+            raise MemgenError(f"store={_short(self.store)} is not allowed; expected a folder path")
+        for p in (Path(self.store), self.folder):
+            if p.exists() and not p.is_dir(): raise MemgenError(f"store folder {p} is a file; expected a folder (or a path not yet made)")
 
     @property
     def folder(self) -> Path: return Path(self.store) / self.name
 
+def _read_yaml(p: Path):
+    "The plain-YAML content of a spec file (safe_load: no Python tags), errors as one-line MemgenErrors."
+    import yaml
+    try: text = p.read_text(encoding='utf-8')
+    except (OSError, UnicodeDecodeError) as e: raise MemgenError(f"sweep spec {p} cannot be read ({type(e).__name__}); expected a UTF-8 YAML file") from None
+    try: return yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, 'problem_mark', None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ''
+        problem = ' '.join(str(getattr(e, 'problem', None) or e).split())
+        raise MemgenError(f"sweep spec {p} is not valid plain YAML{where}: {problem}") from None
+
 def load_spec(spec) -> SweepSpec:
-    "A SweepSpec from a SweepSpec, a dict, or a YAML file path."
+    "A SweepSpec from a SweepSpec, a dict, or a YAML file path, checked."
     if isinstance(spec, SweepSpec): return spec
     if isinstance(spec, (str, Path)):
         p = Path(spec)
-        if not p.exists(): raise MemgenError(f"sweep spec {p} does not exist; expected a YAML file")
-        import yaml
-        spec = yaml.safe_load(p.read_text())
+        if not p.is_file(): raise MemgenError(f"sweep spec {p} does not exist; expected a YAML file")
+        spec = _read_yaml(p)
         if not isinstance(spec, dict): raise MemgenError(f"sweep spec {p} is not a YAML mapping")
+    if not isinstance(spec, dict): raise MemgenError(f"sweep spec {_short(spec)} is not allowed; expected a SweepSpec, a dict or a YAML file")
     allowed = {f.name for f in fields(SweepSpec)}
-    unknown = sorted(set(spec) - allowed)
+    unknown = sorted(set(map(str, spec)) - allowed)
     if unknown: raise MemgenError(f"sweep spec key {unknown[0]!r} is unknown; expected keys among {sorted(allowed)}")
     if 'name' not in spec or 'task' not in spec: raise MemgenError("sweep spec needs 'name' and 'task'")
-    return SweepSpec(**{k: (tuple(v) if k == 'seeds' else v) for k, v in spec.items()})
+    return SweepSpec(**spec)
 
 @dataclass(frozen=True)
 class Job:
@@ -194,28 +257,54 @@ class Job:
 
 MAX_JOBS = 100_000
 
+def n_jobs(spec) -> int:
+    "The number of jobs of a sweep from its grid sizes (product sizes x zip length x seeds), without expanding it."
+    spec = load_spec(spec)
+    return math.prod(len(v) for v in spec.product.values()) * len(next(iter(spec.zip.values()), [0])) * len(spec.seeds)
+
 def expand(spec, yes: bool = False) -> list[Job]:
-    "All jobs of a sweep (product x zip x seeds), validated; more than MAX_JOBS needs yes=True."
+    "All jobs of a sweep (product x zip x seeds), each one's parameters validated; more than MAX_JOBS needs yes=True."
     spec = load_spec(spec); task = get_task(spec.task)
-    prod_keys, prod_vals = list(spec.product), [spec.product[k] for k in spec.product]
-    zip_keys = list(spec.zip); zip_rows = list(zip(*[spec.zip[k] for k in zip_keys])) if zip_keys else [()]
-    combos = [dict(zip(prod_keys, p)) for p in itertools.product(*prod_vals)] if prod_keys else [{}]
-    n = len(combos) * len(zip_rows) * len(spec.seeds)
-    if n == 0: raise MemgenError("the grid is empty; expected at least one job")
+    n = n_jobs(spec)                                                    # counted before anything is expanded
     if n > MAX_JOBS and not yes: raise MemgenError(f"the sweep has {n} jobs, over {MAX_JOBS}; pass yes=True (--yes) to run it")
+    zip_keys = list(spec.zip); zip_rows = list(zip(*spec.zip.values())) if zip_keys else [()]
+    ref = task.name if TASKS.get(task.name) is task else task          # unregistered tasks travel with the job
     jobs, cv = [], code_version()
-    for c in combos:
+    for c in itertools.product(*spec.product.values()):
         for z in zip_rows:
-            values = {**spec.fixed, **c, **dict(zip(zip_keys, z))}
+            values = {**spec.fixed, **dict(zip(spec.product, c)), **dict(zip(zip_keys, z))}
             params = to_jsonable(make_params(task, values))
-            for s in spec.seeds:
-                ref = task.name if TASKS.get(task.name) is task else task      # unregistered tasks travel with the job
-                jobs.append(Job(ref, params, s, content_hash(task.name, params, s, cv)))
+            jobs.extend(Job(ref, params, s, content_hash(task.name, params, s, cv)) for s in spec.seeds)
     return jobs
 
 # %% ../nbs/07_sweep.ipynb #792b456b
+def _file_mode() -> int:
+    "Mode of new record files: 0666 less the umask (0644 with the usual umask 022), so a shared store is readable."
+    try:                                                                   # read without setting it (threads)
+        for line in Path('/proc/self/status').read_text().splitlines():
+            if line.startswith('Umask:'): return 0o666 & ~int(line.split()[1], 8)
+    except OSError: pass
+    m = os.umask(0o022); os.umask(m); return 0o666 & ~m
+
+def _write(path: Path, text: str, atomic: bool = True, sync: bool = False) -> Path:
+    "Write `text` with mode _file_mode(): atomically (temporary file, then rename) unless `atomic` is False; fsync'ed if `sync`."
+    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp') if atomic else \
+              (os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666), str(path))
+    try:
+        os.fchmod(fd, _file_mode())
+        with os.fdopen(fd, 'w', encoding='utf-8') as f:
+            f.write(text)
+            if sync: f.flush(); os.fsync(f.fileno())
+        if atomic: os.replace(tmp, path)
+    except BaseException:
+        if atomic: Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
 def _pid_alive(pid: int) -> bool:
     "Whether process `pid` runs on this host (a zombie, killed but not reaped, counts as gone)."
+    if pid <= 0: return False
     try: os.kill(pid, 0)
     except ProcessLookupError: return False
     except PermissionError: return True
@@ -225,74 +314,152 @@ def _pid_alive(pid: int) -> bool:
     except OSError: pass
     return True
 
-def _acquire(lock: Path, stale_after: float) -> bool:
-    "Create the lock file exclusively; clear it first if its holder is gone. False if a live holder has it."
-    lock.parent.mkdir(parents=True, exist_ok=True)
-    for _ in range(2):
-        try:
-            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-            with os.fdopen(fd, 'w') as f: json.dump({'host': socket.gethostname(), 'pid': os.getpid(), 'start': time.time()}, f)
-            return True
-        except FileExistsError:
-            try: info = json.loads(lock.read_text() or '{}')
-            except (OSError, json.JSONDecodeError): info = {}
-            same_host = info.get('host') == socket.gethostname()
-            stale = (same_host and not _pid_alive(int(info.get('pid', -1)))) or (time.time() - info.get('start', 0) > stale_after)
-            if not stale: return False
-            lock.unlink(missing_ok=True)
-    return False
+def _lock_stale(lock: Path, lease: float) -> bool:
+    "Whether a lock's holder is gone: its process is dead on this host, or its heartbeat (mtime) is older than `lease` s."
+    try: age = time.time() - lock.stat().st_mtime; text = lock.read_text()
+    except FileNotFoundError: return True
+    except OSError: return False
+    if age > lease: return True
+    try: info = json.loads(text); return info['host'] == socket.gethostname() and not _pid_alive(int(info['pid']))
+    except (ValueError, TypeError, KeyError): return False             # unreadable: judged by its age alone
 
-def run_job(job: Job, folder: str | Path, stale_after: float = 7 * 24 * 3600) -> str:
-    "Run one job into the store folder unless done or taken; returns 'done', 'ran', 'failed' or 'busy'."
-    folder = Path(folder); out = folder / 'jobs' / job.key
-    if (out / 'config.json').exists(): return 'done'
-    lock = folder / 'running' / f'{job.key}.lock'
-    if not _acquire(lock, stale_after): return 'busy'
+def _locks(folder: Path) -> dict[str, list[tuple[int, Path]]]:
+    "The lock files under `folder/running`, by job key: [(generation, path)], newest last."
+    out = {}
+    for p in (folder / 'running').glob('*.lock'):
+        key, _, gen = p.name[:-len('.lock')].rpartition('.')
+        if key and gen.isdigit(): out.setdefault(key, []).append((int(gen), p))
+    return {k: sorted(v) for k, v in out.items()}
+
+def _acquire(folder: Path, key: str, lease: float) -> Path | None:
+    "Take a job's lock, or None if a live holder has it."
+    run = folder / 'running'; run.mkdir(parents=True, exist_ok=True)
+    gens = sorted((int(p.name.split('.')[1]), p) for p in run.glob(f'{key}.*.lock') if p.name.split('.')[1].isdigit())
+    if gens and not _lock_stale(gens[-1][1], lease): return None
+    lock = run / f'{key}.{gens[-1][0] + 1 if gens else 0}.lock'      # the next generation: only one process can link it
+    tmp = _write(run / f'.{key}.{uuid.uuid4().hex[:8]}', json.dumps({'host': socket.gethostname(), 'pid': os.getpid(), 'start': time.time()}),
+                 atomic=False)
     try:
-        if (out / 'config.json').exists(): return 'done'
-        for tmp in (folder / 'jobs').glob(f'.{job.key}.*'): shutil.rmtree(tmp, ignore_errors=True)   # a killed attempt
-        t0 = time.time()
-        try:
-            from threadpoolctl import threadpool_limits
-            task = get_task(job.task)
-            with threadpool_limits(limits=1):
-                table = task.fn(make_params(task, job.params), job.seed)
-        except Exception:
-            atomic_write_json(folder / 'failed' / f'{job.key}.json', {'task': get_task(job.task).name, 'params': job.params, 'seed': job.seed,
-                                                                     'traceback': traceback.format_exc()})
-            return 'failed'
-        tmp = folder / 'jobs' / f'.{job.key}.{os.getpid()}'
-        tmp.mkdir(parents=True, exist_ok=True)
-        table.to_csv(tmp / 'result.csv', index=False)
-        atomic_write_json(tmp / 'config.json', {'task': get_task(job.task).name, 'params': job.params, 'seed': job.seed, 'key': job.key,
-                                                'seconds': round(time.time() - t0, 3), 'versions': versions()})
-        os.replace(tmp, out)
+        try: os.link(tmp, lock)                                             # complete when it appears, never empty
+        except FileExistsError: return None
+    finally: tmp.unlink(missing_ok=True)
+    for _, old in gens: old.unlink(missing_ok=True)                       # the stale generations
+    return lock
+
+class _Heartbeat:
+    "Touch a lock file every `every` seconds while a job runs, so other hosts see it alive."
+    def __init__(self, lock: Path, every: float): self.lock, self.every, self.stop = lock, every, threading.Event()
+    def _beat(self):
+        while not self.stop.wait(self.every):
+            try: os.utime(self.lock)
+            except OSError: return
+    def __enter__(self): threading.Thread(target=self._beat, daemon=True).start(); return self
+    def __exit__(self, *exc): self.stop.set()
+
+# %% ../nbs/07_sweep.ipynb #b7e2d4f0
+@functools.lru_cache(maxsize=1)
+def _versions() -> dict: return versions()          # once per process
+
+def _record(out: Path, key: str) -> str:
+    "'ok' for a complete job record, 'absent' for none, else what is wrong with it (cut or corrupt files)."
+    try: cfg = json.loads((out / 'config.json').read_text())
+    except FileNotFoundError: return 'absent' if not out.exists() else 'config.json is missing'
+    except (OSError, ValueError): return 'config.json is cut or corrupt'
+    if not isinstance(cfg, dict) or cfg.get('key') != key: return "config.json is not this job's"
+    res = out / 'result.csv'
+    try: size = res.stat().st_size
+    except OSError: return 'result.csv is missing'
+    if 'result_bytes' in cfg: return 'ok' if size == cfg['result_bytes'] else f"result.csv has {size} bytes, not {cfg['result_bytes']} (cut)"
+    try: pd.read_csv(res); return 'ok'                                     # records written before result_bytes
+    except Exception: return 'result.csv is cut or corrupt'
+
+def _notice(folder: Path, key: str, problem: str) -> None:
+    "One line on stderr about a damaged job record."
+    print(f"memgen: sweep {folder.name}: job {key}: {problem}; it counts as pending and will be re-run", file=sys.stderr)
+
+def _error_line(e: BaseException) -> str:
+    "The first line of an exception as 'Type: message' (at most 300 characters)."
+    return (traceback.format_exception_only(type(e), e)[-1].strip().splitlines() or [type(e).__name__])[0][:300]
+
+def _publish(job: Job, table: pd.DataFrame, folder: Path, seconds: float) -> str:
+    "Write the record into a temporary folder and rename it into place; 'done' (its copy discarded) if another was first."
+    out, tmp = folder / 'jobs' / job.key, folder / 'jobs' / f'.{job.key}.{uuid.uuid4().hex[:8]}'
+    try:
+        tmp.mkdir(parents=True)
+        _write(tmp / 'result.csv', table.to_csv(index=False), atomic=False)
+        _write(tmp / 'config.json', json.dumps(to_jsonable({'task': get_task(job.task).name, 'params': job.params, 'seed': job.seed,
+               'key': job.key, 'seconds': round(seconds, 3), 'result_bytes': (tmp / 'result.csv').stat().st_size,
+               'versions': _versions()}), indent=2, sort_keys=True) + '\n', atomic=False)
+        try: os.rename(tmp, out)
+        except OSError as e:
+            if e.errno in (errno.ENOTEMPTY, errno.EEXIST): return 'done'   # a concurrent publisher won the race
+            raise
         (folder / 'failed' / f'{job.key}.json').unlink(missing_ok=True)
         return 'ran'
+    finally: shutil.rmtree(tmp, ignore_errors=True)
+
+def _clear(folder: Path, key: str) -> None:
+    "Remove a job's temporary folders and damaged record (the caller holds the job's lock)."
+    jobs = folder / 'jobs'
+    for tmp in jobs.glob(f'.{key}.*'): shutil.rmtree(tmp, ignore_errors=True)
+    if (jobs / key).exists():
+        aside = jobs / f'.{key}.{uuid.uuid4().hex[:8]}'; os.rename(jobs / key, aside); shutil.rmtree(aside, ignore_errors=True)
+
+def run_job(job: Job, folder: str | Path, lease: float = 3600.0) -> str:
+    "Run one job into the store folder unless done or taken; returns 'done', 'ran', 'failed' or 'busy'."
+    folder = Path(folder); out = folder / 'jobs' / job.key
+    if _record(out, job.key) == 'ok': return 'done'
+    lock = _acquire(folder, job.key, lease)
+    if lock is None: return 'busy'
+    try:
+        with _Heartbeat(lock, min(60.0, lease / 4)):
+            if _record(out, job.key) == 'ok': return 'done'
+            _clear(folder, job.key)                                        # a killed attempt, a cut record
+            t0 = time.time()
+            try:
+                from threadpoolctl import threadpool_limits
+                task = get_task(job.task)
+                with threadpool_limits(limits=1):
+                    table = task.fn(make_params(task, job.params), job.seed)
+            except Exception as e:
+                _write(folder / 'failed' / f'{job.key}.json', json.dumps(to_jsonable({'task': get_task(job.task).name,
+                       'params': job.params, 'seed': job.seed, 'error': _error_line(e), 'traceback': traceback.format_exc()}),
+                       indent=2, sort_keys=True) + '\n')
+                return 'failed'
+            return _publish(job, table, folder, time.time() - t0)
     finally:
         lock.unlink(missing_ok=True)
 
 # %% ../nbs/07_sweep.ipynb #7c191b09
 _THREAD_VARS = ('OMP_NUM_THREADS', 'OPENBLAS_NUM_THREADS', 'MKL_NUM_THREADS', 'NUMEXPR_NUM_THREADS')
 
-def _run_local(jobs, folder, workers: int, show_progress: bool) -> dict:
+def _worker_init(parent: int) -> None:
+    "Pool worker start: a watchdog thread ends the worker within a second once its parent process is gone."
+    def watch():
+        while os.getppid() == parent: time.sleep(1.0)
+        os._exit(1)
+    threading.Thread(target=watch, daemon=True).start()
+
+def _run_local(jobs, folder, workers: int, show_progress: bool) -> list[tuple[Job, str, str]]:
     "A spawn-based process pool whose workers start with one BLAS/OpenMP thread each (set before they import numpy)."
     import multiprocessing as mp
-    counts = Counter()
+    results = []
     saved = {k: os.environ.get(k) for k in _THREAD_VARS}
     os.environ.update({k: '1' for k in _THREAD_VARS})
     try:
-        with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context('spawn')) as ex:
-            futs = [ex.submit(run_job, j, str(folder)) for j in jobs]
+        with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context('spawn'), initializer=_worker_init,
+                                 initargs=(os.getpid(),)) as ex:
+            futs = {ex.submit(run_job, j, str(folder)): j for j in jobs}
             for f in progress(as_completed(futs), desc='jobs', total=len(futs), enable=show_progress):
-                counts[f.result()] += 1
+                try: results.append((futs[f], f.result(), ''))
+                except Exception as e: results.append((futs[f], 'failed', _error_line(e)))
     finally:
         for k, v in saved.items():
             if v is None: os.environ.pop(k, None)
             else: os.environ[k] = v
-    return counts
+    return results
 
-def _run_submitit(jobs, folder, spec: SweepSpec, cluster: str | None, show_progress: bool) -> dict:
+def _run_submitit(jobs, folder, spec: SweepSpec, cluster: str | None, show_progress: bool) -> list[tuple[Job, str, str]]:
     import submitit
     ex = submitit.AutoExecutor(folder=str(folder / 'submitit'), cluster=cluster)
     s = dict(spec.slurm)
@@ -311,47 +478,88 @@ def _run_submitit(jobs, folder, spec: SweepSpec, cluster: str | None, show_progr
         line = ', '.join(f'{k.lower()}: {v}' for k, v in sorted(states.items()))
         if show_progress and line != last: print(f'[sweep {spec.name}] {line}', file=sys.stderr); last = line
         time.sleep(1.0)
-    counts = Counter()
-    for j in sub:
-        try: counts[j.result()] += 1
-        except Exception: counts['failed'] += 1
-    return counts
+    results = []
+    for job, j in zip(jobs, sub):
+        try: results.append((job, j.result(), ''))
+        except Exception as e: results.append((job, 'failed', _error_line(e)))
+    return results
+
+def _clean(folder: Path, lease: float) -> None:
+    "Remove what killed runs left: stale locks, temporary result folders (each under its job's lock), old lock temporaries."
+    keys = set(_locks(folder)) | {p.name.split('.')[1] for p in (folder / 'jobs').glob('.*.*')}
+    for key in sorted(keys):
+        lock = _acquire(folder, key, lease)                                  # None: a live process works on it
+        if lock is None: continue
+        try: [shutil.rmtree(t, ignore_errors=True) for t in (folder / 'jobs').glob(f'.{key}.*')]
+        finally: lock.unlink(missing_ok=True)
+    for t in (folder / 'running').glob('.*'):
+        try:
+            if time.time() - t.stat().st_mtime > 60: t.unlink()
+        except OSError: pass
+
+def _check_workers(workers) -> int:
+    "A positive number of workers; None means all cores."
+    if workers is None: return os.cpu_count() or 1
+    if isinstance(workers, (bool, np.bool_)) or not isinstance(workers, (int, np.integer)) or workers < 1:
+        raise MemgenError(f"workers={_short(workers)} is not allowed; expected a positive integer, or None for all cores")
+    return int(workers)
 
 def run_sweep(spec, executor: str = 'local', workers: int | None = None, yes: bool = False,
-              show_progress: bool = True) -> dict:
+              show_progress: bool = True, lease: float = 3600.0) -> dict:
     "Run the jobs of a sweep not yet done: executor 'serial', 'local' (process pool), 'slurm' or 'submitit-local'."
-    spec = load_spec(spec); jobs = expand(spec, yes=yes)
+    spec = load_spec(spec)
     allowed = ('serial', 'local', 'slurm', 'submitit-local')
     if executor not in allowed: raise MemgenError(f"executor={executor!r} is not allowed; expected one of {allowed}")
-    folder = spec.folder; folder.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(folder / 'spec.json', {**dataclasses.asdict(spec), 'task': get_task(spec.task).name})
-    todo = [j for j in jobs if not (folder / 'jobs' / j.key / 'config.json').exists()]
-    counts = Counter({'done': len(jobs) - len(todo)})
-    if executor == 'serial': counts.update(run_job(j, folder) for j in progress(todo, desc='jobs', enable=show_progress))
-    elif executor == 'local':
-        counts.update(_run_local(todo, folder, check_int('workers', workers or os.cpu_count() or 1), show_progress))
-    elif todo: counts.update(_run_submitit(todo, folder, spec, 'local' if executor == 'submitit-local' else 'slurm', show_progress))
-    return dict(counts)
+    workers = _check_workers(workers); jobs = expand(spec, yes=yes)           # everything checked before anything runs
+    folder = spec.folder
+    try: folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e: raise MemgenError(f"store folder {folder} cannot be made ({e.strerror}); expected a writable folder") from None
+    _write(folder / 'spec.json', json.dumps(to_jsonable({**dataclasses.asdict(spec), 'task': get_task(spec.task).name}), indent=2, sort_keys=True) + '\n')
+    _clean(folder, lease)
+    todo = []
+    for j in jobs:
+        state = _record(folder / 'jobs' / j.key, j.key)
+        if state == 'ok': continue
+        if state != 'absent': _notice(folder, j.key, state)
+        todo.append(j)
+    if executor == 'serial': results = [(j, run_job(j, folder, lease), '') for j in progress(todo, desc='jobs', enable=show_progress)]
+    elif executor == 'local': results = _run_local(todo, folder, workers, show_progress) if todo else []
+    else: results = _run_submitit(todo, folder, spec, 'local' if executor == 'submitit-local' else 'slurm', show_progress) if todo else []
+    counts = Counter({'done': len(jobs) - len(todo)}); counts.update(r for _, r, _ in results)
+    failures = []
+    for j, r, err in sorted(results, key=lambda t: t[0].key):
+        if r != 'failed': continue
+        try: err = err or json.loads((folder / 'failed' / f'{j.key}.json').read_text())['error']
+        except (OSError, ValueError, KeyError): err = err or 'unknown error'
+        failures.append({'job': j.key, 'error': err})
+    return {**counts, 'failures': failures} if failures else dict(counts)
 
-def sweep_status(spec) -> dict:
-    "Counts of done, failed, running and pending jobs of a sweep."
+def sweep_status(spec, lease: float = 3600.0) -> dict:
+    "Counts of done, failed, running (a live lock) and pending jobs of a sweep; damaged records count as pending."
     spec = load_spec(spec); jobs = expand(spec, yes=True); folder = spec.folder
     out = {'total': len(jobs), 'done': 0, 'failed': 0, 'running': 0, 'pending': 0}
+    live = {k for k, gens in _locks(folder).items() if not _lock_stale(gens[-1][1], lease)}
     for j in jobs:
-        if (folder / 'jobs' / j.key / 'config.json').exists(): out['done'] += 1
-        elif (folder / 'running' / f'{j.key}.lock').exists(): out['running'] += 1
+        state = _record(folder / 'jobs' / j.key, j.key)
+        if state == 'ok': out['done'] += 1; continue
+        if state != 'absent': _notice(folder, j.key, state)
+        if j.key in live: out['running'] += 1
         elif (folder / 'failed' / f'{j.key}.json').exists(): out['failed'] += 1
         else: out['pending'] += 1
     return out
 
 def collect(spec) -> pd.DataFrame:
-    "One tidy table of all finished jobs of a sweep, with their parameters and seed as columns."
+    "One tidy table of all finished jobs of a sweep, with their parameters and seed as columns (damaged records skipped, with a notice)."
     spec = load_spec(spec); parts = []
     for j in expand(spec, yes=True):
-        f = spec.folder / 'jobs' / j.key / 'result.csv'
-        if f.exists():
-            t = pd.read_csv(f)
-            for k, v in j.params.items():
-                if k not in t: t[k] = json.dumps(v) if isinstance(v, (list, dict)) else v
-            parts.append(t.assign(job_seed=j.seed, job=j.key))
+        out = spec.folder / 'jobs' / j.key
+        state = _record(out, j.key)
+        if state == 'absent': continue
+        if state == 'ok':
+            try: t = pd.read_csv(out / 'result.csv')
+            except Exception as e: state = f'result.csv cannot be read ({_error_line(e)})'
+        if state != 'ok': _notice(spec.folder, j.key, state); continue
+        for k, v in j.params.items():
+            if k not in t: t[k] = json.dumps(v) if isinstance(v, (list, dict)) else v
+        parts.append(t.assign(job_seed=j.seed, job=j.key))
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()

@@ -78,11 +78,13 @@ FLAKY = sw.Task('flaky', flaky, FlakyParams)
 def test_failing_job_is_recorded_and_does_not_stop_others(tmp_path, executor):
     spec = sw.SweepSpec('f', FLAKY, product={'x': [1, 2, 3, 4, 5, 6, 7, 8]}, store=str(tmp_path))
     counts = sw.run_sweep(spec, executor, workers=2, show_progress=False)
-    assert counts.get('ran') == 7 and counts.get('failed') == 1, counts
+    assert counts.get('ran') == 7 and counts.get('failed') == 1 and len(counts['failures']) == 1, counts
     failed = list((tmp_path / 'f' / 'failed').glob('*.json'))
     assert len(failed) == 1 and 'boom at x=3' in json.loads(failed[0].read_text())['traceback']
     assert sw.sweep_status(spec) == {'total': 8, 'done': 7, 'failed': 1, 'running': 0, 'pending': 0}
-    assert sw.run_sweep(spec, 'serial', show_progress=False) == {'done': 7, 'failed': 1}     # failed jobs are re-run
+    key = next(j.key for j in sw.expand(spec) if j.params['x'] == 3)
+    assert sw.run_sweep(spec, 'serial', show_progress=False) == {                          # failed jobs are re-run
+        'done': 7, 'failed': 1, 'failures': [{'job': key, 'error': 'RuntimeError: boom at x=3'}]}
 
 
 def test_two_sweeps_on_one_store(tmp_path, serial_reference):
