@@ -342,14 +342,14 @@ def memorisation_time(ns, d: int, frac: float = 0.5, lo: float = 1e-4, hi: float
 @dataclass(frozen=True)
 class TrainingParams:
     "Parameters of the chapter 'Training time'."
-    taus: tuple = (0.02, 0.1, 0.5, 2.0, 10.0)          # training times of the simulated models
+    taus: tuple = (0.05, 0.5, 5.0)                      # training times of the simulated models
     gammas: tuple = (0.5, 2.0)                          # loads n/d of the convergence simulations
     ds: tuple = (100, 200)                              # dimensions simulated
     n_m: int = 5                                        # training-set size of the memorisation simulations (n << d)
     beta: float = 3.0                                   # spike strength for latent recovery
-    steps: int = 100                                    # DDIM steps (eta = 0) of the sampled models
+    steps: int = 50                                     # DDIM steps (eta = 0) of the sampled models
     n_seeds: int = 3
-    n_samples: int = 50
+    n_samples: int = 40
     tau_ns: tuple = (2, 4, 8, 16, 32, 64, 128, 256)     # training-set sizes of the memorisation time
     tau_ds: tuple = (1000, 4000)                        # dimensions of the memorisation time
     seed: int = 0
