@@ -4,22 +4,46 @@
 
 # %% ../nbs/11_book.ipynb #161d0350
 from __future__ import annotations
-import dataclasses, json, os, re, shutil, subprocess, sys, tempfile, time, typing
+import contextlib, dataclasses, math, hashlib, json, os, re, shutil, signal, subprocess, sys, tempfile, threading, time, typing
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Iterable
 
-from .core import (MemgenError, atomic_write_json, code_version, content_hash, hash_files, swap_dir,
+from .page import failed_claims
+from .core import (MemgenError, atomic_write_json, atomic_write_text, code_version, content_hash, hash_files, swap_dir,
                          to_jsonable, versions, resolve_device, check_int, check_positive)
 
 # %% auto #0
-__all__ = ['PROFILES', 'CHAPTERS', 'ConvergenceParams', 'MemorisationParams', 'LatentParams', 'PowerLawParams', 'DiffusionParams',
-           'DenoisersParams', 'RealParams', 'DistancesParams', 'ApiParams', 'IntroParams', 'Chapter', 'get_chapter',
-           'parse_value', 'with_overrides', 'chapter_params', 'find_root', 'toc_files', 'resolve_toc_file',
-           'notebook_source_hash', 'execution_key', 'record_result', 'ChapterFailed', 'execute_chapter',
-           'chapter_results', 'repository_config', 'build_book', 'run_chapter', 'repro_box']
+__all__ = ['DENSE_MATRICES', 'PROFILES', 'CHAPTERS', 'machine_memory', 'check_dim', 'ConvergenceParams', 'MemorisationParams',
+           'LatentParams', 'PowerLawParams', 'DiffusionParams', 'DenoisersParams', 'RealParams', 'DistancesParams',
+           'ApiParams', 'IntroParams', 'Chapter', 'get_chapter', 'parse_value', 'with_overrides', 'chapter_params',
+           'find_root', 'toc_files', 'resolve_toc_file', 'notebook_source_hash', 'fingerprint', 'inside_root',
+           'sweep_records', 'chapter_inputs', 'execution_key', 'clean_leftovers', 'cleanup_on_signals', 'ChapterFailed',
+           'cache_problem', 'execute_chapter', 'chapter_results', 'repository_config', 'static_pages', 'build_book',
+           'run_chapter']
 
 # %% ../nbs/11_book.ipynb #0b34c6c8
+DENSE_MATRICES = 4          # dense d x d float64 matrices a linear simulation holds at once (data covariance, its estimate, eigenvectors, a product)
+
+def machine_memory() -> int:
+    "Bytes of physical memory of this machine ($MEMGEN_MEMORY_BYTES overrides it, e.g. for a smaller job allocation)."
+    if os.environ.get('MEMGEN_MEMORY_BYTES'): return int(os.environ['MEMGEN_MEMORY_BYTES'])
+    try: return os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES')
+    except (ValueError, OSError, AttributeError): return 16 * 2**30
+
+def check_dim(name: str, d: int, n_matrices: int = DENSE_MATRICES) -> int:
+    "Check a dimension `d` is a positive int whose dense d x d float64 matrices fit in this machine's memory."
+    check_int(name, d)
+    need, have = n_matrices * 8 * d * d, machine_memory()
+    if need > have:
+        d_max = int((have / (8 * n_matrices))**0.5)
+        raise MemgenError(f"{name}={d} needs about {need / 2**30:.0f} GiB ({n_matrices} dense {d}x{d} float64 matrices) "
+                          f"but this machine has {have / 2**30:.0f} GiB of memory; expected {name} <= {d_max}")
+    return d
+
+from .diffusion import TrainingParams          # the experiments that define their own configuration
+from .explore import ExplorerParams
+
 @dataclass(frozen=True)
 class ConvergenceParams:
     "Parameters of the chapter 'Convergence of linear models on white data'."
@@ -31,7 +55,7 @@ class ConvergenceParams:
     sweep: str = ''                                      # sweep spec (path from the repo root) whose results to use if present
 
     def __post_init__(self):
-        for d in self.ds: check_int('d', d)
+        for d in self.ds: check_dim('d', d)
         check_positive('gammas', self.gammas); check_int('n_seeds', self.n_seeds); check_int('n_samples', self.n_samples)
         check_int('seed', self.seed, minimum=0)
 
@@ -43,25 +67,35 @@ class MemorisationParams:
     lam: float = 0.5                                      # ridge strength
     n_seeds: int = 3
     n_samples: int = 100
+    d_small: int = 250                                    # dimension of the small-n ridge simulation (n = 1, 2)
+    n_seeds_small: int = 100                              # training sets of that simulation
     seed: int = 0
     def __post_init__(self):
-        check_int('d_m', self.d_m)
+        check_dim('d_m', self.d_m); check_dim('d_small', self.d_small)
         for n in self.ns: check_int('n', n)
-        check_positive('lam', self.lam, strict=False); check_int('n_seeds', self.n_seeds)
+        if max(self.ns) >= self.d_m // 4: raise MemgenError(f"ns={self.ns} is not allowed; expected max(ns) < d_m // 4 = {self.d_m // 4} (the bias run at d_m / 4)")
+        check_positive('lam', self.lam, strict=False); check_int('n_seeds', self.n_seeds); check_int('n_seeds_small', self.n_seeds_small)
         check_int('n_samples', self.n_samples); check_int('seed', self.seed, minimum=0)
 
 @dataclass(frozen=True)
 class LatentParams:
     "Parameters of the chapter 'Latent recovery versus convergence'."
     d: int = 400
-    gammas: tuple = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0)
-    beta: float = 3.0                                     # spike strength (gamma_c = 1 / beta^2)
-    n_seeds: int = 3
+    gammas: tuple = (0.1, 0.2, 0.3, 0.45, 0.6, 0.7, 0.8, 1.0, 1.5, 2.5, 4.0)
+    beta: float = 1.2                                     # spike strength (gamma_c = 1 / beta^2 inside the gamma range)
+    n_seeds: int = 16
     n_samples: int = 100
+    fss_ds: tuple = (100, 200, 400, 800)                  # dimensions of the finite-size collapse
+    fss_xs: tuple = (-1.0, 0.0, 1.0, 2.0)                 # scaled distances x = (gamma - gamma_c) d^(1/3)
+    fss_seeds: int = 40                                   # training sets per point of the collapse
     seed: int = 0
     def __post_init__(self):
-        check_int('d', self.d); check_positive('gammas', self.gammas); check_positive('beta', self.beta)
-        check_int('n_seeds', self.n_seeds); check_int('n_samples', self.n_samples); check_int('seed', self.seed, minimum=0)
+        check_dim('d', self.d); check_positive('gammas', self.gammas); check_positive('beta', self.beta)
+        for d in self.fss_ds: check_dim('fss_ds', d)
+        if len(set(self.fss_ds)) < 3: raise MemgenError(f"fss_ds={self.fss_ds} is not allowed; expected at least 3 distinct dimensions")
+        if not self.fss_xs or not all(math.isfinite(x) for x in self.fss_xs): raise MemgenError(f"fss_xs={self.fss_xs} must be non-empty and finite")
+        check_int('n_seeds', self.n_seeds, minimum=2); check_int('fss_seeds', self.fss_seeds, minimum=2)
+        check_int('n_samples', self.n_samples); check_int('seed', self.seed, minimum=0)
 
 @dataclass(frozen=True)
 class PowerLawParams:
@@ -69,13 +103,15 @@ class PowerLawParams:
     d: int = 400
     gammas: tuple = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0)
     alphas: tuple = (0.5, 1.0)                            # power-law exponents compared with white data
-    beta_template: float = 40.0                           # template spike over the first power-law bulk
-    n_seeds: int = 3
+    alpha_template: float = 0.15                          # bulk under the template (shallow: its outlier stays apart)
+    gamma_c_template: float = 0.2                         # the template's BBP threshold; its strength is solved from it
+    n_seeds: int = 6
     n_samples: int = 100
     seed: int = 0
     def __post_init__(self):
-        check_int('d', self.d); check_positive('gammas', self.gammas); check_positive('alphas', self.alphas, strict=False)
-        check_positive('beta_template', self.beta_template); check_int('n_seeds', self.n_seeds)
+        check_dim('d', self.d); check_positive('gammas', self.gammas); check_positive('alphas', self.alphas, strict=False)
+        check_positive('alpha_template', self.alpha_template); check_positive('gamma_c_template', self.gamma_c_template)
+        check_int('n_seeds', self.n_seeds)
         check_int('n_samples', self.n_samples); check_int('seed', self.seed, minimum=0)
 
 @dataclass(frozen=True)
@@ -97,7 +133,8 @@ class DiffusionParams:
     seed: int = 0
 
     def __post_init__(self):
-        for k in ('d_cov', 'd', 'd_q', 'steps', 'n_seeds', 'n_samples'): check_int(k, getattr(self, k))
+        for k in ('steps', 'n_seeds', 'n_samples'): check_int(k, getattr(self, k))
+        for k in ('d_cov', 'd', 'd_q'): check_dim(k, getattr(self, k))
         for n in self.ns + self.step_grid + self.sgd_steps: check_int('steps or n', n)
         check_positive('gammas', self.gammas)
         for k in ('rho', 'c', 'tau'): check_positive(k, getattr(self, k), strict=False)
@@ -123,10 +160,11 @@ class DenoisersParams:
     def __post_init__(self):
         from memgen.data import IMAGE_DATASETS
         if self.data not in IMAGE_DATASETS: raise MemgenError(f"data={self.data!r} is not allowed; expected one of {IMAGE_DATASETS}")
-        check_int('H', self.H); check_positive('alpha', self.alpha, strict=False); check_positive('betas', self.betas)
+        check_int('H', self.H); check_dim('H^2', self.H**2); check_positive('alpha', self.alpha, strict=False); check_positive('betas', self.betas)
         for N in self.N_grid: check_int('N', N)
         for k in ('train_steps', 'sampler_steps', 'n_samples', 'n_samples_Q'): check_int(k, getattr(self, k))
         check_positive('eta', self.eta, strict=False)
+        if self.device not in ('auto', 'cpu', 'cuda'): raise MemgenError(f"device={self.device!r} is not allowed; expected one of ('auto', 'cpu', 'cuda')")
         from memgen.denoisers import preset; preset(self.preset)
 
 @dataclass(frozen=True)
@@ -143,7 +181,7 @@ class RealParams:
     celeba_path: str = ''                                 # folder or array file; empty: $MEMGEN_CELEBA
     seed: int = 0
     def __post_init__(self):
-        check_int('patch', self.patch, minimum=4); check_int('max_patches', self.max_patches); check_positive('gammas', self.gammas)
+        check_int('patch', self.patch, minimum=4); check_dim('patch^2', self.patch**2); check_int('max_patches', self.max_patches); check_positive('gammas', self.gammas)
         for k in ('n_seeds', 'n_samples', 'n_latents', 'train_steps'): check_int(k, getattr(self, k))
         for N in self.N_grid: check_int('N', N)
 
@@ -151,23 +189,23 @@ class RealParams:
 class DistancesParams:
     "Parameters of the chapter 'Two distances'."
     d: int = 300
+    d_large: int = 600                                    # second dimension of the D_lat and q simulations
     gammas: tuple = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0)
-    beta: float = 3.0                                     # a strong spike
+    beta: float = 1.5                                     # spike strength: gamma_c = 1/beta^2 with loads on both sides
     beta_weak: float = 0.4                                # a weak spike: gamma_c = 1 / beta_weak^2
     alpha: float = 0.5                                    # power-law bulk
-    beta_template: float = 40.0                           # template spike over the power-law bulk
-    n_seeds: int = 3
+    n_seeds: int = 6
     n_samples: int = 100
     seed: int = 0
     def __post_init__(self):
-        check_int('d', self.d); check_positive('gammas', self.gammas)
-        for k in ('beta', 'beta_weak', 'beta_template'): check_positive(k, getattr(self, k))
+        check_dim('d', self.d); check_dim('d_large', self.d_large); check_positive('gammas', self.gammas)
+        for k in ('beta', 'beta_weak'): check_positive(k, getattr(self, k))
         check_int('n_seeds', self.n_seeds); check_int('n_samples', self.n_samples)
 
 @dataclass(frozen=True)
 class ApiParams:
     "Parameters of the appendix 'API reference': the memgen modules documented."
-    modules: tuple = ('core', 'data', 'theory', 'linear', 'metrics', 'diffusion', 'denoisers', 'sweep', 'plots', 'book', 'cli')
+    modules: tuple = ('core', 'data', 'theory', 'linear', 'metrics', 'diffusion', 'denoisers', 'sweep', 'page', 'explore', 'plots', 'book', 'cli')
 
 @dataclass(frozen=True)
 class IntroParams:
@@ -183,6 +221,7 @@ class Chapter:
     params: type
     profiles: dict = field(default_factory=dict)
     show_parameters: bool = True          # show the cell papermill injects (the intro hides its results JSON)
+    inputs: typing.Callable | None = None # (params, root) -> files/folders or strings the chapter reads, beyond its parameters
 
     def profile(self, name: str):
         if name not in self.profiles:
@@ -201,10 +240,12 @@ CHAPTERS: tuple[Chapter, ...] = (
                                                           sweep='sweeps/convergence-full.yaml')}),
     Chapter('memorisation', 'nbs/chapters/memorisation.ipynb', 'Memorisation', MemorisationParams,
             {'quick': MemorisationParams(), 'full': MemorisationParams(d_m=8000, ns=(1, 2, 5, 10, 30, 100, 300, 1000),
-                                                                       n_seeds=10, n_samples=300)}),
+                                                                       n_seeds=10, n_samples=300, d_small=1000)}),
     Chapter('latent', 'nbs/chapters/latent.ipynb', 'Latent recovery versus convergence', LatentParams,
-            {'quick': LatentParams(), 'full': LatentParams(d=2000, gammas=(0.03, 0.05, 0.08, 0.1, 0.111, 0.125, 0.15, 0.25, 0.5, 1.0, 2.0, 4.0),
-                                                           n_seeds=10, n_samples=300)}),
+            {'quick': LatentParams(), 'full': LatentParams(d=1000, gammas=(0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.65, 0.7, 0.75, 0.8, 0.9,
+                                                                          1.0, 1.25, 1.5, 2.0, 2.5, 4.0),
+                                                           n_seeds=24, n_samples=300, fss_ds=(100, 200, 400, 800, 1600),
+                                                           fss_xs=(-2.0, -1.0, 0.0, 1.0, 2.0, 3.0), fss_seeds=100)}),
     Chapter('powerlaw', 'nbs/chapters/powerlaw.ipynb', 'Power-law spectra', PowerLawParams,
             {'quick': PowerLawParams(), 'full': PowerLawParams(d=2000, gammas=(0.03, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0),
                                                                alphas=(0.5, 1.0, 1.5), n_seeds=10, n_samples=300)}),
@@ -213,12 +254,17 @@ CHAPTERS: tuple[Chapter, ...] = (
                               'full': DiffusionParams(d=4000, ns=(1, 2, 5, 10, 30, 100, 300), d_q=1000,
                                                       gammas=(0.1, 0.25, 0.5, 1.0, 2.0, 4.0), steps=250, n_seeds=8,
                                                       n_samples=300, sgd_steps=(25, 100, 400, 1600, 6400))}),
+    Chapter('training', 'nbs/chapters/training.ipynb', 'Training time', TrainingParams,
+            {'quick': TrainingParams(), 'full': TrainingParams(taus=(0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0), ds=(200, 400, 800),
+                                                               steps=100, n_seeds=10, n_samples=200, tau_ds=(1000, 4000, 16000))}),
+    Chapter('explorer', 'nbs/chapters/explorer.ipynb', 'Explore the phase diagram', ExplorerParams,
+            {'quick': ExplorerParams(), 'full': ExplorerParams(n_gamma=100, n_beta=100)}),
     Chapter('real', 'nbs/chapters/real.ipynb', 'Real images', RealParams,
-            {'quick': RealParams(), 'full': RealParams(patch=32, max_patches=200_000, gammas=(0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0),
+            {'quick': RealParams(), 'full': RealParams(patch=16, max_patches=200_000, gammas=(0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0),
                                                        n_seeds=10, n_samples=300, N_grid=(1, 4, 16, 64, 256, 1024, 4096),
                                                        train_steps=20_000)}),
     Chapter('distances', 'nbs/chapters/distances.ipynb', 'Two distances', DistancesParams,
-            {'quick': DistancesParams(), 'full': DistancesParams(d=1500, n_seeds=10, n_samples=300)}),
+            {'quick': DistancesParams(), 'full': DistancesParams(d=1500, d_large=3000, n_seeds=10, n_samples=300)}),
     Chapter('api', 'nbs/chapters/api.ipynb', 'API reference', ApiParams, {'quick': ApiParams(), 'full': ApiParams()},
             show_parameters=False),
     Chapter('denoisers', 'nbs/chapters/denoisers.ipynb', 'Convolutional denoisers',
@@ -252,7 +298,9 @@ def parse_value(name: str, text: str, default):
     "Parse the string `text` into the type of `default` (scalars or tuples of scalars)."
     if isinstance(default, tuple):
         s = text.strip()
-        items = json.loads(s) if s.startswith('[') else [t for t in s.split(',') if t.strip()]
+        try: items = json.loads(s) if s.startswith('[') else [t for t in s.split(',') if t.strip()]
+        except json.JSONDecodeError as e: raise MemgenError(f"parameter {name}={text!r} is not a valid JSON list ({e.msg}); expected e.g. 1,2,3 or [1, 2, 3]") from None
+        if not isinstance(items, list): items = [items]
         like = default[0] if default else 0.0
         if not items: raise MemgenError(f"parameter {name}={text!r} is empty; expected a comma-separated list")
         return tuple(_parse_scalar(name, str(t).strip(), like) for t in items)
@@ -271,9 +319,13 @@ def with_overrides(params, overrides: dict | Iterable[tuple[str, str]] = ()):
 
 # %% ../nbs/11_book.ipynb #daf9b908
 def chapter_params(chapter: Chapter, profile: str, overrides=(), device: str = 'auto'):
-    "A chapter's parameters: its profile, string overrides applied, and `device` resolved if it has one."
-    params = with_overrides(chapter.profile(profile), overrides)
-    if 'device' in {f.name for f in fields(params)}: params = replace(params, device=resolve_device(device))
+    "A chapter's parameters: its profile, string overrides applied, and the device resolved (a `-p device` override wins)."
+    device_now = resolve_device(device)                       # --device cuda without a GPU fails, whatever the chapter
+    items = list(overrides.items() if isinstance(overrides, dict) else overrides)
+    params = with_overrides(chapter.profile(profile), items)
+    if 'device' in {f.name for f in fields(params)}:
+        asked = [v for k, v in items if k == 'device']
+        params = replace(params, device=resolve_device(asked[-1]) if asked else device_now)
     return params
 
 # %% ../nbs/11_book.ipynb #a8756261
@@ -311,8 +363,52 @@ def notebook_source_hash(path: Path) -> str:
     nb = json.loads(Path(path).read_text())
     return content_hash([(c['cell_type'], ''.join(c['source'])) for c in nb['cells']])
 
+def fingerprint(path: Path | str) -> list:
+    "Names, sizes and modification times of a file, or of the files under a folder (hidden ones skipped); [] if missing."
+    p = Path(path)
+    if p.is_file(): st = p.stat(); return [(p.name, st.st_size, st.st_mtime_ns)]
+    out = []
+    for f in sorted(p.rglob('*')) if p.is_dir() else []:
+        rel = f.relative_to(p)
+        if f.is_file() and not any(part.startswith('.') for part in rel.parts):
+            st = f.stat(); out.append((str(rel), st.st_size, st.st_mtime_ns))
+    return out
+
+def inside_root(name: str, value: str, root: Path) -> Path:
+    "The path `value`, relative to the repository root, resolved; absolute paths and paths leaving the root are refused."
+    q = (Path(root) / value).resolve()
+    if Path(value).is_absolute() or not q.is_relative_to(Path(root).resolve()):
+        raise MemgenError(f"{name}={value!r} is outside the repository; expected a path relative to {Path(root).resolve()}")
+    return q
+
+def sweep_records(sweep: str, root: Path) -> list:
+    "Fingerprint of a sweep spec and of its finished records in the store (not locks or failures): what a chapter reads."
+    f = inside_root('sweep', sweep, root)
+    if not f.is_file(): return []
+    from memgen.sweep import load_spec
+    spec = load_spec(f)
+    store = Path(root) / spec.store / spec.name                        # where the chapter reads it
+    skip = ('running/', 'failed/', 'submitit/', 'spec.json')
+    return [content_hash(f.read_text())] + [r for r in fingerprint(store) if not r[0].startswith(skip)]
+
+def chapter_inputs(chapter: Chapter, params, root: Path) -> list:
+    "Everything a chapter reads besides its notebook and parameters: sweep records, CelebA files, declared inputs."
+    root, names, out = Path(root), {f.name for f in fields(params)}, []
+    if 'sweep' in names and params.sweep: out.append(('sweep', params.sweep, sweep_records(params.sweep, root)))
+    if 'celeba_path' in names:
+        env = os.environ.get('MEMGEN_CELEBA', '')
+        p = params.celeba_path or env                                  # relative paths: from the chapter's folder
+        out.append(('celeba', params.celeba_path, env, fingerprint((root / chapter.path).parent / Path(p).expanduser()) if p else []))
+    for item in (chapter.inputs(params, root) if chapter.inputs else []):
+        if isinstance(item, Path): out.append(('file', str(item), fingerprint(item if item.is_absolute() else root / item)))
+        elif str(item).startswith('$'): out.append(('env', item, os.environ.get(item[1:])))
+        else: out.append(('value', str(item)))
+    return out
+
 def execution_key(chapter: Chapter, params, root: Path) -> str:
-    return content_hash(chapter.name, notebook_source_hash(Path(root) / chapter.path), params, code_version())
+    "Content key of a chapter run: notebook source, parameters, memgen code version and every input the chapter reads."
+    return content_hash(chapter.name, notebook_source_hash(Path(root) / chapter.path), params, code_version(),
+                        chapter_inputs(chapter, params, root))
 
 def _hide_injected(path: Path) -> None:
     "Tag papermill's injected-parameters cell remove-cell, so the page does not show it."
@@ -322,59 +418,106 @@ def _hide_injected(path: Path) -> None:
         if 'injected-parameters' in tags and 'remove-cell' not in tags: tags.append('remove-cell')
     Path(path).write_text(json.dumps(nb))
 
-def record_result(key: str, value: float, text: str) -> None:
-    "Record a headline number of the running chapter for the book's summary table (no-op outside a book build)."
-    path = os.environ.get('MEMGEN_RESULTS')
-    if not path: return
-    p = Path(path)
-    res = json.loads(p.read_text()) if p.exists() else {}
-    res[key] = {'value': float(value), 'text': str(text)}
-    from memgen.core import atomic_write_text
-    atomic_write_text(p, json.dumps(res, indent=1))
+# %% ../nbs/11_book.ipynb #c1a9e001
+def _pid_alive(pid: int) -> bool:
+    "Whether process `pid` runs on this host (a zombie counts as gone)."
+    try: os.kill(pid, 0)
+    except ProcessLookupError: return False
+    except PermissionError: return True
+    try: return not any(l.startswith('State:') and 'Z' in l.split()[1] for l in Path(f'/proc/{pid}/status').read_text().splitlines())
+    except OSError: return True
 
+_LEFTOVER = re.compile(r'^\.+(?:stage-)?(?:[0-9a-f]+\.)?(?P<pid>\d{1,7})[.-]')
+
+def clean_leftovers(folder: Path, pattern: str = '.*', log=print) -> list[Path]:
+    "Remove the temporary files and folders (`.KEY.PID.running.ipynb`, `.stage-PID-*`, ...) of memgen processes now gone."
+    removed = []
+    for f in sorted(Path(folder).glob(pattern)) if Path(folder).is_dir() else []:
+        m = _LEFTOVER.match(f.name)
+        if m and int(m['pid']) != os.getpid() and not _pid_alive(int(m['pid'])):
+            shutil.rmtree(f, ignore_errors=True) if f.is_dir() else f.unlink(missing_ok=True); removed.append(f)
+    if removed: log(f"removed {len(removed)} leftover(s) of killed runs in {folder}")
+    return removed
+
+@contextlib.contextmanager
+def cleanup_on_signals():
+    "Within the block SIGTERM and SIGHUP raise SystemExit (as SIGINT raises KeyboardInterrupt), so cleanup code runs."
+    if threading.current_thread() is not threading.main_thread(): yield; return
+    def stop(signum, frame): raise SystemExit(128 + signum)
+    old = {s: signal.signal(s, stop) for s in (signal.SIGTERM, signal.SIGHUP)}
+    try: yield
+    finally:
+        for s, h in old.items(): signal.signal(s, h)
+
+# %% ../nbs/11_book.ipynb #c1a9e003
 class ChapterFailed(MemgenError):
     "A chapter raised while executing."
 
+def _sha256(path: Path) -> str: return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+def cache_problem(out: Path) -> str | None:
+    "Why the cached executed notebook `out` (with its .json record and .results.json) cannot be reused; None if sound."
+    out, rec, res = Path(out), Path(out).with_suffix('.json'), Path(out).with_suffix('.results.json')
+    try:
+        sums = json.loads(rec.read_text()).get('sha256', {}) if rec.exists() else {}
+        for f in (out, res):
+            if f.name in sums and not f.exists(): return f"{f.name} is missing"
+            if f.name in sums and _sha256(f) != sums[f.name]: return f"{f.name} does not match its recorded checksum (truncated?)"
+        if out.name not in sums:                                       # entries from before checksums: validate them
+            import nbformat; nbformat.validate(nbformat.reads(out.read_text(), as_version=4, capture_validation_error={}))
+        if res.exists() and not isinstance(json.loads(res.read_text()), dict): return f"{res.name} is not a JSON object"
+    except Exception as e: return f"{type(e).__name__}: {(str(e).splitlines() or [''])[0][:200]}"
+    return None
+
 def execute_chapter(chapter: Chapter, params, root: Path, build_dir: Path, force: bool = False,
                     log=print) -> tuple[Path, bool]:
-    "Execute `chapter` with `params` unless cached; return (executed notebook, reused from cache)."
+    "Execute `chapter` with `params` unless cached (and sound); return (executed notebook, reused from cache)."
     import papermill as pm
     root, build_dir = Path(root), Path(build_dir)
     key = execution_key(chapter, params, root)
     out = build_dir / 'cache' / chapter.name / f'{key}.ipynb'
-    if out.exists() and not force: return out, True
+    clean_leftovers(out.parent, log=log)
+    if out.exists() and not force:
+        why = cache_problem(out)
+        if why is None: return out, True
+        log(f"cache entry {out} of chapter {chapter.name!r} is corrupt ({why}); executing it again")
+    for f in (out, out.with_suffix('.json'), out.with_suffix('.results.json')): f.unlink(missing_ok=True)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f'.{key}.{os.getpid()}.running.ipynb')
-    src = root / chapter.path
-    env_before = {k: os.environ.get(k) for k in ('MEMGEN_BOOK', 'MEMGEN_RESULTS')}
     res_tmp = out.with_name(f'.{key}.{os.getpid()}.results.json'); res_tmp.unlink(missing_ok=True)
-    os.environ.update({'MEMGEN_BOOK': '1', 'MEMGEN_RESULTS': str(res_tmp)})
+    src = root / chapter.path
+    env = {'MEMGEN_BOOK': '1', 'MEMGEN_RESULTS': str(res_tmp), 'JUPYTER_PLATFORM_DIRS': os.environ.get('JUPYTER_PLATFORM_DIRS', '1')}
+    env_before = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
     t0 = time.time()
     try:
-        pm.execute_notebook(str(src), str(tmp), parameters=to_jsonable(params), kernel_name='python3',
-                            cwd=str(src.parent), progress_bar=False, log_output=False)
+        with cleanup_on_signals():
+            pm.execute_notebook(str(src), str(tmp), parameters=to_jsonable(params), kernel_name='python3', cwd=str(src.parent),
+                                progress_bar=False, log_output=False, extra_arguments=['--IPKernelApp.log_level=ERROR'])
+            if not chapter.show_parameters: _hide_injected(tmp)
+            sums = {f.name: _sha256(g) for f, g in ((out, tmp), (out.with_suffix('.results.json'), res_tmp)) if g.exists()}
+            atomic_write_json(out.with_suffix('.json'), {'chapter': chapter.name, 'params': params, 'seconds': time.time() - t0,
+                                                         'versions': versions(), 'sha256': sums})
+            if res_tmp.exists(): os.replace(res_tmp, out.with_suffix('.results.json'))
+            os.replace(tmp, out)                                       # last: the notebook's presence commits the entry
     except pm.PapermillExecutionError as e:
         failed = build_dir / 'failed' / f'{chapter.name}.ipynb'
         failed.parent.mkdir(parents=True, exist_ok=True); os.replace(tmp, failed)
         raise ChapterFailed(f"chapter {chapter.name!r} failed in cell {e.exec_count} (index {e.cell_index}): "
                             f"{e.ename}: {e.evalue}; executed notebook kept at {failed}") from None
-    except BaseException:
-        tmp.unlink(missing_ok=True); res_tmp.unlink(missing_ok=True); raise
     finally:
+        tmp.unlink(missing_ok=True); res_tmp.unlink(missing_ok=True)
         for k, v in env_before.items():
             if v is None: os.environ.pop(k, None)
             else: os.environ[k] = v
-    if not chapter.show_parameters: _hide_injected(tmp)
-    atomic_write_json(out.with_suffix('.json'), {'chapter': chapter.name, 'params': params, 'seconds': time.time() - t0,
-                                                 'versions': versions()})
-    if res_tmp.exists(): os.replace(res_tmp, out.with_suffix('.results.json'))
-    os.replace(tmp, out)
     return out, False
 
 def chapter_results(nb: Path) -> dict:
-    "The headline results recorded by an executed chapter notebook ({} if none)."
+    "The results recorded by an executed chapter notebook ({} if none)."
     f = Path(nb).with_suffix('.results.json')
-    return json.loads(f.read_text()) if f.exists() else {}
+    if not f.exists(): return {}
+    try: return json.loads(f.read_text())
+    except json.JSONDecodeError as e: raise MemgenError(f"results file {f} is corrupt ({e}); rebuild with --force") from None
 
 # %% ../nbs/11_book.ipynb #6ee60442
 def repository_config(url: str | None, branch: str = 'main') -> dict:
@@ -423,18 +566,56 @@ def _stage(root: Path, stage: Path, executed: dict[str, Path], keep: set | None,
     for extra in ('references.bib',):
         if (root / extra).exists(): shutil.copy2(root / extra, stage / extra)
 
-def _static_hash(root: Path) -> str:
+def static_pages(root: Path, chapters: Iterable[Chapter] = CHAPTERS) -> set[str]:
+    "The _toc.yml entries published as they are: Markdown pages and notebooks that are not chapters (the library notebooks)."
+    paths = {c.path for c in chapters}
+    return {e for e in toc_files(root) if (f := resolve_toc_file(root, e)).suffix == '.md'
+            or str(f.relative_to(root)) not in paths}
+
+def _static_hash(root: Path, chapters: Iterable[Chapter] = CHAPTERS) -> str:
     files = [root / '_toc.yml', root / '_config.yml']
     files += [f for f in (root / '_static').rglob('*') if f.is_file()] if (root / '_static').is_dir() else []
-    files += [resolve_toc_file(root, e) for e in toc_files(root) if resolve_toc_file(root, e).suffix == '.md']
+    files += [resolve_toc_file(root, e) for e in sorted(static_pages(root, chapters))]
     return hash_files(files)
 
 # %% ../nbs/11_book.ipynb #905321a9
+def _run_quietly(cmd: list[str]) -> subprocess.CompletedProcess:
+    "Run `cmd` in its own process group, capturing its output; the group is killed if we are interrupted or fail."
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        out, err = proc.communicate()
+        return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
+    finally:
+        if proc.poll() is None:
+            for sig, wait in ((signal.SIGTERM, 5), (signal.SIGKILL, 5)):
+                try: os.killpg(proc.pid, sig); proc.wait(wait); break
+                except ProcessLookupError: break
+                except subprocess.TimeoutExpired: pass
+
+def _read_stamp(stamp: Path, log=print) -> dict:
+    "The build record of the current book ({} if absent; a corrupt one is reported and ignored)."
+    if not stamp.exists(): return {}
+    try:
+        rec = json.loads(stamp.read_text())
+        if isinstance(rec, dict) and (stamp.parent / 'index.html').exists(): return rec
+        why = 'not a JSON object' if not isinstance(rec, dict) else 'index.html is missing'
+    except (OSError, json.JSONDecodeError) as e: why = f"{type(e).__name__}: {e}"
+    log(f"book record {stamp} is corrupt ({why}); rebuilding the book")
+    return {}
+
+def _check_claims(results: dict, strict: bool, log=print) -> None:
+    "Report the checked claims that do not hold; with `strict`, raise a MemgenError naming each."
+    bad = failed_claims(results)
+    if not bad: return
+    text = '; '.join(f"{ch}/{k}: {s}" for ch, k, s in bad)
+    if strict: raise MemgenError(f"strict: {len(bad)} claim(s) not reproduced: {text}")
+    log(f"{len(bad)} claim(s) not reproduced (memgen book --strict fails on them): {text}")
+
 def build_book(profile: str = 'quick', only: Iterable[str] | None = None, device: str = 'auto', force: bool = False,
                root: Path | str | None = None, build_dir: Path | str | None = None,
                chapters: Iterable[Chapter] = CHAPTERS, overrides: dict | None = None, repository_url: str | None = None,
-               log=print) -> Path:
-    "Execute the chapters (cached) and build the HTML book into `build_dir/html`, atomically. Returns that folder."
+               strict: bool = False, log=print) -> Path:
+    "Execute the chapters (cached) and build the HTML book into `build_dir/html`, atomically; `strict`: fail on claims that do not hold."
     root = find_root(root)
     repository_url = repository_url or os.environ.get('MEMGEN_REPOSITORY_URL') or None
     repository_config(repository_url)                        # a bad address fails before anything runs
@@ -449,40 +630,52 @@ def build_book(profile: str = 'quick', only: Iterable[str] | None = None, device
     for name in overrides: get_chapter(name, chapters)
     resolve_device(device)                                    # a bad device fails before anything runs
     plan = [(ch, chapter_params(ch, profile, overrides.get(ch.name, {}), device)) for ch in selected]
+    for ch, params in plan: chapter_inputs(ch, params, root)  # a sweep outside the repository fails before anything runs
+    with cleanup_on_signals():
+        return _build(root, build_dir, profile, plan, intro, bool(only), force, repository_url, strict, log, chapters)
+
+def _build(root, build_dir, profile, plan, intro, only, force, repository_url, strict, log, chapters=CHAPTERS) -> Path:
+    "The work of `build_book` once its arguments are checked."
     t0 = time.time(); executed, timings = {}, {}
     from tqdm.std import tqdm
     bar = tqdm(plan, desc='chapters', unit='chapter', disable=None)
-    for ch, params in bar:
+    for i, (ch, params) in enumerate(bar):
         bar.set_postfix_str(ch.name)
         t = time.time()
         nb, reused = execute_chapter(ch, params, root, build_dir, force=force, log=log)
         timings[ch.name] = {'seconds': round(time.time() - t, 2), 'cached': reused}
         executed[str(Path(ch.path).with_suffix(''))] = nb
+        if bar.disable: log(f"[{i + 1}/{len(plan)}] {ch.name}: {'cached' if reused else 'executed'} in {time.time() - t:.1f}s")
+    results = {ch.name: chapter_results(executed[str(Path(ch.path).with_suffix(''))]) for ch, _ in plan}
     if intro is not None:                               # the landing page summarises the others: execute it last
-        results = {ch.name: chapter_results(executed[str(Path(ch.path).with_suffix(''))]) for ch, _ in plan}
         params = replace(intro.profile(profile), results=json.dumps(results, sort_keys=True))
         t = time.time()
         nb, reused = execute_chapter(intro, params, root, build_dir, force=force, log=log)
         timings[intro.name] = {'seconds': round(time.time() - t, 2), 'cached': reused}
         executed[str(Path(intro.path).with_suffix(''))] = nb
-    static = {e for e in toc_files(root) if resolve_toc_file(root, e).suffix == '.md'}    # cost nothing; pages link them
+        results[intro.name] = chapter_results(nb)
+    static = static_pages(root, chapters)                 # cost nothing; pages link them
     keep = set(executed) | static if only else None
-    key = content_hash(sorted((k, v.name) for k, v in executed.items()), _static_hash(root), sorted(keep or []), repository_url)
+    key = content_hash(sorted((k, v.name) for k, v in executed.items()), _static_hash(root, chapters), sorted(keep or []), repository_url)
     html = build_dir / 'html'
-    stamp = html / '.memgen-book.json'
-    if not force and stamp.exists() and json.loads(stamp.read_text()).get('key') == key:
+    if not force and _read_stamp(html / '.memgen-book.json', log).get('key') == key:
         log(f"book unchanged (key {key}); kept {html} [{time.time() - t0:.1f}s]")
+        _check_claims(results, strict, log)
         return html
     build_dir.mkdir(parents=True, exist_ok=True)
-    stage = Path(tempfile.mkdtemp(prefix='.stage-', dir=build_dir))
+    clean_leftovers(build_dir, '.stage-*', log=log)
+    stage = Path(tempfile.mkdtemp(prefix=f'.stage-{os.getpid()}-', dir=build_dir))
     try:
         _stage(root, stage, executed, keep, repository_url)
         cmd = [sys.executable, '-c', 'import sys; from jupyter_book.cli.main import main; sys.exit(main())',
                'build', str(stage), '--builder', 'html', '--warningiserror', '--keep-going', '--quiet']
-        r = subprocess.run(cmd, capture_output=True, text=True)
+        r = _run_quietly(cmd)
         if r.returncode != 0:
-            raise MemgenError(f"jupyter-book build failed (exit {r.returncode}); previous book kept at {html}.\n"
-                              + (r.stdout[-4000:] + r.stderr[-4000:]).strip())
+            output = (r.stdout + '\n' + r.stderr).strip()
+            logf = atomic_write_text(build_dir / 'jupyter-book.log', output + '\n')
+            first = next((l.strip() for l in output.splitlines() if re.search(r'WARNING|ERROR|Error', l)), '')[:300]
+            raise MemgenError(f"jupyter-book build failed (exit {r.returncode}){': ' + first if first else ''}; "
+                              f"previous book kept at {html}; full log in {logf}\n" + (r.stdout[-4000:] + r.stderr[-4000:]).strip())
         new = stage / '_build' / 'html'
         atomic_write_json(new / '.memgen-book.json', {'key': key, 'profile': profile, 'chapters': timings,
                                                       'seconds': round(time.time() - t0, 2), 'versions': versions()})
@@ -490,6 +683,7 @@ def build_book(profile: str = 'quick', only: Iterable[str] | None = None, device
     finally:
         shutil.rmtree(stage, ignore_errors=True)
     log(f"book built in {time.time() - t0:.1f}s: {html / 'index.html'}")
+    _check_claims(results, strict, log)
     return html
 
 # %% ../nbs/11_book.ipynb #bdf4df6b
@@ -502,18 +696,3 @@ def run_chapter(name: str, profile: str = 'quick', overrides: Iterable[tuple[str
     params = chapter_params(ch, profile, overrides, device)
     nb, _ = execute_chapter(ch, params, root, Path(build_dir) if build_dir else root / '_build', force=force)
     return nb
-
-# %% ../nbs/11_book.ipynb #62df74d5
-def repro_box(params: dict, started: float, profile_of=None) -> str:
-    "Markdown for a chapter's reproducibility box (use with IPython.display.Markdown)."
-    import platform
-    v = versions()
-    try:
-        import torch; dev = torch.cuda.get_device_name(0) if torch.cuda.is_available() else f'CPU ({platform.processor() or platform.machine()})'
-    except Exception: dev = platform.machine()
-    rows = [('parameters', ', '.join(f'`{k}={v!r}`' for k, v in params.items())),
-            ('memgen', f"{v['memgen']} (code {v['memgen_code']}, git {v['git'] or 'n/a'})"),
-            ('numpy / scipy / torch', f"{v['numpy']} / {v['scipy']} / {v['torch']}"),
-            ('run time', f'{time.time() - started:.1f} s'), ('device', dev)]
-    return ':::{admonition} Reproducibility\n:class: note\n\n| | |\n|---|---|\n' + \
-           '\n'.join(f'| {a} | {b} |' for a, b in rows) + '\n:::\n'

@@ -4,14 +4,15 @@
 
 # %% ../nbs/12_cli.ipynb #9022a96c
 from __future__ import annotations
-import argparse, json, sys
+import argparse, json, os, sys
 from dataclasses import fields
+from pathlib import Path
 
 from .core import MemgenError
-from .book import CHAPTERS, PROFILES, build_book, run_chapter
+from .book import CHAPTERS, PROFILES, build_book, run_chapter, find_root, toc_files
 
 # %% auto #0
-__all__ = ['list_text', 'main']
+__all__ = ['book_order', 'list_text', 'main']
 
 # %% ../nbs/12_cli.ipynb #04ada075
 class _Parser(argparse.ArgumentParser):
@@ -19,7 +20,15 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message):
         print(f"{self.prog}: error: {message}", file=sys.stderr); sys.exit(2)
 
+def _workers(text: str) -> int:
+    "A --workers value: an integer >= 1."
+    try: n = int(text)
+    except ValueError: raise argparse.ArgumentTypeError(f"workers={text!r} is not an integer; expected an integer >= 1") from None
+    if n < 1: raise argparse.ArgumentTypeError(f"workers={n} is not allowed; expected an integer >= 1")
+    return n
+
 def _parser() -> argparse.ArgumentParser:
+    from memgen.sweep import MAX_JOBS
     p = _Parser(prog='memgen', description='Memorisation, convergence and generalisation in generative models.')
     sub = p.add_subparsers(dest='cmd', required=True)
     b = sub.add_parser('book', help='execute the chapters (cached) and build the HTML book into _build/html')
@@ -27,6 +36,7 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument('--only', nargs='+', metavar='CHAPTER', help='build only these chapters')
     b.add_argument('--device', default='auto', choices=('auto', 'cpu', 'cuda'))
     b.add_argument('--force', action='store_true', help='re-execute chapters even when cached')
+    b.add_argument('--strict', action='store_true', help='fail (exit 2) if a checked claim of a chapter does not hold')
     b.add_argument('--repository-url', metavar='URL', default=None,
                    help='https://HOST/OWNER/REPO: repository, edit and Binder buttons (default: $MEMGEN_REPOSITORY_URL)')
     r = sub.add_parser('run', help='execute one chapter; prints the executed notebook path')
@@ -35,44 +45,73 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument('-p', '--param', nargs=2, action='append', default=[], metavar=('NAME', 'VALUE'))
     r.add_argument('--device', default='auto', choices=('auto', 'cpu', 'cuda'))
     r.add_argument('--force', action='store_true')
-    sub.add_parser('list', help='list chapters, profiles and parameters')
+    sub.add_parser('list', help='list chapters (in the order of the book), profiles and parameters')
     w = sub.add_parser('sweep', help='run a parameter sweep (resumable); or show its status, or collect its results')
     w.add_argument('spec', help='YAML sweep spec')
     w.add_argument('--executor', default='local', choices=('serial', 'local', 'slurm', 'submitit-local'))
-    w.add_argument('--workers', type=int, default=None, help='processes for the local executor (default: all cores)')
+    w.add_argument('--workers', type=_workers, default=None, help='processes for the local executor, >= 1 (default: all cores)')
     w.add_argument('--status', action='store_true', help='print done/running/failed/pending counts and exit')
     w.add_argument('--collect', metavar='OUT.csv', help='write one tidy table of all finished jobs and exit')
-    w.add_argument('--yes', action='store_true', help=f'allow sweeps of more than 100000 jobs')
+    w.add_argument('--yes', action='store_true', help=f'allow sweeps of more than {MAX_JOBS} jobs')
     return p
 
-def list_text() -> str:
-    "Chapters with their profiles and parameter values."
+def book_order(chapters=CHAPTERS, root: Path | str | None = None) -> list:
+    "The chapters in the order of the book's _toc.yml (the registry's order outside a checkout); unlisted ones last."
+    try: order = {e: i for i, e in enumerate(toc_files(find_root(root)))}
+    except MemgenError: return list(chapters)
+    return sorted(chapters, key=lambda c: order.get(str(Path(c.path).with_suffix('')), len(order)))
+
+def list_text(root: Path | str | None = None) -> str:
+    "Chapters (in the book's order) with their profiles and parameter values."
     lines = []
-    for ch in CHAPTERS:
+    for ch in book_order(CHAPTERS, root):
         lines.append(f"{ch.name}: {ch.title}  ({ch.path})")
         for f in fields(ch.params):
             vals = '  '.join(f"{pr}={getattr(ch.profile(pr), f.name)!r}" for pr in PROFILES if pr in ch.profiles)
             lines.append(f"    {f.name:<12} {vals}")
     return '\n'.join(lines)
 
+def _sweep(args) -> int:
+    "memgen sweep: run, --status or --collect; 1 if jobs failed."
+    from memgen.sweep import run_sweep, sweep_status, collect, load_spec, expand
+    from memgen.core import atomic_write_text
+    spec = load_spec(args.spec); expand(spec, yes=args.yes)                            # validate first
+    if args.status: print(json.dumps(sweep_status(spec))); return 0
+    if args.collect:
+        if Path(args.collect).is_dir(): raise MemgenError(f"--collect {args.collect} is a folder; expected a file path such as out.csv")
+        t = collect(spec); atomic_write_text(args.collect, t.to_csv(index=False)); print(f"{len(t)} rows -> {args.collect}"); return 0
+    res = run_sweep(spec, args.executor, args.workers, yes=args.yes)
+    print(json.dumps(res))
+    n = res.get('failed', 0)
+    if not n: return 0
+    first = (res.get('failures') or [{}])[0]
+    detail = f" (first: job {first.get('job')}: {first.get('error')})" if first else ''
+    print(f"memgen: sweep {spec.name}: {n} job(s) failed{detail}; records in {spec.folder / 'failed'}", file=sys.stderr)
+    return 1
+
+def _one_line(e: BaseException) -> str:
+    "An error as one line: a MemgenError's first line, else 'Type: first line'."
+    text = (str(e).splitlines() or [''])[0]
+    return text if isinstance(e, MemgenError) else f"{type(e).__name__}: {text}"
+
 def main(argv: list[str] | None = None) -> int:
-    "Entry point of the `memgen` console script."
+    "Entry point of the `memgen` console script: exit 0, 1 (sweep jobs failed) or 2 (bad input or an error, one line)."
+    import yaml
     args = _parser().parse_args(argv)
     try:
-        if args.cmd == 'list': print(list_text())
+        if args.cmd == 'list': print(list_text()); sys.stdout.flush()
         elif args.cmd == 'book': build_book(profile=args.profile, only=args.only, device=args.device, force=args.force,
-                                            repository_url=args.repository_url)
-        elif args.cmd == 'sweep':
-            from memgen.sweep import run_sweep, sweep_status, collect, load_spec, expand
-            from memgen.core import atomic_write_text
-            spec = load_spec(args.spec); expand(spec, yes=args.yes)                            # validate first
-            if args.status: print(json.dumps(sweep_status(spec)))
-            elif args.collect:
-                t = collect(spec); atomic_write_text(args.collect, t.to_csv(index=False)); print(f"{len(t)} rows -> {args.collect}")
-            else: print(json.dumps(run_sweep(spec, args.executor, args.workers, yes=args.yes)))
+                                            repository_url=args.repository_url, strict=args.strict)
+        elif args.cmd == 'sweep': return _sweep(args)
         elif args.cmd == 'run':
             print(run_chapter(args.chapter, args.profile, args.param, device=args.device, force=args.force))
-    except MemgenError as e:
-        print(f"memgen: error: {e}", file=sys.stderr)
+    except BrokenPipeError:                                    # `memgen list | head`: the reader left; stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    except (MemgenError, OSError, ValueError, yaml.YAMLError) as e:
+        print(f"memgen: error: {_one_line(e)}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("memgen: interrupted", file=sys.stderr)
+        return 130
     return 0

@@ -13,13 +13,13 @@ import torch
 from torch import nn
 
 from .core import (MemgenError, check_int, check_positive, check_array, progress, resolve_device, to_jsonable,
-                         atomic_write_json, versions, to_numpy)
+                         atomic_write_json, atomic_write_text, versions, to_numpy)
 
 # %% auto #0
-__all__ = ['PRESETS', 'BiasFreeBatchNorm', 'BFCNN', 'BFUNet', 'ModelConfig', 'uniform_sigma', 'quadratic_sigma', 'TrainConfig',
-           'preset', 'psnr', 'load_checkpoint', 'gpu_features', 'train_denoiser', 'as_denoiser', 'SamplerConfig',
-           'ddim_sampler', 'linear_latent_theory', 'run_pair_experiment', 'summarise_pairs', 'step_flops',
-           'pair_experiment_flops']
+__all__ = ['PRESETS', 'MAX_PIXEL', 'BiasFreeBatchNorm', 'BFCNN', 'BFUNet', 'ModelConfig', 'uniform_sigma', 'quadratic_sigma',
+           'TrainConfig', 'preset', 'psnr', 'load_checkpoint', 'gpu_features', 'train_denoiser', 'as_denoiser',
+           'SamplerConfig', 'ddim_sampler', 'linear_latent_theory', 'run_pair_experiment', 'summarise_pairs',
+           'step_flops', 'pair_experiment_flops']
 
 # %% ../nbs/06_denoisers.ipynb #5af6dfdb
 class BiasFreeBatchNorm(nn.Module):
@@ -113,6 +113,7 @@ class TrainConfig:
     seed: int = 0
     def __post_init__(self):
         for k in ('steps', 'batch'): check_int(k, getattr(self, k))
+        for k in ('checkpoint_every', 'log_every'): check_int(k, getattr(self, k), minimum=0)
         check_positive('lr', self.lr); check_positive('lr_final', self.lr_final); check_positive('sigma_max', self.sigma_max)
         if not 0 <= self.ema_fraction < 1: raise MemgenError(f"ema_fraction={self.ema_fraction} is not allowed; expected 0 <= ema_fraction < 1")
 
@@ -176,13 +177,32 @@ def gpu_features(train_config: TrainConfig, device: str) -> dict[str, bool]:
 def _ema_update(ema: list, params: list, decay: float):
     torch._foreach_lerp_(ema, params, 1 - decay)
 
+MAX_PIXEL = 1e6            # training data are standardised (pixel variance about 1): larger values are a units mistake
+
+def _check_scale(data: torch.Tensor) -> None:
+    "Refuse training images of absurd magnitude (the loss would overflow float32 and the network output NaN)."
+    top = float(data.abs().max()) if data.numel() else 0.0
+    if not top <= MAX_PIXEL:
+        raise MemgenError(f"images have max |x| = {top:.3g}; expected standardised data with max |x| <= {MAX_PIXEL:g} "
+                          f"(memgen.data.standardise gives pixel variance 1)")
+
+def _trim_log(logf: Path, last_step: int) -> None:
+    "Keep the log lines of steps <= `last_step` (a resumed run rewrites the rest), dropping torn or unreadable lines."
+    if not logf.exists(): return
+    keep = []
+    for line in logf.read_text().splitlines():
+        try: rec = json.loads(line)
+        except ValueError: continue                                    # a line torn by a kill
+        if isinstance(rec, dict) and isinstance(rec.get('step'), int) and rec['step'] <= last_step: keep.append(line)
+    atomic_write_text(logf, ''.join(l + '\n' for l in keep))
+
 def train_denoiser(images, model_config: ModelConfig, train_config: TrainConfig, out_dir: Path | str | None = None,
                    resume: bool = False, device: str = 'auto', show_progress: bool = True,
                    callback: Callable[[int, float], None] | None = None) -> tuple[nn.Module, list[dict]]:
     "Train a denoiser on images (N, H, W); returns the model (EMA weights if enabled, eval mode) and the training log."
     mc, tc = model_config, train_config
     dev = resolve_device(device)
-    data = _as_images(images).to(dev)
+    data = _as_images(images).to(dev); _check_scale(data)
     peak = float(data.max() - data.min()) or 1.0
     with torch.random.fork_rng(devices=[]):                      # initial weights from the config's seed, not global state
         torch.manual_seed(tc.seed); model = mc.build().to(dev)
@@ -201,10 +221,7 @@ def train_denoiser(images, model_config: ModelConfig, train_config: TrainConfig,
         st = load_checkpoint(ckpt, mc, tc)
         model.load_state_dict(st['model']); opt.load_state_dict(st['opt']); g.set_state(st['rng']); start = int(st['step'])
         if ema is not None: [e.copy_(v.to(dev)) for e, v in zip(ema, st['ema'])]
-        logf = out / 'train.jsonl'
-        if logf.exists():                                         # drop log lines written after the checkpoint
-            keep = [l for l in logf.read_text().splitlines() if l and json.loads(l)['step'] <= start]
-            logf.write_text(''.join(l + '\n' for l in keep))
+    if out: _trim_log(out / 'train.jsonl', start)                  # lines after the checkpoint (or all, from scratch) go
     def save(step):
         if ckpt is None: return
         _save_checkpoint(ckpt, {'model': model.state_dict(), 'opt': opt.state_dict(), 'rng': g.get_state(), 'step': step,

@@ -11,7 +11,7 @@ from memgen.core import MemgenError, check_int
 SMALL = {
     'convergence': {'ds': '40,80', 'gammas': '0.5,2', 'n_seeds': '2', 'n_samples': '20'},
     'memorisation': {'d_m': '200', 'ns': '1,5', 'n_seeds': '2', 'n_samples': '20'},
-    'latent': {'d': '60', 'gammas': '0.25,1', 'n_seeds': '2', 'n_samples': '20'},
+    'latent': {'d': '60', 'gammas': '0.05,1', 'n_seeds': '2', 'n_samples': '20'},
     'powerlaw': {'d': '60', 'gammas': '0.25,1', 'alphas': '0.5', 'n_seeds': '2', 'n_samples': '20'},
     'diffusion': {'d_cov': '16', 'step_grid': '5,50', 'd': '200', 'ns': '1,5', 'd_q': '40', 'gammas': '0.5,2', 'steps': '20',
                   'n_seeds': '1', 'n_samples': '20', 'sgd_steps': '10,50'},

@@ -16,7 +16,7 @@ def checkout(tmp_path):
 
 
 def run(args, cwd):
-    return subprocess.run(MEMGEN + args, cwd=cwd, capture_output=True, text=True, timeout=120)
+    return subprocess.run(MEMGEN + args, cwd=cwd, capture_output=True, text=True, timeout=300)
 
 
 def test_list(checkout):
@@ -47,3 +47,86 @@ def test_bad_input_is_one_line_exit_2_nothing_written(checkout, args, message):
 def test_outside_a_checkout(tmp_path):
     r = run(['run', 'convergence'], tmp_path)
     assert r.returncode == 2 and 'no _toc.yml and _config.yml found' in r.stderr
+
+
+# --- one error path: every bad input or OS error is one line on stderr and exit 2, never a traceback -------------------
+
+import torch
+NO_CUDA = not torch.cuda.is_available()
+
+
+@pytest.mark.parametrize('args, message', [
+    (['run', 'convergence', '-p', 'ds', '[1,'], "parameter ds='[1,' is not a valid JSON list"),
+    (['run', 'convergence', '-p', 'ds', '100000'], 'd=100000 needs about 298 GiB'),
+    (['run', 'denoisers', '-p', 'device', 'banana'], "device='banana' is not allowed"),
+    (['run', 'convergence', '-p', 'sweep', '/etc/passwd'], "sweep='/etc/passwd' is outside the repository"),
+    (['run', 'convergence', '-p', 'sweep', '../sweep.yaml'], "sweep='../sweep.yaml' is outside the repository"),
+    (['sweep', 'nosuch.yaml', '--workers', '0'], 'workers=0 is not allowed; expected an integer >= 1'),
+    (['sweep', 'nosuch.yaml', '--workers', 'x'], "workers='x' is not an integer"),
+] + ([(['run', 'denoisers', '--device', 'cuda'], "device='cuda' was asked for but torch sees no CUDA GPU"),
+      (['run', 'denoisers', '-p', 'device', 'cuda'], "device='cuda' was asked for but torch sees no CUDA GPU"),
+      (['book', '--device', 'cuda'], "device='cuda' was asked for but torch sees no CUDA GPU")] if NO_CUDA else []))
+def test_more_bad_input_is_one_line_exit_2(checkout, args, message):
+    r = run(args, checkout)
+    assert r.returncode == 2, r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], r.stderr
+    assert not (checkout / '_build').exists()
+
+
+def test_os_errors_are_one_line(checkout):
+    "A _build that cannot be written (here: a file in its place), a sweep store that is a file, --collect to a folder."
+    (checkout / '_build').write_text('not a folder')
+    r = run(['run', 'api'], checkout)
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and 'Traceback' not in r.stderr, r.stderr
+    (checkout / 'afile').write_text('')
+    (checkout / 's.yaml').write_text('name: t\ntask: theory_q\nproduct: {gamma: [0.5]}\nstore: afile\n')
+    r = run(['sweep', 's.yaml', '--executor', 'serial'], checkout)
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and 'is a file' in r.stderr, r.stderr
+    (checkout / 's.yaml').write_text('name: t\ntask: theory_q\nproduct: {gamma: [0.5]}\nstore: res\n')
+    (checkout / 'out').mkdir()
+    r = run(['sweep', 's.yaml', '--collect', 'out'], checkout)
+    assert r.returncode == 2 and r.stderr.strip() == 'memgen: error: --collect out is a folder; expected a file path such as out.csv', r.stderr
+
+
+def test_list_into_a_closed_pipe_exits_quietly(checkout):
+    "`memgen list | head -1`: the reader goes away; no BrokenPipeError traceback."
+    p = subprocess.Popen(MEMGEN + ['list'], cwd=checkout, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    p.stdout.close()                                         # the reader has gone before memgen writes
+    err = p.stderr.read().decode(); p.wait(timeout=120)
+    assert p.returncode == 0 and err == '', err
+
+
+def test_list_follows_the_book_order(checkout):
+    from memgen.book import toc_files, CHAPTERS
+    r = run(['list'], checkout)
+    listed = [l.split(':')[0] for l in r.stdout.splitlines() if not l.startswith(' ')]
+    by_entry = {c.path.removesuffix('.ipynb'): c.name for c in CHAPTERS}
+    in_toc = [by_entry[e] for e in toc_files(checkout) if e in by_entry]
+    assert listed[:len(in_toc)] == in_toc and sorted(listed) == sorted(by_entry.values()), listed
+
+
+def test_sweep_help_names_max_jobs(checkout):
+    from memgen.sweep import MAX_JOBS
+    assert f'more than {MAX_JOBS} jobs' in run(['sweep', '--help'], checkout).stdout
+
+
+def test_failed_sweep_jobs_exit_1_with_one_line(tmp_path, capsys):
+    "Job failures are not bad input: exit 1, the counts on stdout and a one-line summary on stderr."
+    from dataclasses import dataclass
+    from memgen import sweep as sw
+    from memgen.cli import main
+
+    @dataclass(frozen=True)
+    class FailParams:
+        a: int = 1
+
+    if 'cli_fail_toy' not in sw.TASKS:
+        @sw.register_task('cli_fail_toy', FailParams)
+        def fail_toy(p, seed): raise RuntimeError(f'toy failure {seed}')
+    (tmp_path / 's.yaml').write_text(f'name: fails\ntask: cli_fail_toy\nproduct: {{a: [1, 2]}}\nstore: {tmp_path / "res"}\n')
+    rc = main(['sweep', str(tmp_path / 's.yaml'), '--executor', 'serial'])
+    out, err = capsys.readouterr()
+    assert rc == 1 and '"failed": 2' in out, (out, err)
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and 'memgen: sweep fails: 2 job(s) failed' in lines[0] and 'toy failure' in lines[0], err

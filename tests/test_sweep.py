@@ -99,10 +99,20 @@ def test_two_sweeps_on_one_store(tmp_path, serial_reference):
 
 def test_chapter_reads_sweep_results(tmp_path):
     from memgen.book import run_chapter
-    spec = spec_dict(tmp_path / 'store', name='conv', fixed={'d': 30, 'n_seeds': 1, 'n_samples': 20, 'quantities': ['q']})
-    spec_file = tmp_path / 'conv.yaml'; spec_file.write_text(yaml.safe_dump(spec))
+    import shutil, tempfile
+    (ROOT / '_build').mkdir(exist_ok=True)
+    inside = Path(tempfile.mkdtemp(prefix='test-sweep-', dir=ROOT / '_build'))   # a chapter reads sweeps inside the repository only
+    try:
+        spec = spec_dict(inside / 'store', name='conv', fixed={'d': 30, 'n_seeds': 1, 'n_samples': 20, 'quantities': ['q']})
+        spec_file = inside / 'conv.yaml'; spec_file.write_text(yaml.safe_dump(spec))
+        _run_chapter_on_sweep(run_chapter, spec_file, tmp_path)
+    finally:
+        shutil.rmtree(inside, ignore_errors=True)
+
+
+def _run_chapter_on_sweep(run_chapter, spec_file, tmp_path):
     sw.run_sweep(sw.load_spec(spec_file), 'serial', show_progress=False)
-    nb = run_chapter('convergence', 'quick', [('sweep', str(spec_file)), ('ds', '30')], build_dir=tmp_path / 'build')
+    nb = run_chapter('convergence', 'quick', [('sweep', str(spec_file.relative_to(ROOT))), ('ds', '30')], build_dir=tmp_path / 'build')
     text = json.dumps(json.loads(Path(nb).read_text())['cells'])
     assert 'read 8 simulations from the sweep' in text
 
