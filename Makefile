@@ -29,6 +29,11 @@ book: export
 	$(BIN)/memgen book --profile quick --device cpu
 
 # No export here: the committed memgen/ must already be the export of nbs/ (tests/test_consistency.py checks it).
+# One BLAS/OpenMP thread per process: the suite runs kernels and workers side by side on few cores (oversubscribed
+# OpenBLAS threads spin), and single-threaded torch makes the quick book's numbers identical from run to run.
+test: export OMP_NUM_THREADS ?= 1
+test: export OPENBLAS_NUM_THREADS ?= 1
+test: export MKL_NUM_THREADS ?= 1
 test: setup
 	$(BIN)/python -m pytest tests -q -p no:cacheprovider; rc=$$?; \
 	  if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing"; exit 1; fi; exit $$rc

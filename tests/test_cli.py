@@ -25,7 +25,7 @@ def test_list(checkout):
 
 
 @pytest.mark.parametrize('args, message', [
-    (['run', 'nosuchchapter'], "chapter 'nosuchchapter' is unknown; expected one of ['intro', 'convergence', 'memorisation', 'latent', 'powerlaw', 'diffusion', 'real', 'distances', 'api', 'denoisers']"),
+    (['run', 'nosuchchapter'], "chapter 'nosuchchapter' is unknown; expected one of ['intro', 'convergence', 'memorisation', 'latent', 'powerlaw', 'diffusion', 'training', 'explorer', 'real', 'distances', 'api', 'denoisers']"),
     (['run', 'convergence', '--profile', 'huge'], "invalid choice: 'huge'"),
     (['book', '--profile', 'huge'], "invalid choice: 'huge'"),
     (['book', '--only', 'nosuchchapter'], "chapter 'nosuchchapter' is unknown"),
