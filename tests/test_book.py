@@ -73,7 +73,7 @@ def test_not_reproduced_claims_are_shown_with_their_numbers(built):
     for k in range(1, 8):
         row = table[table.index(f'<td><p>{k}</p></td>'):]
         assert any(v in row[:row.index('</tr>')] for v in ('reproduced</p>', 'not evaluated</p>')), k
-    assert table.count('✘ ') >= len([c for c in failed_claims(results) if c[0] != 'intro']), 'every failing claim is listed as evidence
+    assert table.count('✘ ') >= len([c for c in failed_claims(results) if c[0] != 'intro']), 'every failing claim is listed as evidence'
 
 
 @pytest.mark.parametrize('chapter', [c.name for c in CHAPTERS])

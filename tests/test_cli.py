@@ -37,6 +37,11 @@ def test_list(checkout):
     (['book', '--repository-url', 'github.com/me'], "repository_url='github.com/me' is not allowed; expected https://HOST/OWNER/REPO"),
 ])
 def test_bad_input_is_one_line_exit_2_nothing_written(checkout, args, message):
+    assert_one_line_exit_2(checkout, args, message)
+
+
+def assert_one_line_exit_2(checkout, args, message):
+    "Bad input: exit 2, one line on stderr naming the problem, nothing written."
     r = run(args, checkout)
     assert r.returncode == 2, r.stderr
     lines = r.stderr.strip().splitlines()
@@ -67,11 +72,7 @@ NO_CUDA = not torch.cuda.is_available()
       (['run', 'denoisers', '-p', 'device', 'cuda'], "device='cuda' was asked for but torch sees no CUDA GPU"),
       (['book', '--device', 'cuda'], "device='cuda' was asked for but torch sees no CUDA GPU")] if NO_CUDA else []))
 def test_more_bad_input_is_one_line_exit_2(checkout, args, message):
-    r = run(args, checkout)
-    assert r.returncode == 2, r.stderr
-    lines = r.stderr.strip().splitlines()
-    assert len(lines) == 1 and message in lines[0], r.stderr
-    assert not (checkout / '_build').exists()
+    assert_one_line_exit_2(checkout, args, message)
 
 
 def test_os_errors_are_one_line(checkout):
