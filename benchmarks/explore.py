@@ -5,13 +5,7 @@ import time
 import numpy as np
 from memgen import theory as th
 from memgen.explore import white_phase_grid, explorer_grid
-
-
-def best_of(f, k=3):
-    ts = []
-    for _ in range(k):
-        t = time.perf_counter(); out = f(); ts.append(time.perf_counter() - t)
-    return min(ts), out
+from theory import best_of                      # the timing helper of benchmarks/theory.py (same folder)
 
 
 def main():
