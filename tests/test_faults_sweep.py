@@ -149,7 +149,10 @@ def test_run_sweep_reports_failed_jobs(tmp_path):
 
 def test_status_does_not_count_stale_locks_as_running(tmp_path):
     spec = theory_spec(tmp_path, n=3); jobs = sw.expand(spec); run = tmp_path / 's' / 'running'; run.mkdir(parents=True)
-    zombie = subprocess.Popen(['true']); time.sleep(0.3)                                  # exited, not yet reaped
+    zombie = subprocess.Popen(['true'])                                                   # exited, not yet reaped:
+    t0 = time.time()                                                                      # wait for it to be a zombie
+    while time.time() - t0 < 20 and 'Z' not in Path(f'/proc/{zombie.pid}/status').read_text().split('State:')[1].split()[0]:
+        time.sleep(0.02)
     host = socket.gethostname()
     for j, pid in zip(jobs, [999_999_999, zombie.pid, os.getpid()]):
         (run / f'{j.key}.0.lock').write_text(json.dumps({'host': host, 'pid': pid, 'start': time.time()}))

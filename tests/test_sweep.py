@@ -39,6 +39,18 @@ def test_executors_match_serial_exactly(tmp_path, serial_reference, executor):
     assert sw.run_sweep(spec, executor, workers=2, show_progress=False) == {'done': 8}        # nothing re-run
 
 
+def _wait_until_lock_holders_are_gone(running: Path, timeout: float = 20.0) -> None:
+    "SIGKILL of a process group returns before every worker has died: wait until no lock names a live process."
+    t0 = time.time()
+    while time.time() - t0 < timeout:
+        pids = []
+        for lock in running.glob('*.lock'):
+            try: pids.append(int(json.loads(lock.read_text())['pid']))
+            except (OSError, ValueError, KeyError): pass
+        if not any(sw._pid_alive(pid) for pid in pids): return
+        time.sleep(0.05)
+
+
 def test_killed_sweep_leaves_no_partial_record_and_resumes(tmp_path):
     # jobs of ~0.5-1 s each, so that a kill after the first finished job leaves most of them undone
     heavy = {'d': 300, 'n_seeds': 1, 'n_samples': 50, 'quantities': ['q', 'D_bulk', 'D_lat']}
@@ -51,6 +63,7 @@ def test_killed_sweep_leaves_no_partial_record_and_resumes(tmp_path):
     while time.time() - t0 < 120 and not (jobs_dir.exists() and any(jobs_dir.glob('[!.]*'))):
         time.sleep(0.01)
     os.killpg(p.pid, signal.SIGKILL); p.wait()
+    _wait_until_lock_holders_are_gone(tmp_path / 'store' / 's' / 'running')
     finished = [d for d in jobs_dir.glob('[!.]*')]
     assert 1 <= len(finished) < 8, len(finished)
     assert all(sorted(f.name for f in d.iterdir()) == ['config.json', 'result.csv'] for d in finished)   # nothing half-written
