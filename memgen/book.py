@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from .page import failed_claims
-from .core import (MemgenError, atomic_write_json, atomic_write_text, code_version, content_hash, hash_files, swap_dir,
+from .core import (pid_alive, MemgenError, atomic_write_json, atomic_write_text, code_version, content_hash, hash_files, swap_dir,
                          to_jsonable, versions, resolve_device, check_int, check_positive)
 
 # %% auto #0
@@ -419,14 +419,6 @@ def _hide_injected(path: Path) -> None:
     Path(path).write_text(json.dumps(nb))
 
 # %% ../nbs/11_book.ipynb #c1a9e001
-def _pid_alive(pid: int) -> bool:
-    "Whether process `pid` runs on this host (a zombie counts as gone)."
-    try: os.kill(pid, 0)
-    except ProcessLookupError: return False
-    except PermissionError: return True
-    try: return not any(l.startswith('State:') and 'Z' in l.split()[1] for l in Path(f'/proc/{pid}/status').read_text().splitlines())
-    except OSError: return True
-
 _LEFTOVER = re.compile(r'^\.+(?:stage-)?(?:[0-9a-f]+\.)?(?P<pid>\d{1,7})[.-]')
 
 def clean_leftovers(folder: Path, pattern: str = '.*', log=print) -> list[Path]:
@@ -434,7 +426,7 @@ def clean_leftovers(folder: Path, pattern: str = '.*', log=print) -> list[Path]:
     removed = []
     for f in sorted(Path(folder).glob(pattern)) if Path(folder).is_dir() else []:
         m = _LEFTOVER.match(f.name)
-        if m and int(m['pid']) != os.getpid() and not _pid_alive(int(m['pid'])):
+        if m and int(m['pid']) != os.getpid() and not pid_alive(int(m['pid'])):
             shutil.rmtree(f, ignore_errors=True) if f.is_dir() else f.unlink(missing_ok=True); removed.append(f)
     if removed: log(f"removed {len(removed)} leftover(s) of killed runs in {folder}")
     return removed

@@ -13,8 +13,9 @@ import numpy as np
 
 # %% auto #0
 __all__ = ['MemgenError', 'check_positive', 'check_int', 'check_array', 'to_jsonable', 'content_hash', 'hash_files',
-           'package_dir', 'code_version', 'git_hash', 'versions', 'atomic_write_text', 'atomic_write_json', 'swap_dir',
-           'save_run_record', 'is_torch', 'array_module', 'to_numpy', 'resolve_device', 'progress', 'mean_sem']
+           'package_dir', 'code_version', 'git_hash', 'versions', 'atomic_write_text', 'atomic_write_json', 'pid_alive',
+           'swap_dir', 'save_run_record', 'is_torch', 'array_module', 'to_numpy', 'resolve_device', 'progress',
+           'mean_sem']
 
 # %% ../nbs/00_core.ipynb #c75fd1d8
 class MemgenError(ValueError):
@@ -130,6 +131,19 @@ def atomic_write_text(path: Path | str, text: str) -> Path:
 def atomic_write_json(path: Path | str, obj: Any) -> Path:
     "Write `obj` as indented JSON, atomically."
     return atomic_write_text(path, json.dumps(to_jsonable(obj), indent=2, sort_keys=True) + '\n')
+
+# %% ../nbs/00_core.ipynb #a1b2c3d4
+def pid_alive(pid: int) -> bool:
+    "Whether process `pid` runs on this host (a zombie, killed but not reaped, counts as gone)."
+    if pid <= 0: return False
+    try: os.kill(pid, 0)
+    except ProcessLookupError: return False
+    except PermissionError: return True
+    try:
+        for line in Path(f'/proc/{pid}/status').read_text().splitlines():
+            if line.startswith('State:'): return 'Z' not in line.split()[1]
+    except OSError: pass
+    return True
 
 # %% ../nbs/00_core.ipynb #c088d9cc
 def swap_dir(new: Path | str, target: Path | str) -> Path:

@@ -13,7 +13,7 @@ from typing import Any, Callable
 import numpy as np
 import pandas as pd
 
-from .core import (MemgenError, atomic_write_json, atomic_write_text, check_int, check_positive, code_version,
+from .core import (pid_alive, MemgenError, atomic_write_json, atomic_write_text, check_int, check_positive, code_version,
                          content_hash, progress, to_jsonable, versions)
 
 # %% auto #0
@@ -302,25 +302,13 @@ def _write(path: Path, text: str, atomic: bool = True, sync: bool = False) -> Pa
         raise
     return path
 
-def _pid_alive(pid: int) -> bool:
-    "Whether process `pid` runs on this host (a zombie, killed but not reaped, counts as gone)."
-    if pid <= 0: return False
-    try: os.kill(pid, 0)
-    except ProcessLookupError: return False
-    except PermissionError: return True
-    try:
-        for line in Path(f'/proc/{pid}/status').read_text().splitlines():
-            if line.startswith('State:'): return 'Z' not in line.split()[1]
-    except OSError: pass
-    return True
-
 def _lock_stale(lock: Path, lease: float) -> bool:
     "Whether a lock's holder is gone: its process is dead on this host, or its heartbeat (mtime) is older than `lease` s."
     try: age = time.time() - lock.stat().st_mtime; text = lock.read_text()
     except FileNotFoundError: return True
     except OSError: return False
     if age > lease: return True
-    try: info = json.loads(text); return info['host'] == socket.gethostname() and not _pid_alive(int(info['pid']))
+    try: info = json.loads(text); return info['host'] == socket.gethostname() and not pid_alive(int(info['pid']))
     except (ValueError, TypeError, KeyError): return False             # unreadable: judged by its age alone
 
 def _locks(folder: Path) -> dict[str, list[tuple[int, Path]]]:

@@ -6,7 +6,8 @@ import pytest
 from conftest import ROOT
 from test_book import _notebook, ToyParams
 from memgen.book import (Chapter, ConvergenceParams, build_book, execute_chapter, execution_key, chapter_params,
-                         get_chapter, _pid_alive)
+                         get_chapter)
+from memgen.core import pid_alive
 from memgen.core import MemgenError
 
 
@@ -135,7 +136,7 @@ def _wait_for(path: Path, timeout: float = 300) -> str:
 def _wait_gone(pid: int, timeout: float = 60) -> bool:
     t0 = time.time()
     while time.time() - t0 < timeout:
-        if not _pid_alive(pid): return True
+        if not pid_alive(pid): return True
         time.sleep(0.1)
     return False
 

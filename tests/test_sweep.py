@@ -6,6 +6,7 @@ import pandas as pd
 import pytest
 import yaml
 from conftest import ROOT
+from memgen.core import pid_alive
 from memgen import sweep as sw
 from memgen.core import MemgenError, check_int
 
@@ -47,7 +48,7 @@ def _wait_until_lock_holders_are_gone(running: Path, timeout: float = 20.0) -> N
         for lock in running.glob('*.lock'):
             try: pids.append(int(json.loads(lock.read_text())['pid']))
             except (OSError, ValueError, KeyError): pass
-        if not any(sw._pid_alive(pid) for pid in pids): return
+        if not any(pid_alive(pid) for pid in pids): return
         time.sleep(0.05)
 
 
