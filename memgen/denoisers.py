@@ -13,13 +13,14 @@ import torch
 from torch import nn
 
 from .core import (MemgenError, check_int, check_positive, check_array, progress, resolve_device, to_jsonable,
-                         atomic_write_json, atomic_write_text, versions, to_numpy)
+                         atomic_write_json, atomic_write_text, versions, to_numpy, save_run_record)
 
 # %% auto #0
-__all__ = ['PRESETS', 'MAX_PIXEL', 'BiasFreeBatchNorm', 'BFCNN', 'BFUNet', 'ModelConfig', 'uniform_sigma', 'quadratic_sigma',
-           'TrainConfig', 'preset', 'psnr', 'load_checkpoint', 'gpu_features', 'train_denoiser', 'as_denoiser',
-           'SamplerConfig', 'ddim_sampler', 'linear_latent_theory', 'run_pair_experiment', 'summarise_pairs',
-           'step_flops', 'pair_experiment_flops']
+__all__ = ['PRESETS', 'MAX_PIXEL', 'SAMPLERS', 'PAIR_PROFILES', 'PAIR_COLUMNS', 'BiasFreeBatchNorm', 'BFCNN', 'BFUNet',
+           'ModelConfig', 'uniform_sigma', 'TrainConfig', 'preset', 'psnr', 'load_checkpoint', 'gpu_features',
+           'denoising_loss', 'plateaued', 'train_denoiser', 'as_denoiser', 'SamplerConfig', 'ddim_sampler',
+           'make_sampler', 'linear_latent_theory', 'run_pair_experiment', 'summarise_pairs', 'PairConfig', 'run_pairs',
+           'task_denoisers', 'store_results', 'load_results', 'store_sweep', 'step_flops', 'pair_experiment_flops']
 
 # %% ../nbs/06_denoisers.ipynb #5af6dfdb
 class BiasFreeBatchNorm(nn.Module):
@@ -90,14 +91,10 @@ def uniform_sigma(n: int, generator: torch.Generator) -> torch.Tensor:
     "Noise levels uniform in [0, 1] (times sigma_max)."
     return torch.rand(n, generator=generator)
 
-def quadratic_sigma(n: int, generator: torch.Generator) -> torch.Tensor:
-    "Noise levels with density favouring small sigma: sigma = u^2 (times sigma_max), u uniform."
-    return torch.rand(n, generator=generator)**2
-
 @dataclass(frozen=True)
 class TrainConfig:
-    "How to train a denoiser: MSE over sigma in [0, sigma_max], Adam with cosine learning-rate decay, optional EMA."
-    steps: int = 2000
+    "How to train a denoiser: MSE over sigma in [0, sigma_max], Adam with cosine learning-rate decay, optional EMA and plateau stop."
+    steps: int = 2000                       # the most steps (the cosine schedule spans them); fewer if the plateau rule stops
     batch: int = 64
     lr: float = 1e-3
     lr_final: float = 1e-5
@@ -110,11 +107,16 @@ class TrainConfig:
     fused: bool | None = None               # fused Adam; None: on CUDA only
     checkpoint_every: int = 0               # steps between checkpoints (0: only at the end)
     log_every: int = 50
+    eval_every: int = 0                     # steps between train / held-out loss evaluations (0: none, run all `steps`)
+    patience: int = 3                       # plateau rule: evaluations per window
+    plateau_tol: float = 0.01               # plateau rule: relative change of the held-out loss between two windows
+    n_eval: int = 128                       # images of each set (train, held-out) in an evaluation
     seed: int = 0
     def __post_init__(self):
-        for k in ('steps', 'batch'): check_int(k, getattr(self, k))
-        for k in ('checkpoint_every', 'log_every'): check_int(k, getattr(self, k), minimum=0)
+        for k in ('steps', 'batch', 'patience', 'n_eval'): check_int(k, getattr(self, k))
+        for k in ('checkpoint_every', 'log_every', 'eval_every'): check_int(k, getattr(self, k), minimum=0)
         check_positive('lr', self.lr); check_positive('lr_final', self.lr_final); check_positive('sigma_max', self.sigma_max)
+        check_positive('plateau_tol', self.plateau_tol)
         if not 0 <= self.ema_fraction < 1: raise MemgenError(f"ema_fraction={self.ema_fraction} is not allowed; expected 0 <= ema_fraction < 1")
 
 PRESETS = {
@@ -186,23 +188,47 @@ def _check_scale(data: torch.Tensor) -> None:
         raise MemgenError(f"images have max |x| = {top:.3g}; expected standardised data with max |x| <= {MAX_PIXEL:g} "
                           f"(memgen.data.standardise gives pixel variance 1)")
 
-def _trim_log(logf: Path, last_step: int) -> None:
-    "Keep the log lines of steps <= `last_step` (a resumed run rewrites the rest), dropping torn or unreadable lines."
-    if not logf.exists(): return
+def _trim_log(logf: Path, last_step: int) -> list[dict]:
+    "Keep the log lines of steps <= `last_step` (a resumed run rewrites the rest), dropping torn lines; returns the kept records."
+    if not logf.exists(): return []
     keep = []
     for line in logf.read_text().splitlines():
         try: rec = json.loads(line)
         except ValueError: continue                                    # a line torn by a kill
-        if isinstance(rec, dict) and isinstance(rec.get('step'), int) and rec['step'] <= last_step: keep.append(line)
-    atomic_write_text(logf, ''.join(l + '\n' for l in keep))
+        if isinstance(rec, dict) and isinstance(rec.get('step'), int) and rec['step'] <= last_step: keep.append(rec)
+    atomic_write_text(logf, ''.join(json.dumps(r) + '\n' for r in keep))
+    return keep
 
+@torch.no_grad()
+def denoising_loss(model: nn.Module, images: torch.Tensor, sigma_max: float, n_levels: int = 4, seed: int = 0) -> float:
+    "MSE of `model` (eval mode) on `images` at `n_levels` noise levels evenly spread in (0, sigma_max], noise fixed by `seed`."
+    g = torch.Generator(device='cpu').manual_seed(seed)
+    was = model.training; model.eval(); total = 0.0
+    for j in range(n_levels):
+        noise = torch.randn(images.shape, generator=g).to(images.device)
+        total += float(((model(images + sigma_max * (j + 0.5) / n_levels * noise).float() - images)**2).mean())
+    model.train(was)
+    return total / n_levels
+
+def plateaued(history, patience: int, tol: float) -> bool:
+    "Whether the mean of the last `patience` losses differs from the mean of the `patience` before by at most `tol` (relative)."
+    if len(history) < 2 * patience: return False
+    new, old = float(np.mean(history[-patience:])), float(np.mean(history[-2 * patience:-patience]))
+    return abs(new - old) <= tol * abs(old)
+
+# %% ../nbs/06_denoisers.ipynb #3b269136
 def train_denoiser(images, model_config: ModelConfig, train_config: TrainConfig, out_dir: Path | str | None = None,
                    resume: bool = False, device: str = 'auto', show_progress: bool = True,
-                   callback: Callable[[int, float], None] | None = None) -> tuple[nn.Module, list[dict]]:
-    "Train a denoiser on images (N, H, W); returns the model (EMA weights if enabled, eval mode) and the training log."
+                   callback: Callable[[int, float], None] | None = None, heldout=None,
+                   snapshots: dict | None = None) -> tuple[nn.Module, list[dict]]:
+    """Train a denoiser on images (N, H, W); returns the model (EMA weights if enabled, eval mode) and the training log.
+    The model's `stopped_at` and `stop_reason` ('plateau' or 'max_steps') say when and why training ended."""
     mc, tc = model_config, train_config
     dev = resolve_device(device)
     data = _as_images(images).to(dev); _check_scale(data)
+    if tc.eval_every and heldout is None:
+        raise MemgenError(f"eval_every={tc.eval_every} needs held-out images (heldout=...) for the plateau rule; or set eval_every=0")
+    if tc.eval_every: hold = _as_images(heldout).to(dev)[:tc.n_eval]; _check_scale(hold); fit = data[:tc.n_eval]
     peak = float(data.max() - data.min()) or 1.0
     with torch.random.fork_rng(devices=[]):                      # initial weights from the config's seed, not global state
         torch.manual_seed(tc.seed); model = mc.build().to(dev)
@@ -213,7 +239,7 @@ def train_denoiser(images, model_config: ModelConfig, train_config: TrainConfig,
     params = [p for p in model.parameters()]
     ema = [p.detach().clone() for p in params] if tc.ema_fraction > 0 else None
     decay = 1 - 1 / max(1.0, tc.ema_fraction * tc.steps) if ema is not None else 0.0
-    start, log = 0, []
+    start, log, stop = 0, [], 'max_steps'
     out = Path(out_dir) if out_dir else None
     ckpt = out / 'checkpoint.pt' if out else None
     if out: out.mkdir(parents=True, exist_ok=True)
@@ -221,15 +247,17 @@ def train_denoiser(images, model_config: ModelConfig, train_config: TrainConfig,
         st = load_checkpoint(ckpt, mc, tc)
         model.load_state_dict(st['model']); opt.load_state_dict(st['opt']); g.set_state(st['rng']); start = int(st['step'])
         if ema is not None: [e.copy_(v.to(dev)) for e, v in zip(ema, st['ema'])]
-    if out: _trim_log(out / 'train.jsonl', start)                  # lines after the checkpoint (or all, from scratch) go
+        stop = st.get('stop', stop)
+    kept = _trim_log(out / 'train.jsonl', start) if out else []   # lines after the checkpoint (or all, from scratch) go
+    history = [r['heldout_loss'] for r in kept if 'heldout_loss' in r]
     def save(step):
         if ckpt is None: return
         _save_checkpoint(ckpt, {'model': model.state_dict(), 'opt': opt.state_dict(), 'rng': g.get_state(), 'step': step,
                                 'ema': [e.detach().cpu() for e in ema] if ema is not None else None,
-                                'config': _config_json(mc, tc)})
+                                'config': _config_json(mc, tc), 'stop': stop})
     fwd = torch.compile(model) if tc.compile else model
-    model.train(); t0 = time.time()
-    bar = progress(range(start + 1, tc.steps + 1), desc='train', enable=show_progress)
+    model.train(); t0 = time.time(); last = start
+    bar = progress(range(start + 1, tc.steps + 1 if stop != 'plateau' else start + 1), desc='train', enable=show_progress)
     for step in bar:
         lr = tc.lr_final + 0.5 * (tc.lr - tc.lr_final) * (1 + math.cos(math.pi * (step - 1) / max(1, tc.steps - 1)))
         for pg in opt.param_groups: pg['lr'] = lr
@@ -243,23 +271,30 @@ def train_denoiser(images, model_config: ModelConfig, train_config: TrainConfig,
         if not torch.isfinite(loss):
             raise MemgenError(f"training diverged at step {step} (loss {loss.item()}); "
                               + (f"last good checkpoint kept at {ckpt}" if ckpt and ckpt.exists() else "no checkpoint was written"))
-        opt.zero_grad(set_to_none=True); loss.backward(); opt.step()
+        opt.zero_grad(set_to_none=True); loss.backward(); opt.step(); last = step
         if ema is not None: _ema_update(ema, [p.detach() for p in params], decay)
-        if tc.log_every and (step % tc.log_every == 0 or step == tc.steps):
+        evaluate = bool(tc.eval_every) and (step % tc.eval_every == 0 or step == tc.steps)
+        if evaluate: history.append(denoising_loss(model, hold, tc.sigma_max))
+        if (tc.log_every and (step % tc.log_every == 0 or step == tc.steps)) or evaluate:
             lv = loss.item()
             rec = {'step': step, 'loss': lv, 'psnr': 10 * math.log10(peak**2 / max(lv, 1e-20)), 'lr': lr,
                    'seconds': round(time.time() - t0, 3)}
+            if evaluate: rec.update(train_loss=denoising_loss(model, fit, tc.sigma_max), heldout_loss=history[-1])
             log.append(rec)
             if hasattr(bar, 'set_postfix'): bar.set_postfix(loss=f"{rec['loss']:.4f}", psnr=f"{rec['psnr']:.1f}")
             if out:
                 with open(out / 'train.jsonl', 'a') as f: f.write(json.dumps(rec) + '\n')
+        if snapshots is not None and step in snapshots:
+            snapshots[step] = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+        if evaluate and plateaued(history, tc.patience, tc.plateau_tol): stop = 'plateau'; break
         if tc.checkpoint_every and step % tc.checkpoint_every == 0: save(step)
         if callback is not None: callback(step, loss.item())
-    save(tc.steps)
+    save(last)
     if out: atomic_write_json(out / 'config.json', {'model': mc, 'train': tc, 'device': dev, 'features': features,
-                                                    'versions': versions()})
+                                                    'stopped_at': last, 'stop_reason': stop, 'versions': versions()})
     if ema is not None:
         with torch.no_grad(): [p.copy_(e) for p, e in zip(params, ema)]
+    model.stopped_at, model.stop_reason = last, stop
     return model.eval(), log
 
 # %% ../nbs/06_denoisers.ipynb #5545dc71
@@ -289,12 +324,26 @@ class SamplerConfig:
     def run(self, denoiser, init, generator):
         return self.sampler(denoiser, init, generator, **dict(self.options))
 
+def _check_eta(eta: float) -> float:
+    if not (isinstance(eta, (int, float)) and 0 <= eta <= 1): raise MemgenError(f"eta={eta!r} is not allowed; expected 0 <= eta <= 1")
+    return float(eta)
+
 def ddim_sampler(sigma_max: float = 3.0, sigma_min: float = 0.01, steps: int = 100, eta: float = 0.0) -> Callable:
     "A DDIM sampler over log-uniform noise levels, with the (denoiser, init, generator) signature of SamplerConfig."
-    sch = sigma_schedule(np.geomspace(sigma_min, sigma_max, check_int('steps', steps)))
+    sch = sigma_schedule(np.geomspace(sigma_min, sigma_max, check_int('steps', steps))); _check_eta(eta)
     def sample(denoiser, init, generator, **_): return ddim_sample(denoiser, sch, init, generator, eta=eta)
     sample.__qualname__ = f'ddim_sampler(sigma_max={sigma_max}, sigma_min={sigma_min}, steps={steps}, eta={eta})'
     return sample
+
+SAMPLERS = ('ddim', 'ascent')
+
+def make_sampler(kind: str = 'ddim', eta: float = 1.0, steps: int = 50, sigma_max: float = 3.0, n_samples: int = 32) -> SamplerConfig:
+    "The pair experiment's sampler by name: DDIM(eta) over `steps` noise levels, or Kadkhodaie et al.'s stochastic ascent."
+    if kind not in SAMPLERS: raise MemgenError(f"sampler={kind!r} is unknown; expected one of {SAMPLERS}")
+    _check_eta(eta); check_int('steps', steps)
+    if kind == 'ddim': return SamplerConfig(ddim_sampler(sigma_max, 0.01, steps, eta), options=(), init_scale=1.0, n_samples=n_samples)
+    return SamplerConfig(kadkhodaie_sample, options=(('h0', 0.05), ('beta', 0.5), ('sigma_min', 0.02), ('max_iter', 20 * steps)),
+                         init_scale=sigma_max, n_samples=n_samples)
 
 # %% ../nbs/06_denoisers.ipynb #6b697a92
 def _splits(data, N: int, n_test: int, rng: np.random.Generator):
@@ -317,66 +366,214 @@ def linear_latent_theory(data, gamma: float) -> np.ndarray:
         return np.array([latent_overlap(spec[r:], spec[k], gamma) for k in range(r)])
     return np.full(r, np.nan)
 
+def _centred(x: np.ndarray) -> np.ndarray:
+    "Each image minus its own mean pixel (the convention of Kadkhodaie et al.)."
+    return x - x.mean(1, keepdims=True)
+
+def _measure(D: dict, X: dict, sampler: SamplerConfig, control: SamplerConfig | None, init: np.ndarray, s_inj: int,
+             latents: np.ndarray, n_samples_Q: int, seed: int, add: Callable) -> dict:
+    "Sample the pair (shared, independent, deterministic) and add m, q and Q rows; returns the shared-noise samples."
+    from memgen import metrics
+    x = {k: sampler.run(D[k], init, np.random.default_rng(s_inj)) for k in 'AB'}
+    xb_ind = sampler.run(D['B'], init, np.random.default_rng(s_inj + 1))
+    for k in 'AB':
+        add('m', k, *metrics.memorisation(x[k], X[k]))
+        add('m_centred', k, *metrics.memorisation(_centred(x[k]), _centred(X[k])))
+    for name, (a, b) in {'shared': (x['A'], x['B']), 'independent': (x['A'], xb_ind)}.items():
+        add(f'q_{name}', 'AB', *metrics.convergence(a, b)); add(f'q_{name}_centred', 'AB', *metrics.convergence(a, b, centre=True))
+    if control is not None:                                            # no injected noise at all: the deterministic control
+        a, b = (control.run(D[k], init, np.random.default_rng(s_inj)) for k in 'AB')
+        add('q_deterministic', 'AB', *metrics.convergence(a, b)); add('q_deterministic_centred', 'AB', *metrics.convergence(a, b, centre=True))
+    if len(latents):                                                   # eigenvectors need many samples: a separate, larger batch
+        xq = sampler.run(D['A'], sampler.init_scale * np.random.default_rng(s_inj + 2).standard_normal((n_samples_Q, init.shape[1])),
+                         np.random.default_rng(s_inj + 3))
+        Q, err = metrics.latent_recovery_from_samples(xq, latents, n_boot=20, seed=seed)
+        for k, (v, e) in enumerate(zip(Q, err)): add('Q', 'A', v, e, k)
+    return x
+
+def _restore(model_config: ModelConfig, state: dict, device: str) -> nn.Module:
+    "A model with a snapshot's weights, in eval mode."
+    m = model_config.build().to(device); m.load_state_dict(state); return m.eval()
+
 def run_pair_experiment(data, N_grid, model_config: ModelConfig, train_config: TrainConfig,
                         sampler_config: SamplerConfig = SamplerConfig(), seeds=(0,), n_test: int = 64,
                         sigma_test: float = 1.0, n_grid_images: int = 6, n_samples_Q: int = 512, device: str = 'auto',
-                        show_progress: bool = True):
-    "Train model pairs on disjoint sets of N images, sample with shared noise, measure m, q, Q, PSNR: (table, grids)."
+                        show_progress: bool = True, control: SamplerConfig | None = None, checkpoints=()):
+    """Train model pairs on disjoint sets of N images, sample from shared noise, measure m, q, Q, losses: (table, grids).
+    `control`: a deterministic sampler run on both models too (q_deterministic); `checkpoints`: training steps at which
+    m, q and Q are measured as well (rows with that `step`; final rows have step NaN)."""
     import pandas as pd
     from memgen import metrics
     from memgen.theory import convergence_q
-    H, W = data.H, data.W; d = H * W
-    N_grid = [check_int('N', N) for N in N_grid]
+    H, W = data.H, data.W; d = H * W; dev = resolve_device(device)
+    N_grid = [check_int('N', N) for N in N_grid]; checkpoints = tuple(check_int('checkpoint', s) for s in checkpoints)
     spectrum = data.spectrum(); latents = data.latents
     rows, grids = [], {}
-    add = lambda N, seed, q, model, v, e=0.0, k=np.nan: rows.append(
-        {'N': N, 'seed': seed, 'quantity': q, 'model': model, 'k': k, 'value': float(v), 'sem': float(e)})
     for seed in seeds:
         for N in progress(N_grid, desc=f'pairs (seed {seed})', enable=show_progress):
+            def add(q, model, v, e=0.0, k=np.nan, step=np.nan):
+                rows.append({'N': N, 'seed': seed, 'quantity': q, 'model': model, 'k': k, 'step': step, 'value': float(v), 'sem': float(e)})
             rng = np.random.default_rng([seed, N])
             XA, XB, XT = _splits(data, N, n_test, rng)
-            models = {}
-            for name, X in (('A', XA), ('B', XB)):
-                tc = replace(train_config, seed=int(rng.integers(2**31)))
-                models[name], _ = train_denoiser(_as_images(X, H, W), model_config, tc, device=device, show_progress=False)
+            X, models, snaps = {'A': XA, 'B': XB}, {}, {}
+            for name in 'AB':
+                tc = replace(train_config, seed=int(rng.integers(2**31))); snaps[name] = dict.fromkeys(checkpoints)
+                models[name], log = train_denoiser(_as_images(X[name], H, W), model_config, tc, device=dev, show_progress=False,
+                                                   heldout=_as_images(XT, H, W) if tc.eval_every else None, snapshots=snaps[name])
+                for rec in log:
+                    if 'heldout_loss' in rec:
+                        add('loss_train', name, rec['train_loss'], step=rec['step']); add('loss_heldout', name, rec['heldout_loss'], step=rec['step'])
+                add('steps', name, models[name].stopped_at); add('plateau', name, models[name].stop_reason == 'plateau')
             D = {k: as_denoiser(m, H, W) for k, m in models.items()}
             init = sampler_config.init_scale * rng.standard_normal((sampler_config.n_samples, d))
             s_inj = int(rng.integers(2**31))
-            xa = sampler_config.run(D['A'], init, np.random.default_rng(s_inj))
-            xb = sampler_config.run(D['B'], init, np.random.default_rng(s_inj))
-            xb_ind = sampler_config.run(D['B'], init, np.random.default_rng(s_inj + 1))
-            for name, x, X in (('A', xa, XA), ('B', xb, XB)):
-                add(N, seed, 'm', name, *metrics.memorisation(x, X))
-                if N >= 2:                                                # centring and distance ratios need 2 images
-                    add(N, seed, 'm_centred', name, *metrics.memorisation(x, X, centre=True))
-                    add(N, seed, 'nn_ratio', name, *metrics.nn_ratio_memorised(x, X))
+            x = _measure(D, X, sampler_config, control, init, s_inj, latents, n_samples_Q, seed, add)
+            for name in 'AB':
+                if N >= 2: add('nn_ratio', name, *metrics.nn_ratio_memorised(x[name], X[name]))   # needs a second-nearest image
                 noisy = XT + sigma_test * rng.standard_normal(XT.shape)
-                add(N, seed, 'psnr', name, psnr(torch.as_tensor(D[name](noisy)), torch.as_tensor(XT), float(np.ptp(XT))))
-            add(N, seed, 'q_shared', 'AB', *metrics.convergence(xa, xb))
-            add(N, seed, 'q_independent', 'AB', *metrics.convergence(xa, xb_ind))
-            if len(latents):                                   # eigenvectors need many samples: a separate, larger batch
-                xq = sampler_config.run(D['A'], sampler_config.init_scale * rng.standard_normal((n_samples_Q, d)),
-                                        np.random.default_rng(s_inj + 2))
-                Q, err = metrics.latent_recovery_from_samples(xq, latents, n_boot=20, seed=seed)
-                for k, (v, e) in enumerate(zip(Q, err)): add(N, seed, 'Q', 'A', v, e, k)
-            add(N, seed, 'm_heldout', 'data', *metrics.memorisation(XT, XA))
-            add(N, seed, 'q_linear', 'theory', float(convergence_q(spectrum, N / d)))
-            for k, v in enumerate(linear_latent_theory(data, N / d)): add(N, seed, 'Q_linear', 'theory', v, 0.0, k)
+                add('psnr', name, psnr(torch.as_tensor(D[name](noisy)), torch.as_tensor(XT), float(np.ptp(XT))))
+            add('m_heldout', 'data', *metrics.memorisation(XT, XA))
+            add('m_heldout_centred', 'data', *metrics.memorisation(_centred(XT), _centred(XA)))
+            add('q_linear', 'theory', float(convergence_q(spectrum, N / d)))
+            for k, v in enumerate(linear_latent_theory(data, N / d)): add('Q_linear', 'theory', v, 0.0, k)
+            for s in checkpoints:                                       # the same measurements along training
+                if snaps['A'][s] is None or snaps['B'][s] is None: continue   # one of the pair stopped earlier
+                Ds = {k: as_denoiser(_restore(model_config, snaps[k][s], dev), H, W) for k in 'AB'}
+                _measure(Ds, X, sampler_config, control, init, s_inj, latents, n_samples_Q, seed,
+                         lambda *a, **kw: add(*a, **{**kw, 'step': s}))
             if seed == seeds[0]:
-                k = min(n_grid_images, len(xa))
-                _, ia = metrics.nearest_cosine(xa[:k], XA); _, ib = metrics.nearest_cosine(xb[:k], XB)
-                grids[N] = {'A': xa[:k].reshape(k, H, W), 'B': xb[:k].reshape(k, H, W),
+                k = min(n_grid_images, len(x['A']))
+                _, ia = metrics.nearest_cosine(x['A'][:k], XA); _, ib = metrics.nearest_cosine(x['B'][:k], XB)
+                grids[N] = {'A': x['A'][:k].reshape(k, H, W), 'B': x['B'][:k].reshape(k, H, W),
                             'nearest_A': XA[ia].reshape(k, H, W), 'nearest_B': XB[ib].reshape(k, H, W)}
     return pd.DataFrame(rows), grids
 
 # %% ../nbs/06_denoisers.ipynb #a218c6bd
 def summarise_pairs(table):
-    "Mean over seeds per (N, quantity, model, k), with the standard error across seeds (or the within-run one for a single seed)."
-    keys = ['N', 'quantity', 'model', 'k']
-    g = table.groupby(keys, dropna=False)
+    "Mean over seeds per (N, quantity, model, k, step), with the standard error across seeds (or the within-run one for a single seed)."
+    keys = ['N', 'quantity', 'model', 'k', 'step']
+    g = table.assign(**{c: table.get(c, np.nan) for c in keys if c not in table}).groupby(keys, dropna=False)
     out = g.agg(value=('value', 'mean'), sd=('value', 'std'), n=('value', 'size'), sem_in=('sem', 'mean')).reset_index()
     out['sem'] = np.where(out.n > 1, out.sd / np.sqrt(out.n), out.sem_in)
     return out.drop(columns=['sd', 'sem_in'])
+
+@dataclass(frozen=True)
+class PairConfig:
+    "The convolutional pair experiment, whole: data, model and training preset, stopping rule, sampler, sizes and seeds."
+    data: str = 'synthetic'                               # synthetic | patches | celeba
+    H: int = 16                                           # image side (synthetic, patches)
+    alpha: float = 1.0                                    # power-law exponent of the synthetic images
+    betas: tuple = (6.0, 4.0, 3.0)                        # template strengths of the synthetic images
+    N_grid: tuple = (1, 4, 16, 64, 256, 1024)             # training set sizes
+    seeds: tuple = (0,)
+    preset: str = 'small'                                 # model and training preset (memgen.denoisers.PRESETS)
+    train_steps: int = 500                                # the most training steps
+    eval_every: int = 0                                   # plateau rule on the held-out loss every so many steps (0: off)
+    patience: int = 3
+    plateau_tol: float = 0.01
+    sampler: str = 'ddim'                                 # ddim | ascent (Kadkhodaie et al.)
+    sampler_steps: int = 50
+    eta: float = 1.0                                      # DDIM eta: 1 injects noise (shared or independent); 0 is deterministic
+    n_samples: int = 32
+    n_samples_Q: int = 512
+    n_test: int = 64                                      # held-out images (m_heldout, PSNR, plateau rule)
+    checkpoints: tuple = ()                               # training steps at which m, q and Q are measured too
+    device: str = 'cpu'
+    celeba_path: str = ''                                 # folder or array file; empty: $MEMGEN_CELEBA
+
+    def __post_init__(self):
+        from memgen.data import IMAGE_DATASETS
+        if self.data not in IMAGE_DATASETS: raise MemgenError(f"data={self.data!r} is not allowed; expected one of {IMAGE_DATASETS}")
+        check_int('H', self.H); check_int('H^2', self.H**2, minimum=4); check_positive('alpha', self.alpha, strict=False); check_positive('betas', self.betas)
+        for N in self.N_grid: check_int('N', N)
+        for s in self.seeds: check_int('seed', s, minimum=0)
+        for s in self.checkpoints: check_int('checkpoint', s)
+        for k in ('train_steps', 'sampler_steps', 'n_samples', 'n_samples_Q', 'n_test', 'patience'): check_int(k, getattr(self, k))
+        check_int('eval_every', self.eval_every, minimum=0); check_positive('plateau_tol', self.plateau_tol)
+        if self.device not in ('auto', 'cpu', 'cuda'): raise MemgenError(f"device={self.device!r} is not allowed; expected one of ('auto', 'cpu', 'cuda')")
+        preset(self.preset); make_sampler(self.sampler, self.eta, self.sampler_steps)
+
+    def configs(self) -> tuple[ModelConfig, TrainConfig, SamplerConfig, SamplerConfig | None]:
+        "Model, training, sampler and deterministic-control configurations (no control when the sampler is already DDIM eta = 0)."
+        mc, tc = preset(self.preset)
+        tc = replace(tc, steps=self.train_steps, eval_every=self.eval_every, patience=self.patience, plateau_tol=self.plateau_tol)
+        sc = make_sampler(self.sampler, self.eta, self.sampler_steps, tc.sigma_max, self.n_samples)
+        deterministic = self.sampler == 'ddim' and self.eta == 0
+        return mc, tc, sc, None if deterministic else make_sampler('ddim', 0.0, self.sampler_steps, tc.sigma_max, self.n_samples)
+
+    def dataset(self):
+        "The image data set the config names."
+        from memgen.data import image_dataset
+        return image_dataset(self.data, self.H, self.alpha, self.betas, self.celeba_path)
+
+PAIR_PROFILES = {
+    'quick': PairConfig(),
+    'medium': PairConfig(N_grid=(1, 4, 16, 64, 256, 1024, 4096), seeds=(0, 1, 2), train_steps=3000, eval_every=150,
+                         patience=4, plateau_tol=0.01, n_samples=64, n_samples_Q=1024, n_test=128, checkpoints=(300, 1000)),
+}
+
+def run_pairs(config: PairConfig, data=None, show_progress: bool = True):
+    "Run the pair experiment a config describes (on `data` if given, else `config.dataset()`): (tidy table, image grids)."
+    mc, tc, sc, control = config.configs()
+    return run_pair_experiment(data if data is not None else config.dataset(), config.N_grid, mc, tc, sc, seeds=config.seeds,
+                               n_test=config.n_test, n_samples_Q=config.n_samples_Q, device=config.device,
+                               show_progress=show_progress, control=control, checkpoints=config.checkpoints)
+
+# %% ../nbs/06_denoisers.ipynb #20096de2
+from .sweep import register_task
+
+@register_task('denoisers', PairConfig)
+def task_denoisers(p: PairConfig, seed: int):
+    "One sweep job of the pair experiment: the config's N grid at one seed (the tidy table)."
+    return run_pairs(replace(p, seeds=(seed,)), show_progress=False)[0]
+
+# %% ../nbs/06_denoisers.ipynb #eab57f7c
+PAIR_COLUMNS = ['N', 'seed', 'quantity', 'model', 'k', 'step', 'value', 'sem']
+
+def store_results(folder: Path | str, table, config, **provenance) -> Path:
+    "Write a tidy table (table.csv) and its run record (run.json: config, versions, `provenance`) into `folder`, each atomically."
+    folder = Path(folder); folder.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(folder / 'table.csv', table.to_csv(index=False))
+    save_run_record(folder, config, rows=len(table), **provenance)
+    return folder
+
+def load_results(folder: Path | str, config) -> tuple:
+    "The stored table and run record in `folder`; refuses a missing or cut table, or one computed for another config."
+    import pandas as pd
+    folder = Path(folder)
+    if not (folder / 'table.csv').is_file() or not (folder / 'run.json').is_file():
+        raise MemgenError(f"no stored results at {folder}: expected table.csv and run.json there")
+    rec = json.loads((folder / 'run.json').read_text()); want = json.loads(json.dumps(to_jsonable(config)))
+    got = rec.get('config') if isinstance(rec.get('config'), dict) else {}
+    bad = sorted(k for k in set(got) | set(want) if got.get(k) != want.get(k))
+    if bad: raise MemgenError(f"stored results at {folder} were computed for another config: {bad[0]}={got.get(bad[0])!r} there, "
+                              f"{want.get(bad[0])!r} here")
+    table = pd.read_csv(folder / 'table.csv')
+    if len(table) != rec.get('rows'): raise MemgenError(f"stored table {folder / 'table.csv'} has {len(table)} rows, not {rec.get('rows')} (cut)")
+    return table, rec
+
+def store_sweep(spec, config: PairConfig, folder: Path | str) -> Path:
+    "Check that a finished sweep's jobs are `config` split by N and seed, and store their table with provenance in `folder`."
+    import pandas as pd
+    from memgen.sweep import load_spec, expand, get_task, make_params, collect
+    spec = load_spec(spec); task = get_task(spec.task); jobs = expand(spec, yes=True); cells, records = set(), []
+    for j in jobs:
+        p = make_params(task, j.params)
+        if replace(p, N_grid=config.N_grid, seeds=config.seeds) != config:
+            raise MemgenError(f"sweep {spec.name}: job {j.key} is not part of the config: {to_jsonable(p)}")
+        cells |= {(N, j.seed) for N in p.N_grid}
+        rec = spec.folder / 'jobs' / j.key / 'config.json'
+        if not rec.is_file(): raise MemgenError(f"sweep {spec.name}: job {j.key} has not finished; run the sweep first")
+        records.append(json.loads(rec.read_text()))
+    missing = sorted({(N, s) for N in config.N_grid for s in config.seeds} - cells)
+    if missing: raise MemgenError(f"sweep {spec.name} does not cover the config: (N, seed) = {missing[0]} is in no job")
+    table = collect(spec)[PAIR_COLUMNS]
+    secs = [r['seconds'] for r in records]
+    return store_results(folder, table, config, sweep=spec.name, jobs=len(jobs), device=config.device,
+                         job_seconds_total=round(sum(secs), 1), job_seconds_max=round(max(secs), 1),
+                         gits=sorted({str(r['versions'].get('git')) for r in records}),
+                         code_versions=sorted({str(r['versions'].get('memgen_code')) for r in records}),
+                         machine={'platform': records[0]['versions'].get('platform'), 'cpus': os.cpu_count()})
 
 # %% ../nbs/06_denoisers.ipynb #5bf204d6
 def step_flops(model_config: ModelConfig, H: int, W: int, batch: int = 1, train: bool = True) -> float:
@@ -393,7 +590,7 @@ def step_flops(model_config: ModelConfig, H: int, W: int, batch: int = 1, train:
 
 def pair_experiment_flops(model_config: ModelConfig, train_config: TrainConfig, H: int, W: int, N_grid, n_seeds: int = 1,
                           sampler_steps: int = 100, n_samples: int = 64, n_samples_Q: int = 512, n_test: int = 64) -> dict[str, float]:
-    "FLOPs of `run_pair_experiment`: 'train' (two trainings per N and seed) and 'sample' (three sample batches, one for Q, PSNR)."
+    "FLOPs of `run_pair_experiment`: 'train' (two trainings per N and seed) and 'sample' (five sample batches: shared, independent, two deterministic; one for Q; PSNR)."
     pairs = len(list(N_grid)) * n_seeds
     return {'train': pairs * 2 * train_config.steps * step_flops(model_config, H, W, train_config.batch),
-            'sample': pairs * ((3 * n_samples + n_samples_Q) * sampler_steps + 2 * n_test) * step_flops(model_config, H, W, train=False)}
+            'sample': pairs * ((5 * n_samples + n_samples_Q) * sampler_steps + 2 * n_test) * step_flops(model_config, H, W, train=False)}

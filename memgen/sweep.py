@@ -4,7 +4,7 @@
 
 # %% ../nbs/07_sweep.ipynb #eb54be13
 from __future__ import annotations
-import dataclasses, errno, functools, itertools, json, math, os, re, shutil, socket, sys, tempfile, threading, time, traceback, uuid
+import dataclasses, errno, functools, importlib, itertools, json, math, os, re, shutil, socket, sys, tempfile, threading, time, traceback, uuid
 from collections import Counter
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field, fields
@@ -17,10 +17,9 @@ from .core import (pid_alive, MemgenError, atomic_write_json, atomic_write_text,
                          content_hash, progress, to_jsonable, versions)
 
 # %% auto #0
-__all__ = ['TASKS', 'MAX_JOBS', 'Task', 'register_task', 'get_task', 'make_params', 'LinearTaskParams', 'task_linear',
-           'TheoryTaskParams', 'task_theory_q', 'DenoiserTaskParams', 'task_denoisers', 'ChapterTaskParams',
-           'task_chapter', 'SweepSpec', 'load_spec', 'Job', 'n_jobs', 'expand', 'run_job', 'run_sweep', 'sweep_status',
-           'collect']
+__all__ = ['TASKS', 'LAZY_TASKS', 'MAX_JOBS', 'Task', 'register_task', 'get_task', 'make_params', 'LinearTaskParams',
+           'task_linear', 'TheoryTaskParams', 'task_theory_q', 'ChapterTaskParams', 'task_chapter', 'SweepSpec',
+           'load_spec', 'Job', 'n_jobs', 'expand', 'run_job', 'run_sweep', 'sweep_status', 'collect']
 
 # %% ../nbs/07_sweep.ipynb #5764b674
 @dataclass(frozen=True)
@@ -31,6 +30,7 @@ class Task:
     params: type
 
 TASKS: dict[str, Task] = {}
+LAZY_TASKS = {'denoisers': 'memgen.denoisers'}     # tasks registered by a module that imports torch: loaded when named
 
 def register_task(name: str, params: type):
     "Decorator registering `fn(params, seed)` as a sweep task."
@@ -41,7 +41,9 @@ def register_task(name: str, params: type):
 def get_task(task) -> Task:
     "A Task from a registered name or a Task object."
     if isinstance(task, Task): return task
-    if not isinstance(task, str) or task not in TASKS: raise MemgenError(f"task {task!r} is unknown; expected one of {sorted(TASKS)}")
+    if isinstance(task, str) and task in LAZY_TASKS and task not in TASKS: importlib.import_module(LAZY_TASKS[task])
+    if not isinstance(task, str) or task not in TASKS:
+        raise MemgenError(f"task {task!r} is unknown; expected one of {sorted(set(TASKS) | set(LAZY_TASKS))}")
     return TASKS[task]
 
 def _short(v, n: int = 60) -> str:
@@ -114,41 +116,6 @@ class TheoryTaskParams:
 def task_theory_q(p: TheoryTaskParams, seed: int) -> pd.DataFrame:
     from memgen.theory import convergence_q, power_law_spectrum
     return pd.DataFrame([{'quantity': 'q_theory', 'value': float(convergence_q(power_law_spectrum(p.d, p.alpha), p.gamma))}])
-
-@dataclass(frozen=True)
-class DenoiserTaskParams:
-    "One N of the convolutional pair experiment (memgen.denoisers.run_pair_experiment)."
-    N: int = 64
-    data: str = 'synthetic'         # synthetic | patches | celeba
-    H: int = 16
-    alpha: float = 1.0
-    betas: tuple = (6.0, 4.0, 3.0)
-    preset: str = 'small'
-    train_steps: int = 500
-    sampler_steps: int = 50
-    eta: float = 1.0
-    n_samples: int = 32
-    n_samples_Q: int = 512
-    device: str = 'auto'
-    celeba_path: str = ''
-    def __post_init__(self):
-        check_int('N', self.N); check_int('H', self.H); check_int('train_steps', self.train_steps)
-        check_positive('alpha', self.alpha, strict=False)
-        from memgen.data import IMAGE_DATASETS
-        if self.data not in IMAGE_DATASETS: raise MemgenError(f"data={self.data!r} is not allowed; expected one of {IMAGE_DATASETS}")
-
-@register_task('denoisers', DenoiserTaskParams)
-def task_denoisers(p: DenoiserTaskParams, seed: int) -> pd.DataFrame:
-    from memgen import denoisers as dn
-    from memgen.data import image_dataset
-    ds = image_dataset(p.data, p.H, p.alpha, p.betas, p.celeba_path)
-    mc, tc = dn.preset(p.preset)
-    tc = dataclasses.replace(tc, steps=p.train_steps)
-    sc = dn.SamplerConfig(sampler=dn.ddim_sampler(tc.sigma_max, 0.01, p.sampler_steps, p.eta), options=(), init_scale=1.0,
-                          n_samples=p.n_samples)
-    table, _ = dn.run_pair_experiment(ds, [p.N], mc, tc, sc, seeds=(seed,), n_samples_Q=p.n_samples_Q, device=p.device,
-                                      show_progress=False)
-    return table
 
 @dataclass(frozen=True)
 class ChapterTaskParams:
