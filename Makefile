@@ -9,7 +9,7 @@ BIN    := $(VENV)/bin
 # Extra pip arguments for torch only, e.g. PyTorch's CPU-only wheel index on a machine without a GPU (see README).
 TORCH_PIP_ARGS ?=
 
-.PHONY: setup export book test clean
+.PHONY: setup export book test clean medium
 
 setup: $(VENV)/.memgen-installed
 
@@ -35,9 +35,23 @@ test: export OMP_NUM_THREADS ?= 1
 test: export OPENBLAS_NUM_THREADS ?= 1
 test: export MKL_NUM_THREADS ?= 1
 test: setup
+	$(BIN)/ruff check memgen tests benchmarks
 	$(BIN)/python -m pytest tests -q -p no:cacheprovider; rc=$$?; \
 	  if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing"; exit 1; fi; exit $$rc
 	$(BIN)/nbdev_test --n_workers 2
+
+# The medium profile of the convolutional pair experiment (about an hour on 2 CPU cores; the book reads its stored
+# results). The sweep store is committed every minute while it fills, so an interrupted run resumes from the
+# repository (run `make medium` again: finished jobs are skipped); at the end the checked results are stored and committed.
+MEDIUM_STORE := results/sweeps/denoisers-medium
+medium: setup
+	$(BIN)/memgen sweep sweeps/denoisers-medium.yaml --workers 2 & pid=$$!; \
+	  while kill -0 $$pid 2>/dev/null; do sleep 60; git add $(MEDIUM_STORE) && \
+	    { git diff --cached --quiet -- $(MEDIUM_STORE) || git commit -q -m "results: denoisers-medium sweep store, partial" -- $(MEDIUM_STORE); }; done; \
+	  wait $$pid
+	$(BIN)/memgen sweep sweeps/denoisers-medium.yaml --store results/denoisers-medium
+	git add $(MEDIUM_STORE) results/denoisers-medium
+	git commit -q -m "results: denoisers-medium stored" -- $(MEDIUM_STORE) results/denoisers-medium
 
 clean:
 	rm -rf _build

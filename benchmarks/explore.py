@@ -1,7 +1,6 @@
 """Benchmark: the phase-diagram grid (q, Q, D_lat over 200 x 200 (gamma, beta) points, white bulk) vectorised vs a
 point-by-point loop over the general theory functions (q_white and latent_overlap per point; the loop is timed on a
 20 x 20 subset and extrapolated). Also times the explorer's full tables (4 bulk exponents x 5 ridges, 50 x 50)."""
-import time
 import numpy as np
 from memgen import theory as th
 from memgen.explore import white_phase_grid, explorer_grid

@@ -5,7 +5,6 @@ channels-last and a fused Adam. Baseline: fp32, a torch DataLoader over a Tensor
 Run on whatever device is present; prints both absolute numbers and the ratio."""
 import time, sys
 from dataclasses import replace
-import numpy as np
 import torch
 from memgen import denoisers as dn
 from memgen.core import resolve_device

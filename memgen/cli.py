@@ -9,7 +9,8 @@ from dataclasses import fields
 from pathlib import Path
 
 from .core import MemgenError
-from .book import CHAPTERS, PROFILES, build_book, run_chapter, find_root, toc_files
+from .book import build_book, run_chapter, find_root, toc_files
+from .chapters import CHAPTERS, PROFILES
 
 # %% auto #0
 __all__ = ['book_order', 'list_text', 'main']
@@ -52,6 +53,8 @@ def _parser() -> argparse.ArgumentParser:
     w.add_argument('--workers', type=_workers, default=None, help='processes for the local executor, >= 1 (default: all cores)')
     w.add_argument('--status', action='store_true', help='print done/running/failed/pending counts and exit')
     w.add_argument('--collect', metavar='OUT.csv', help='write one tidy table of all finished jobs and exit')
+    w.add_argument('--store', metavar='FOLDER', help='pair-experiment sweeps: check the finished jobs against one config, '
+                   'write its table and provenance (table.csv, run.json) into FOLDER and exit')
     w.add_argument('--yes', action='store_true', help=f'allow sweeps of more than {MAX_JOBS} jobs')
     return p
 
@@ -72,7 +75,7 @@ def list_text(root: Path | str | None = None) -> str:
     return '\n'.join(lines)
 
 def _sweep(args) -> int:
-    "memgen sweep: run, --status or --collect; 1 if jobs failed."
+    "memgen sweep: run, --status, --collect or --store; 1 if jobs failed."
     from memgen.sweep import run_sweep, sweep_status, collect, load_spec, expand
     from memgen.core import atomic_write_text
     spec = load_spec(args.spec); expand(spec, yes=args.yes)                            # validate first
@@ -80,6 +83,9 @@ def _sweep(args) -> int:
     if args.collect:
         if Path(args.collect).is_dir(): raise MemgenError(f"--collect {args.collect} is a folder; expected a file path such as out.csv")
         t = collect(spec); atomic_write_text(args.collect, t.to_csv(index=False)); print(f"{len(t)} rows -> {args.collect}"); return 0
+    if args.store:
+        from memgen.pairs import store_sweep
+        cfg, out = store_sweep(spec, args.store); print(f"{len(cfg.N_grid)} N x {len(cfg.seeds)} seeds -> {out}"); return 0
     res = run_sweep(spec, args.executor, args.workers, yes=args.yes)
     print(json.dumps(res))
     n = res.get('failed', 0)

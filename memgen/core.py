@@ -4,8 +4,7 @@
 
 # %% ../nbs/00_core.ipynb #8d52fb1a
 from __future__ import annotations
-import dataclasses, functools, hashlib, json, math, os, platform, subprocess, sys, tempfile
-from contextlib import contextmanager
+import dataclasses, functools, hashlib, json, math, os, platform, subprocess, tempfile
 from pathlib import Path
 from typing import Any, Iterable
 

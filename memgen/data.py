@@ -5,7 +5,7 @@
 # %% ../nbs/01_data.ipynb #9ff61d1a
 from __future__ import annotations
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 import numpy as np

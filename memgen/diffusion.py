@@ -5,19 +5,20 @@
 # %% ../nbs/05_diffusion.ipynb #72e7e0d3
 from __future__ import annotations
 import math
-from dataclasses import dataclass, field
-from typing import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Callable
 import numpy as np
 from scipy import integrate
 
 from .core import MemgenError, check_array, check_int, check_positive, progress, array_module, to_numpy
 from .linear import spectral_fit, spectral_apply, spectral_matrix
+if TYPE_CHECKING: import pandas as pd
 
 # %% auto #0
 __all__ = ['Schedule', 'linear_schedule', 'cosine_schedule', 'sigma_schedule', 'SpectralDenoiser', 'optimal_denoiser',
-           'gd_denoiser', 'ddim_sample', 'ddpm_sample', 'kadkhodaie_sample', 'effective_map', 'sampled_covariance',
-           'pf_ode_map', 'weight_decay_map', 'DiffusionMap', 'simulate_diffusion', 'GradientFlow', 'training_map',
-           'training_curves', 'memorisation_curve', 'memorisation_time', 'TrainingParams', 'TrainedLinearDenoiser',
+           'ddim_sample', 'ddpm_sample', 'kadkhodaie_sample', 'effective_map', 'sampled_covariance', 'pf_ode_map',
+           'weight_decay_map', 'DiffusionMap', 'simulate_diffusion', 'GradientFlow', 'training_map', 'training_curves',
+           'memorisation_curve', 'memorisation_time', 'TrainingParams', 'TrainedLinearDenoiser',
            'train_linear_denoisers']
 
 # %% ../nbs/05_diffusion.ipynb #d1b8fcba
@@ -97,10 +98,6 @@ def optimal_denoiser(X, weight_decay: float = 0.0, cov_ridge: float = 0.0) -> Sp
     rho = float(check_positive('weight_decay', weight_decay, strict=False)); c = float(check_positive('cov_ridge', cov_ridge, strict=False))
     return SpectralDenoiser(X, lambda lam, s: (lam + c) / (lam + c + s**2 + rho),
                             f'optimal (weight decay {rho:g}, covariance ridge {c:g})')
-
-def gd_denoiser(X, tau: float, w0: float = 0.0) -> SpectralDenoiser:
-    "The linear denoiser after gradient flow for time tau from W = w0 I (early stopping)."
-    return SpectralDenoiser(X, GradientFlow(float(tau), w0), f'gradient descent (tau {tau:g}, init {w0:g})')
 
 # %% ../nbs/05_diffusion.ipynb #af83791a
 def _randn(generator, shape, like):
@@ -352,6 +349,8 @@ class TrainingParams:
     n_samples: int = 40
     tau_ns: tuple = (2, 4, 8, 16, 32, 64, 128, 256)     # training-set sizes of the memorisation time
     tau_ds: tuple = (1000, 4000)                        # dimensions of the memorisation time
+    cnn_stored: str = 'results/denoisers-medium'        # stored CNN pair runs with checkpoints (from the repository root); '' or absent: a small live run
+    cnn_N: tuple = (16, 256, 4096)                      # training-set sizes shown along training (those present in the run)
     seed: int = 0
 
     def __post_init__(self):
@@ -362,6 +361,7 @@ class TrainingParams:
         for n in self.tau_ns:
             if check_int('n', n) >= min(self.tau_ds): raise MemgenError(f"tau_ns contains n={n}; expected n < min(tau_ds)={min(self.tau_ds)}")
         if self.n_m >= min(self.ds): raise MemgenError(f"n_m={self.n_m} is not allowed; expected n_m < min(ds)={min(self.ds)}")
+        for N in self.cnn_N: check_int('N', N)
         check_int('seed', self.seed, minimum=0)
 
 # %% ../nbs/05_diffusion.ipynb #4caf2bc3

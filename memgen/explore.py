@@ -4,7 +4,6 @@
 
 # %% ../nbs/09_explore.ipynb #8427395f
 from __future__ import annotations
-import time
 from dataclasses import dataclass
 import numpy as np
 import pandas as pd
@@ -138,13 +137,13 @@ def explorer_chart(E: ExplorerGrid, q_star: float = 0.5, width: int = 300, heigh
             .transform_calculate(regime="datum.regime == 'convergedrecovered' ? 'converged and recovered' : "
                                         "datum.regime == 'converged' ? 'converged, not recovered' : "
                                         "datum.regime == 'recovered' ? 'recovered, not converged' : 'neither'"))
-    X = alt.X('g0:Q', scale=alt.Scale(type='log'), title='load γ = n/d'); X2 = alt.X2('g1:Q')
-    Y = alt.Y('b0:Q', scale=alt.Scale(type='log'), title='factor strength β'); Y2 = alt.Y2('b1:Q')
+    X = alt.X('g0:Q', scale=alt.Scale(type='log', nice=False), title='load γ = n/d'); X2 = alt.X2('g1:Q')
+    Y = alt.Y('b0:Q', scale=alt.Scale(type='log', nice=False), title='factor strength β'); Y2 = alt.Y2('b1:Q')
     tips = [alt.Tooltip('gamma:Q', format='.3g'), alt.Tooltip('beta:Q', format='.3g')] + \
            [alt.Tooltip(f'{k}:Q', format='.3f') for k in ('q', 'Q', 'D_lat', 'm')] + ['regime:N']
-    lines = (alt.Chart(data(E.boundary)).transform_filter(f"abs(datum.alpha - alpha) < 1e-6 && abs(datum.lam - ridge) < 1e-6")
+    lines = (alt.Chart(data(E.boundary)).transform_filter("abs(datum.alpha - alpha) < 1e-6 && abs(datum.lam - ridge) < 1e-6")
              .mark_line(color='black', strokeWidth=1.5)
-             .encode(x=alt.X('gamma:Q', scale=alt.Scale(type='log')), y=alt.Y('beta:Q', scale=alt.Scale(type='log')),
+             .encode(x=alt.X('gamma:Q', scale=alt.Scale(type='log', nice=False)), y=alt.Y('beta:Q', scale=alt.Scale(type='log', nice=False)),
                      strokeDash=alt.StrokeDash('kind:N', title='boundary'), order='beta:Q'))
     regime = alt.layer(base.mark_rect().encode(X, X2, Y, Y2, tooltip=tips,
                                               color=alt.Color('regime:N', title='regime', scale=alt.Scale(domain=list(REGIMES), range=list(REGIMES.values())))),

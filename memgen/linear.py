@@ -9,12 +9,12 @@ import numpy as np
 import pandas as pd
 
 from .core import MemgenError, check_array, check_int, check_positive, progress, is_torch, array_module, to_numpy
-from .theory import RidgeSqrt, _as_map, _real
+from .theory import _as_map, _real
 
 # %% auto #0
 __all__ = ['QUANTITIES', 'spectral_fit', 'spectral_apply', 'spectral_matrix', 'LinearGenerativeModel', 'draw_seeds',
            'CirculantGenerativeModel', 'fit_pair', 'SimConfig', 'simulate', 'summarise', 'deviations',
-           'simulate_convergence']
+           'simulate_convergence', 'LinearTaskParams', 'task_linear']
 
 # %% ../nbs/03_linear.ipynb #3cc8d635
 def spectral_fit(X):
@@ -215,3 +215,32 @@ def simulate_convergence(data=None, ds=(100,), gammas=(1.0,), n_seeds: int = 4, 
                     n_samples=n_samples, g=g, quantities=('q',), seed=seed)
     t = simulate(cfg, show_progress=show_progress)
     return t.rename(columns={'value': 'q', 'sem': 'q_sem'})[['d', 'gamma', 'n', 'seed', 'q', 'q_sem']]
+
+# %% ../nbs/03_linear.ipynb #58789855
+@dataclass(frozen=True)
+class LinearTaskParams:
+    "Finite-d linear model pairs (memgen.linear.simulate) on white, spiked or power-law data."
+    d: int = 200
+    gamma: float = 1.0
+    data: str = 'white'             # white | spiked | power
+    alpha: float = 1.0              # power-law exponent (data='power')
+    betas: tuple = ()               # spikes (data='spiked' or 'power')
+    n_seeds: int = 1
+    n_samples: int = 200
+    ridge: float = 0.0              # g(s) = sqrt(s + ridge)
+    quantities: tuple = ('m', 'q', 'Q', 'D_bulk', 'D_lat')
+    def __post_init__(self):
+        check_int('d', self.d); check_positive('gamma', self.gamma); check_positive('ridge', self.ridge, strict=False)
+        check_positive('alpha', self.alpha, strict=False); check_int('n_seeds', self.n_seeds); check_int('n_samples', self.n_samples)
+        if self.data not in ('white', 'spiked', 'power'): raise MemgenError(f"data={self.data!r} is not allowed; expected white, spiked or power")
+
+def task_linear(p: LinearTaskParams, seed: int) -> pd.DataFrame:
+    "The sweep task 'linear': `simulate` for one (d, gamma)."
+    from functools import partial
+    from memgen.data import SpikedWhite, PowerLaw
+    from memgen.theory import RidgeSqrt
+    data = {'white': SpikedWhite, 'spiked': partial(SpikedWhite, betas=p.betas),
+            'power': partial(PowerLaw, alpha=p.alpha, betas=p.betas)}[p.data]
+    cfg = SimConfig(data=data, ds=(p.d,), gammas=(p.gamma,), n_seeds=p.n_seeds, n_samples=p.n_samples,
+                    g=RidgeSqrt(p.ridge), quantities=p.quantities, seed=seed)
+    return simulate(cfg, show_progress=False)

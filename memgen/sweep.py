@@ -13,13 +13,11 @@ from typing import Any, Callable
 import numpy as np
 import pandas as pd
 
-from .core import (pid_alive, MemgenError, atomic_write_json, atomic_write_text, check_int, check_positive, code_version,
-                         content_hash, progress, to_jsonable, versions)
+from .core import pid_alive, MemgenError, code_version, content_hash, progress, to_jsonable, versions
 
 # %% auto #0
-__all__ = ['TASKS', 'LAZY_TASKS', 'MAX_JOBS', 'Task', 'register_task', 'get_task', 'make_params', 'LinearTaskParams',
-           'task_linear', 'TheoryTaskParams', 'task_theory_q', 'ChapterTaskParams', 'task_chapter', 'SweepSpec',
-           'load_spec', 'Job', 'n_jobs', 'expand', 'run_job', 'run_sweep', 'sweep_status', 'collect']
+__all__ = ['TASKS', 'LAZY_TASKS', 'MAX_JOBS', 'Task', 'register_task', 'get_task', 'make_params', 'SweepSpec', 'load_spec', 'Job',
+           'n_jobs', 'expand', 'run_job', 'run_sweep', 'sweep_status', 'collect']
 
 # %% ../nbs/07_sweep.ipynb #5764b674
 @dataclass(frozen=True)
@@ -30,7 +28,10 @@ class Task:
     params: type
 
 TASKS: dict[str, Task] = {}
-LAZY_TASKS = {'denoisers': 'memgen.denoisers'}     # tasks registered by a module that imports torch: loaded when named
+LAZY_TASKS = {'linear': ('memgen.linear', 'task_linear', 'LinearTaskParams'),       # built-in tasks: (module, function,
+              'theory_q': ('memgen.theory', 'task_theory_q', 'TheoryTaskParams'),   # parameter class), the module
+              'denoisers': ('memgen.pairs', 'task_denoisers', 'PairConfig'),        # imported when the task is first named
+              'chapter': ('memgen.chapters', 'task_chapter', 'ChapterTaskParams')}
 
 def register_task(name: str, params: type):
     "Decorator registering `fn(params, seed)` as a sweep task."
@@ -39,9 +40,11 @@ def register_task(name: str, params: type):
     return deco
 
 def get_task(task) -> Task:
-    "A Task from a registered name or a Task object."
+    "A Task from a registered or built-in name, or a Task object."
     if isinstance(task, Task): return task
-    if isinstance(task, str) and task in LAZY_TASKS and task not in TASKS: importlib.import_module(LAZY_TASKS[task])
+    if isinstance(task, str) and task in LAZY_TASKS and task not in TASKS:
+        module, fn, params = LAZY_TASKS[task]; m = importlib.import_module(module)
+        TASKS[task] = Task(task, getattr(m, fn), getattr(m, params))
     if not isinstance(task, str) or task not in TASKS:
         raise MemgenError(f"task {task!r} is unknown; expected one of {sorted(set(TASKS) | set(LAZY_TASKS))}")
     return TASKS[task]
@@ -72,72 +75,6 @@ def make_params(task: Task, values: dict):
     except MemgenError: raise
     except (TypeError, ValueError) as e: raise MemgenError(f"bad parameters for task {task.name!r}: {' '.join(str(e).split())}") from None
 
-# %% ../nbs/07_sweep.ipynb #545297ea
-@dataclass(frozen=True)
-class LinearTaskParams:
-    "Finite-d linear model pairs (memgen.linear.simulate) on white, spiked or power-law data."
-    d: int = 200
-    gamma: float = 1.0
-    data: str = 'white'             # white | spiked | power
-    alpha: float = 1.0              # power-law exponent (data='power')
-    betas: tuple = ()               # spikes (data='spiked' or 'power')
-    n_seeds: int = 1
-    n_samples: int = 200
-    ridge: float = 0.0              # g(s) = sqrt(s + ridge)
-    quantities: tuple = ('m', 'q', 'Q', 'D_bulk', 'D_lat')
-    def __post_init__(self):
-        check_int('d', self.d); check_positive('gamma', self.gamma); check_positive('ridge', self.ridge, strict=False)
-        check_positive('alpha', self.alpha, strict=False); check_int('n_seeds', self.n_seeds); check_int('n_samples', self.n_samples)
-        if self.data not in ('white', 'spiked', 'power'): raise MemgenError(f"data={self.data!r} is not allowed; expected white, spiked or power")
-
-@register_task('linear', LinearTaskParams)
-def task_linear(p: LinearTaskParams, seed: int) -> pd.DataFrame:
-    "memgen.linear.simulate for one (d, gamma)."
-    from functools import partial
-    from memgen.data import SpikedWhite, PowerLaw
-    from memgen.linear import SimConfig, simulate
-    from memgen.theory import RidgeSqrt
-    data = {'white': SpikedWhite, 'spiked': partial(SpikedWhite, betas=p.betas),
-            'power': partial(PowerLaw, alpha=p.alpha, betas=p.betas)}[p.data]
-    cfg = SimConfig(data=data, ds=(p.d,), gammas=(p.gamma,), n_seeds=p.n_seeds, n_samples=p.n_samples,
-                    g=RidgeSqrt(p.ridge), quantities=p.quantities, seed=seed)
-    return simulate(cfg, show_progress=False)
-
-@dataclass(frozen=True)
-class TheoryTaskParams:
-    "Asymptotic q for a power-law spectrum (fast; useful to test sweeps)."
-    d: int = 1000
-    alpha: float = 1.0
-    gamma: float = 1.0
-    def __post_init__(self):
-        check_int('d', self.d); check_positive('gamma', self.gamma); check_positive('alpha', self.alpha, strict=False)
-
-@register_task('theory_q', TheoryTaskParams)
-def task_theory_q(p: TheoryTaskParams, seed: int) -> pd.DataFrame:
-    from memgen.theory import convergence_q, power_law_spectrum
-    return pd.DataFrame([{'quantity': 'q_theory', 'value': float(convergence_q(power_law_spectrum(p.d, p.alpha), p.gamma))}])
-
-@dataclass(frozen=True)
-class ChapterTaskParams:
-    "Execute a book chapter with papermill (profile plus overrides as NAME=VALUE strings)."
-    chapter: str = 'convergence'
-    profile: str = 'quick'
-    overrides: tuple = ()
-    def __post_init__(self):
-        from memgen.book import PROFILES, get_chapter, with_overrides
-        ch = get_chapter(self.chapter)
-        if self.profile not in PROFILES: raise MemgenError(f"profile={self.profile!r} is not allowed; expected one of {PROFILES}")
-        bad = [o for o in self.overrides if not isinstance(o, str) or '=' not in o]
-        if bad: raise MemgenError(f"override {bad[0]!r} is not allowed; expected a 'NAME=VALUE' string")
-        with_overrides(ch.profile(self.profile), [tuple(o.split('=', 1)) for o in self.overrides])
-
-@register_task('chapter', ChapterTaskParams)
-def task_chapter(p: ChapterTaskParams, seed: int) -> pd.DataFrame:
-    from memgen.book import run_chapter
-    pairs = [tuple(o.split('=', 1)) for o in p.overrides] + [('seed', str(seed))]
-    nb = run_chapter(p.chapter, p.profile, pairs, device='auto')
-    return pd.DataFrame([{'chapter': p.chapter, 'executed_notebook': str(nb)}])
-
 # %% ../nbs/07_sweep.ipynb #146e95f8
 _NAME = re.compile(r'[A-Za-z0-9][A-Za-z0-9._-]{0,127}')
 
@@ -167,7 +104,7 @@ class SweepSpec:
         if not isinstance(self.name, str) or not _NAME.fullmatch(self.name):
             raise MemgenError(f"name={_short(self.name)} is not allowed; expected a simple name of letters, digits, '.', '_', '-' "
                               "that does not start with '.'")
-        if not isinstance(self.task, (str, Task)): raise MemgenError(f"task {_short(self.task)} is unknown; expected one of {sorted(TASKS)}")
+        if not isinstance(self.task, (str, Task)): raise MemgenError(f"task {_short(self.task)} is unknown; expected one of {sorted(set(TASKS) | set(LAZY_TASKS))}")
         for k in ('product', 'zip', 'fixed', 'slurm'):
             v = getattr(self, k)
             if not isinstance(v, dict) or not all(isinstance(n, str) for n in v):

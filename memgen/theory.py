@@ -18,7 +18,7 @@ __all__ = ['RidgeSqrt', 'mp_edges', 'mp_density', 'mp_moment', 'q_white', 'spect
            'power_law_spectrum', 'effective_rank', 'convergence_q_finite', 'q_circ', 'psi', 'psi_prime',
            'latent_overlap', 'bulk_edge', 'outlier_location', 'template_outlier', 'latent_overlap_template',
            'expected_max_abs_gaussian', 'memorisation', 'memorisation_map', 'memorisation_asymptote', 'bulk_distance',
-           'latent_distance', 'operator_distance']
+           'latent_distance', 'operator_distance', 'TheoryTaskParams', 'task_theory_q']
 
 # %% ../nbs/02_theory.ipynb #d924233d
 def _real(name: str, x):
@@ -372,3 +372,18 @@ def operator_distance(betas, gamma, lam: float = 0.0) -> np.ndarray:
                     norms.append(abs(1 - lam - z0))
         out.append(max(norms) / (1 + betas.max()))
     return np.asarray(out) if np.ndim(gamma) else out[0]
+
+# %% ../nbs/02_theory.ipynb #87cbe602
+@dataclass(frozen=True)
+class TheoryTaskParams:
+    "Asymptotic q for a power-law spectrum (fast; useful to test sweeps)."
+    d: int = 1000
+    alpha: float = 1.0
+    gamma: float = 1.0
+    def __post_init__(self):
+        check_int('d', self.d); check_positive('gamma', self.gamma); check_positive('alpha', self.alpha, strict=False)
+
+def task_theory_q(p: TheoryTaskParams, seed: int):
+    "The sweep task 'theory_q': one row, the asymptotic q (pandas imported here: this module stays light)."
+    import pandas as pd
+    return pd.DataFrame([{'quantity': 'q_theory', 'value': float(convergence_q(power_law_spectrum(p.d, p.alpha), p.gamma))}])

@@ -1,10 +1,10 @@
 "End to end: papermill-executed chapters, jupyter-book, cache reuse, offline charts, atomic failure handling."
-import json, shutil, time
+import json, shutil
 from dataclasses import dataclass
-from pathlib import Path
 import pytest
 from conftest import ROOT, open_offline, open_page
-from memgen.book import build_book, Chapter, ChapterFailed, CHAPTERS, get_chapter
+from memgen.book import build_book, ChapterFailed
+from memgen.chapters import Chapter, CHAPTERS, get_chapter
 from memgen.page import failed_claims
 from memgen.core import MemgenError, check_int
 

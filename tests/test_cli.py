@@ -99,7 +99,8 @@ def test_list_into_a_closed_pipe_exits_quietly(checkout):
 
 
 def test_list_follows_the_book_order(checkout):
-    from memgen.book import toc_files, CHAPTERS
+    from memgen.book import toc_files
+    from memgen.chapters import CHAPTERS
     r = run(['list'], checkout)
     listed = [l.split(':')[0] for l in r.stdout.splitlines() if not l.startswith(' ')]
     by_entry = {c.path.removesuffix('.ipynb'): c.name for c in CHAPTERS}

@@ -1,9 +1,10 @@
 "The package is the export of the notebooks, notebooks are stored clean, and the book's chapters are consistent."
-import ast, json, shutil, subprocess, sys
+import json, shutil, subprocess, sys
 from pathlib import Path
 import pytest
 from conftest import ROOT
-from memgen.book import CHAPTERS, get_chapter, toc_files, resolve_toc_file
+from memgen.book import toc_files, resolve_toc_file
+from memgen.chapters import CHAPTERS, get_chapter
 from memgen.core import to_jsonable
 
 BIN = Path(sys.executable).parent
@@ -53,7 +54,7 @@ def test_toc_entries_exist_and_chapters_are_registered():
     assert all(f.exists() for f in files)
     notebooks = {str(f.relative_to(ROOT)) for f in files if f.suffix == '.ipynb'}
     chapters = {n for n in notebooks if n.startswith('nbs/chapters/')}
-    assert chapters == {ch.path for ch in CHAPTERS}, 'every chapter notebook in _toc.yml is registered in memgen.book.CHAPTERS and vice versa'
+    assert chapters == {ch.path for ch in CHAPTERS}, 'every chapter notebook in _toc.yml is registered in memgen.chapters.CHAPTERS and vice versa'
     library = notebooks - chapters
     assert {'nbs/02_theory.ipynb', 'nbs/03_linear.ipynb', 'nbs/04_metrics.ipynb'} <= library, 'the book publishes the library notebooks with the derivations'
     assert all(Path(n).parent == Path('nbs') for n in library), library
@@ -71,8 +72,25 @@ def test_parameters_cell_matches_quick_profile(chapter):
     ch = get_chapter(chapter)
     ns = {}
     exec(_parameters_cell(ROOT / ch.path), ns)
-    defaults = {k: v for k, v in ns.items() if not k.startswith('__')}
+    defaults = {k: v for k, v in ns.items() if not k.startswith('__') and not callable(v)}   # a cell may derive them (chapter_defaults)
     assert to_jsonable(defaults) == to_jsonable(ch.profile('quick')), 'the notebook embeds the quick profile as its defaults'
+
+
+def test_denoiser_experiment_is_defined_once():
+    "The chapter's parameters, the sweep task's parameters and the medium sweep spec are the one PairConfig."
+    from dataclasses import asdict, fields, replace
+    from memgen import pairs
+    from memgen.sweep import expand, get_task, make_params
+    quick = get_chapter('denoisers').profile('quick')
+    assert isinstance(quick, pairs.PairConfig) and get_task('denoisers').params is pairs.PairConfig
+    pair_fields = [f.name for f in fields(pairs.PairConfig)]
+    assert {k: getattr(quick, k) for k in pair_fields} == asdict(pairs.PAIR_PROFILES['quick'])
+    medium, cells = pairs.PAIR_PROFILES['medium'], set()
+    for j in expand(ROOT / 'sweeps' / 'denoisers-medium.yaml'):
+        p = make_params(get_task('denoisers'), j.params)
+        assert replace(p, N_grid=medium.N_grid, seeds=medium.seeds) == medium, f'job {j.key} differs from the medium profile'
+        cells |= {(N, j.seed) for N in p.N_grid}
+    assert cells == {(N, s) for N in medium.N_grid for s in medium.seeds}, 'the sweep covers the medium profile exactly'
 
 
 def test_library_notebooks_have_title_subtitle_and_default_exp():

@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from memgen import denoisers as dn
+from memgen import denoisers as dn, pairs
 from memgen.core import MemgenError
 from memgen.data import StationaryImages
 from conftest import need, can_compile_cpp
@@ -94,7 +94,7 @@ def test_shared_noise_gives_identical_samples_from_identical_models(images):
 def test_pair_experiment_memorises_at_N_1(images):
     mc, tc = dn.preset('tiny')
     data = StationaryImages(8, 8, alpha=1.0, betas=(3.0,))
-    tab, grids = dn.run_pair_experiment(data, [1], dn.ModelConfig(dn.BFUNet, 8, 1), replace(tc, steps=150, lr=3e-3),
+    tab, grids = pairs.run_pair_experiment(data, [1], dn.ModelConfig(dn.BFUNet, 8, 1), replace(tc, steps=150, lr=3e-3),
                                         dn.SamplerConfig(sampler=dn.ddim_sampler(3.0, 0.01, 30, 0.0), options=(), init_scale=1.0, n_samples=8),
                                         n_samples_Q=32, device='cpu', show_progress=False)
     m = tab.query("quantity == 'm' and model == 'A'").value.iloc[0]
@@ -109,7 +109,7 @@ def test_pair_experiment_memorises_at_N_1(images):
     (lambda: dn.ModelConfig(width=0), 'width=0 is not allowed'),
     (lambda: dn.train_denoiser(np.zeros((4, 3)), *dn.preset('tiny'), device='cpu'), 'expected (N, H, W)'),
     (lambda: dn.train_denoiser(torch.full((4, 8, 8), float('inf')), *dn.preset('tiny'), device='cpu'), 'NaN/inf'),
-    (lambda: dn.run_pair_experiment(StationaryImages(8, 8), [0], *dn.preset('tiny'), device='cpu'), 'N=0 is not allowed'),
+    (lambda: pairs.run_pair_experiment(StationaryImages(8, 8), [0], *dn.preset('tiny'), device='cpu'), 'N=0 is not allowed'),
 ])
 def test_bad_input(call, message):
     with pytest.raises(MemgenError, match=message.replace('(', r'\(').replace(')', r'\)')):
@@ -120,7 +120,7 @@ def test_N_larger_than_half_the_pool():
     from memgen.data import ImagePool
     pool = ImagePool(np.random.default_rng(0).standard_normal((50, 8, 8)), 8, 8)
     with pytest.raises(MemgenError, match='n=30 per split needs'):
-        dn.run_pair_experiment(pool, [30], *dn.preset('tiny'), device='cpu', show_progress=False)
+        pairs.run_pair_experiment(pool, [30], *dn.preset('tiny'), device='cpu', show_progress=False)
 
 
 def test_gpu_path_on_cpu_with_compile(images, tmp_path):
@@ -145,7 +145,34 @@ def test_paper_preset_runs_at_full_profile_sizes(H):
     mc, tc = dn.preset('paper')
     tc = replace(tc, steps=2, batch=2, log_every=0)
     sc = dn.SamplerConfig(sampler=dn.ddim_sampler(tc.sigma_max, 0.01, 2, 1.0), options=(), init_scale=1.0, n_samples=2)
-    tab, grids = dn.run_pair_experiment(StationaryImages(H, H, alpha=1.0, betas=(4.0,)), [2], mc, tc, sc, n_test=2,
+    tab, grids = pairs.run_pair_experiment(StationaryImages(H, H, alpha=1.0, betas=(4.0,)), [2], mc, tc, sc, n_test=2,
                                         n_samples_Q=4, device='cpu', show_progress=False)
     assert np.isfinite(tab.value).all() and grids[2]['A'].shape == (2, H, H)
     assert {'m', 'q_shared', 'q_independent', 'Q', 'psnr', 'q_linear'} <= set(tab.quantity)
+
+
+def test_interrupted_pair_sweep_resumes_from_its_store(tmp_path):
+    "A pair-experiment sweep cut after one of its jobs finishes the rest on the next run, keeps the finished record, and stores."
+    import yaml
+    from memgen.core import to_jsonable
+    from memgen.sweep import run_sweep, sweep_status
+    tiny = pairs.PairConfig(H=8, N_grid=(2,), preset='tiny', train_steps=10, sampler_steps=4, n_samples=4, n_samples_Q=8, n_test=8,
+                         betas=(4.0,), eval_every=5, patience=1, checkpoints=(5,))
+    fixed = {k: v for k, v in to_jsonable(tiny).items() if k != 'N_grid'}
+    spec = tmp_path / 'pairs.yaml'
+    spec.write_text(yaml.safe_dump({'name': 'pairs', 'task': 'denoisers', 'store': str(tmp_path / 'store'), 'seeds': [0, 1],
+                                    'product': {'N_grid': [[2], [3]]}, 'fixed': fixed}))
+    run_sweep(spec, 'serial')
+    jobs = sorted((tmp_path / 'store' / 'pairs' / 'jobs').iterdir())
+    assert len(jobs) == 4
+    kept = jobs[0] / 'result.csv'; stamp = kept.stat().st_mtime_ns
+    for j in jobs[1:]: [f.unlink() for f in j.iterdir()]; j.rmdir()          # the run was cut after its first job
+    assert sweep_status(spec)['done'] == 1
+    res = run_sweep(spec, 'serial')
+    assert res['ran'] == 3 and sweep_status(spec)['done'] == 4 and kept.stat().st_mtime_ns == stamp
+    cfg, out = pairs.store_sweep(spec, tmp_path / 'stored')
+    assert cfg == replace(tiny, N_grid=(2, 3), seeds=(0, 1))
+    table, rec = pairs.load_results(out, cfg)
+    assert set(table.seed) == {0, 1} and {5.0} <= set(table.step.dropna())          # checkpoint rows came through the store
+    with pytest.raises(MemgenError, match='computed for another config: eta=1.0 there, 0.0 here'):
+        pairs.load_results(out, replace(cfg, eta=0.0))

@@ -4,7 +4,7 @@ import pytest
 import torch
 from memgen import diffusion as df, metrics as M
 from memgen.core import MemgenError
-from memgen.theory import memorisation_map, q_white, RidgeSqrt
+from memgen.theory import memorisation_map
 
 
 @pytest.fixture(scope='module')
@@ -63,12 +63,12 @@ def test_regularisation_and_memorisation():
     ridge = df.DiffusionMap(lambda l, s: (l + 0.5) / (l + 0.5 + s**2), sch, 200)
     decay = df.DiffusionMap(lambda l, s: l / (l + s**2 + 1.0), sch, 200)
     n = np.array([2, 10, 50])
-    m0, mr, md = (memorisation_map(n, 2000, g) for g in (exact, ridge, decay))
+    m0, mr = (memorisation_map(n, 2000, g) for g in (exact, ridge))
     assert np.all(mr < m0 - 0.05)                       # isotropic variance lowers memorisation
-    np.testing.assert_allclose(md, m0, atol=1e-9)       # pure shrinkage (g(0) = 0) does not
-    # Monte Carlo: run the sampler itself on white data
+    # Monte Carlo: run the sampler itself on white data. Weight decay is a pure shrinkage (g(0) = 0), for which the
+    # formula gives m0 by construction, so only the sampler can show that it does not lower memorisation.
     rng = np.random.default_rng(4); d = 1000; X = rng.standard_normal((10, d))
-    for g, mt in ((lambda l, s: (l + 0.5) / (l + 0.5 + s**2), mr[1]), (lambda l, s: l / (l + s**2), m0[1])):
+    for g, mt in ((ridge.w, mr[1]), (exact.w, m0[1]), (decay.w, m0[1])):
         xs = df.ddim_sample(df.SpectralDenoiser(X, g), sch, rng.standard_normal((300, d)), steps=200)
         m, sem = M.memorisation(xs, X)
         assert abs(m - mt) < 4 * sem + 0.02, (m, mt)

@@ -1,10 +1,8 @@
 "The phase-diagram explorer: the grid is exact and cheap, and its sliders work offline in a browser."
-import time
 import numpy as np
 import pytest
-from conftest import ROOT
 from memgen import theory as th
-from memgen.explore import white_phase_grid, explorer_grid, explorer_chart, bbp_white
+from memgen.explore import white_phase_grid, explorer_grid, explorer_chart
 from memgen.plots import write_vega_bundle, chart_html, VEGA_BUNDLE_NAME
 
 

@@ -1,12 +1,11 @@
 "Faults of the chapter cache and the book build: inputs in the cache key, corrupt entries, leftovers of killed runs, --strict."
-import json, os, signal, subprocess, sys, textwrap, time
-from dataclasses import dataclass
+import json, signal, subprocess, sys, textwrap, time
 from pathlib import Path
 import pytest
 from conftest import ROOT
 from test_book import _notebook, ToyParams
-from memgen.book import (Chapter, ConvergenceParams, build_book, execute_chapter, execution_key, chapter_params,
-                         get_chapter)
+from memgen.book import build_book, execute_chapter, execution_key
+from memgen.chapters import Chapter, ConvergenceParams, chapter_params, get_chapter
 from memgen.core import pid_alive
 from memgen.core import MemgenError
 
@@ -149,7 +148,8 @@ def test_sigterm_during_a_chapter_removes_its_temporary_files(tmp_path):
         import sys; sys.path.insert(0, {str(ROOT / 'tests')!r})
         from pathlib import Path
         from test_book import ToyParams
-        from memgen.book import Chapter, execute_chapter
+        from memgen.book import execute_chapter
+        from memgen.chapters import Chapter
         toy = Chapter('toy', 'toy.ipynb', 'Toy', ToyParams, {{'quick': ToyParams()}})
         execute_chapter(toy, ToyParams(), Path({str(root)!r}), Path({str(root / '_build')!r}))''')
     proc = subprocess.Popen([sys.executable, '-c', script], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
