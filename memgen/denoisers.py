@@ -18,7 +18,7 @@ from .core import (MemgenError, check_int, check_positive, progress, resolve_dev
 # %% auto #0
 __all__ = ['PRESETS', 'MAX_PIXEL', 'SAMPLERS', 'BiasFreeBatchNorm', 'BFCNN', 'BFUNet', 'ModelConfig', 'uniform_sigma',
            'TrainConfig', 'preset', 'psnr', 'load_checkpoint', 'gpu_features', 'denoising_loss', 'plateaued',
-           'train_denoiser', 'as_denoiser', 'SamplerConfig', 'ddim_sampler', 'make_sampler', 'step_flops']
+           'train_denoiser', 'as_denoiser', 'DDIM', 'Ascent', 'make_sampler', 'step_flops']
 
 # %% ../nbs/06_denoisers.ipynb #5af6dfdb
 class BiasFreeBatchNorm(nn.Module):
@@ -311,37 +311,53 @@ def as_denoiser(model: nn.Module, H: int, W: int, batch: int = 512) -> Callable:
 # %% ../nbs/06_denoisers.ipynb #a854ff5b
 from .diffusion import kadkhodaie_sample, ddim_sample, sigma_schedule
 
-@dataclass(frozen=True)
-class SamplerConfig:
-    "How to sample: a sampler callable (denoiser, init, generator, **options) -> samples, its options and sizes."
-    sampler: Callable = kadkhodaie_sample
-    options: tuple = (('h0', 0.05), ('beta', 0.5), ('sigma_min', 0.02), ('max_iter', 1000))
-    n_samples: int = 64
-    init_scale: float = 3.0                 # standard deviation of the initial noise
-    def __post_init__(self): check_int('n_samples', self.n_samples); check_positive('init_scale', self.init_scale)
-    def run(self, denoiser, init, generator):
-        return self.sampler(denoiser, init, generator, **dict(self.options))
-
 def _check_eta(eta: float) -> float:
-    if not (isinstance(eta, (int, float)) and 0 <= eta <= 1): raise MemgenError(f"eta={eta!r} is not allowed; expected 0 <= eta <= 1")
+    if isinstance(eta, bool) or not (isinstance(eta, (int, float)) and 0 <= eta <= 1):
+        raise MemgenError(f"eta={eta!r} is not allowed; expected 0 <= eta <= 1")
     return float(eta)
 
-def ddim_sampler(sigma_max: float = 3.0, sigma_min: float = 0.01, steps: int = 100, eta: float = 0.0) -> Callable:
-    "A DDIM sampler over log-uniform noise levels, with the (denoiser, init, generator) signature of SamplerConfig."
-    sch = sigma_schedule(np.geomspace(sigma_min, sigma_max, check_int('steps', steps))); _check_eta(eta)
-    def sample(denoiser, init, generator, **_): return ddim_sample(denoiser, sch, init, generator, eta=eta)
-    sample.__qualname__ = f'ddim_sampler(sigma_max={sigma_max}, sigma_min={sigma_min}, steps={steps}, eta={eta})'
-    return sample
+@dataclass(frozen=True)
+class DDIM:
+    "DDIM over `steps` log-uniform noise levels from sigma_max down to sigma_min: eta = 0 injects no noise, eta = 1 is ancestral."
+    steps: int = 100
+    eta: float = 0.0
+    sigma_max: float = 3.0                  # the training sigma_max
+    sigma_min: float = 0.01
+    n_samples: int = 64
+    init_scale: float = 1.0                 # standard deviation of the initial noise
+    def __post_init__(self):
+        for k in ('steps', 'n_samples'): check_int(k, getattr(self, k))
+        _check_eta(self.eta); check_positive('init_scale', self.init_scale)
+        if not 0 < self.sigma_min < self.sigma_max: raise MemgenError(f"sigma_min={self.sigma_min}, sigma_max={self.sigma_max}: expected 0 < sigma_min < sigma_max")
+    def run(self, denoiser, init, generator):
+        "Samples from `init` (n, d); `generator` (numpy or torch) draws the injected noise."
+        sch = sigma_schedule(np.geomspace(self.sigma_min, self.sigma_max, self.steps))
+        return ddim_sample(denoiser, sch, init, generator, eta=self.eta)
 
-SAMPLERS = ('ddim', 'ascent')
+@dataclass(frozen=True)
+class Ascent:
+    "Kadkhodaie et al.'s stochastic coarse-to-fine gradient ascent with a blind denoiser (injected noise beta; stops at sigma_min)."
+    h0: float = 0.05
+    beta: float = 0.5
+    sigma_min: float = 0.02
+    max_iter: int = 1000
+    n_samples: int = 64
+    init_scale: float = 3.0                 # standard deviation of the initial noise (about the training sigma_max)
+    def __post_init__(self):
+        for k in ('max_iter', 'n_samples'): check_int(k, getattr(self, k))
+        for k in ('h0', 'sigma_min', 'init_scale'): check_positive(k, getattr(self, k))
+    def run(self, denoiser, init, generator):
+        "Samples from `init` (n, d); `generator` (numpy or torch) draws the injected noise."
+        return kadkhodaie_sample(denoiser, init, generator, h0=self.h0, beta=self.beta, sigma_min=self.sigma_min, max_iter=self.max_iter)
 
-def make_sampler(kind: str = 'ddim', eta: float = 1.0, steps: int = 50, sigma_max: float = 3.0, n_samples: int = 32) -> SamplerConfig:
+SAMPLERS = {'ddim': DDIM, 'ascent': Ascent}
+
+def make_sampler(kind: str = 'ddim', eta: float = 1.0, steps: int = 50, sigma_max: float = 3.0, n_samples: int = 32) -> DDIM | Ascent:
     "The pair experiment's sampler by name: DDIM(eta) over `steps` noise levels, or Kadkhodaie et al.'s stochastic ascent."
-    if kind not in SAMPLERS: raise MemgenError(f"sampler={kind!r} is unknown; expected one of {SAMPLERS}")
+    if kind not in SAMPLERS: raise MemgenError(f"sampler={kind!r} is unknown; expected one of {tuple(SAMPLERS)}")
     _check_eta(eta); check_int('steps', steps)
-    if kind == 'ddim': return SamplerConfig(ddim_sampler(sigma_max, 0.01, steps, eta), options=(), init_scale=1.0, n_samples=n_samples)
-    return SamplerConfig(kadkhodaie_sample, options=(('h0', 0.05), ('beta', 0.5), ('sigma_min', 0.02), ('max_iter', 20 * steps)),
-                         init_scale=sigma_max, n_samples=n_samples)
+    if kind == 'ddim': return DDIM(steps=steps, eta=eta, sigma_max=sigma_max, n_samples=n_samples)
+    return Ascent(max_iter=20 * steps, init_scale=sigma_max, n_samples=n_samples)
 
 # %% ../nbs/06_denoisers.ipynb #5bf204d6
 def step_flops(model_config: ModelConfig, H: int, W: int, batch: int = 1, train: bool = True) -> float:

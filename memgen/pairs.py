@@ -14,7 +14,7 @@ from torch import nn
 
 from .core import (MemgenError, check_int, check_positive, progress, resolve_device, to_jsonable, atomic_write_text,
                          to_numpy, save_run_record)
-from .denoisers import (ModelConfig, TrainConfig, SamplerConfig, preset, make_sampler, train_denoiser, as_denoiser,
+from .denoisers import (ModelConfig, TrainConfig, DDIM, Ascent, preset, make_sampler, train_denoiser, as_denoiser,
                               psnr, step_flops, _as_images)
 
 # %% auto #0
@@ -55,7 +55,7 @@ class _Host:
     def rng(self, seed: int):
         return np.random.default_rng(seed) if self.device is None else torch.Generator(device=self.device).manual_seed(seed)
 
-def _measure(D: dict, X: dict, sampler: SamplerConfig, control: SamplerConfig | None, init: np.ndarray, s_inj: int,
+def _measure(D: dict, X: dict, sampler: DDIM | Ascent, control: DDIM | None, init: np.ndarray, s_inj: int,
              latents: np.ndarray, n_samples_Q: int, seed: int, add: Callable, host: _Host = _Host(None)) -> dict:
     "Sample the pair (shared, independent, deterministic) and add m, q and Q rows; returns the shared-noise samples."
     from memgen import metrics
@@ -81,9 +81,9 @@ def _restore(model_config: ModelConfig, state: dict, device: str) -> nn.Module:
     m = model_config.build().to(device); m.load_state_dict(state); return m.eval()
 
 def run_pair_experiment(data, N_grid, model_config: ModelConfig, train_config: TrainConfig,
-                        sampler_config: SamplerConfig = SamplerConfig(), seeds=(0,), n_test: int = 64,
+                        sampler_config: DDIM | Ascent = Ascent(), seeds=(0,), n_test: int = 64,
                         sigma_test: float = 1.0, n_grid_images: int = 6, n_samples_Q: int = 512, device: str = 'auto',
-                        show_progress: bool = True, control: SamplerConfig | None = None, checkpoints=(),
+                        show_progress: bool = True, control: DDIM | None = None, checkpoints=(),
                         on_device: bool | None = None):
     """Train model pairs on disjoint sets of N images, sample from shared noise, measure m, q, Q, losses: (table, grids).
     `control`: a deterministic sampler run on both models too (q_deterministic); `checkpoints`: training steps at which
@@ -181,7 +181,7 @@ class PairConfig:
         if self.device not in ('auto', 'cpu', 'cuda'): raise MemgenError(f"device={self.device!r} is not allowed; expected one of ('auto', 'cpu', 'cuda')")
         preset(self.preset); make_sampler(self.sampler, self.eta, self.sampler_steps)
 
-    def configs(self) -> tuple[ModelConfig, TrainConfig, SamplerConfig, SamplerConfig | None]:
+    def configs(self) -> tuple[ModelConfig, TrainConfig, DDIM | Ascent, DDIM | None]:
         "Model, training, sampler and deterministic-control configurations (no control when the sampler is already DDIM eta = 0)."
         mc, tc = preset(self.preset)
         tc = replace(tc, steps=self.train_steps, eval_every=self.eval_every, patience=self.patience, plateau_tol=self.plateau_tol)

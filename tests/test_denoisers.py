@@ -82,8 +82,7 @@ def test_shared_noise_gives_identical_samples_from_identical_models(images):
     m1, _ = dn.train_denoiser(images, mc, replace(tc, steps=10), device='cpu', show_progress=False)
     m2, _ = dn.train_denoiser(images, mc, replace(tc, steps=10), device='cpu', show_progress=False)
     init = np.random.default_rng(0).standard_normal((6, 64))
-    for sampler in (dn.ddim_sampler(3.0, 0.05, 20, eta=1.0), dn.kadkhodaie_sample):
-        cfg = dn.SamplerConfig(sampler=sampler, options=() if sampler is not dn.kadkhodaie_sample else (('h0', 0.2), ('max_iter', 30)))
+    for cfg in (dn.DDIM(steps=20, eta=1.0, sigma_min=0.05), dn.Ascent(h0=0.2, max_iter=30)):
         a = cfg.run(dn.as_denoiser(m1, 8, 8), init, np.random.default_rng(5))
         b = cfg.run(dn.as_denoiser(m2, 8, 8), init, np.random.default_rng(5))
         c = cfg.run(dn.as_denoiser(m2, 8, 8), init, np.random.default_rng(6))
@@ -95,7 +94,7 @@ def test_pair_experiment_memorises_at_N_1(images):
     mc, tc = dn.preset('tiny')
     data = StationaryImages(8, 8, alpha=1.0, betas=(3.0,))
     tab, grids = pairs.run_pair_experiment(data, [1], dn.ModelConfig(dn.BFUNet, 8, 1), replace(tc, steps=150, lr=3e-3),
-                                        dn.SamplerConfig(sampler=dn.ddim_sampler(3.0, 0.01, 30, 0.0), options=(), init_scale=1.0, n_samples=8),
+                                        dn.DDIM(steps=30, eta=0.0, n_samples=8),
                                         n_samples_Q=32, device='cpu', show_progress=False)
     m = tab.query("quantity == 'm' and model == 'A'").value.iloc[0]
     base = tab.query("quantity == 'm_heldout'").value.iloc[0]
@@ -144,7 +143,7 @@ def test_paper_preset_runs_at_full_profile_sizes(H):
     with a small batch, through run_pair_experiment, give finite numbers for every quantity."""
     mc, tc = dn.preset('paper')
     tc = replace(tc, steps=2, batch=2, log_every=0)
-    sc = dn.SamplerConfig(sampler=dn.ddim_sampler(tc.sigma_max, 0.01, 2, 1.0), options=(), init_scale=1.0, n_samples=2)
+    sc = dn.DDIM(steps=2, eta=1.0, sigma_max=tc.sigma_max, n_samples=2)
     tab, grids = pairs.run_pair_experiment(StationaryImages(H, H, alpha=1.0, betas=(4.0,)), [2], mc, tc, sc, n_test=2,
                                         n_samples_Q=4, device='cpu', show_progress=False)
     assert np.isfinite(tab.value).all() and grids[2]['A'].shape == (2, H, H)
