@@ -1,5 +1,5 @@
 """Benchmark: the phase-diagram grid (q, Q, D_lat over 200 x 200 (gamma, beta) points, white bulk) vectorised vs a
-point-by-point loop over the general theory functions (q_white and latent_overlap per point; the loop is timed on a
+point-by-point loop over the general theory functions (q_white and Q_bbp per point; the loop is timed on a
 20 x 20 subset and extrapolated). Also times the explorer's full tables (4 bulk exponents x 5 ridges, 50 x 50)."""
 import numpy as np
 from memgen import theory as th
@@ -14,7 +14,7 @@ def main():
     sub_g, sub_b = gs[::10], bs[::10]
     def loop():
         q = {g: float(th.q_white(g)) for g in sub_g}
-        return np.array([[(q[g], float(th.latent_overlap(1.0, 1 + b, g))) for b in sub_b] for g in sub_g])
+        return np.array([[(q[g], float(th.Q_bbp(1.0, 1 + b, g))) for b in sub_b] for g in sub_g])
     t_loop, L = best_of(loop, k=1)
     assert np.allclose(L[..., 1], G['Q'][::10, ::10], atol=1e-12)
     t_loop_full = t_loop * (gs.size * bs.size) / (sub_g.size * sub_b.size)

@@ -297,13 +297,13 @@ def training_curves(taus, gammas, betas=(), **map_kw) -> 'pd.DataFrame':
     rows = []
     for tau in taus:
         g = training_map(float(tau), **map_kw)
-        q, Db = np.atleast_1d(th.q_white(gam, g)), np.atleast_1d(th.bulk_distance(np.ones(1), gam, g))
+        q, Db = np.atleast_1d(th.q_white(gam, g)), np.atleast_1d(th.D_bulk(np.ones(1), gam, g))
         rows += [{'tau': tau, 'gamma': gm, 'quantity': k, 'value': float(v)} for k, vs in (('q', q), ('D_bulk', Db)) for gm, v in zip(gam, vs)]
         for k, b in enumerate(np.atleast_1d(betas)):
-            Q = np.atleast_1d(th.latent_overlap(1.0, 1 + float(b), gam))
+            Q = np.atleast_1d(th.Q_bbp(1.0, 1 + float(b), gam))
             rows += [{'tau': tau, 'gamma': gm, 'quantity': f'Q{k + 1}', 'value': float(v)} for gm, v in zip(gam, Q)]
         if len(np.atleast_1d(betas)):
-            Qm = np.mean([np.atleast_1d(th.latent_overlap(1.0, 1 + float(b), gam)) for b in np.atleast_1d(betas)], axis=0)
+            Qm = np.mean([np.atleast_1d(th.Q_bbp(1.0, 1 + float(b), gam)) for b in np.atleast_1d(betas)], axis=0)
             rows += [{'tau': tau, 'gamma': gm, 'quantity': 'D_lat', 'value': float(1 - v)} for gm, v in zip(gam, Qm)]
     return pd.DataFrame(rows)
 

@@ -52,7 +52,7 @@ def phase_grid(gammas, betas, alpha: float = 0.0, d: int = 1000) -> dict[str, np
     if alpha == 0: Q = bbp_white(g[:, None], b[None, :])
     else:
         bulk = bulk_spectrum(d, alpha)
-        Q = np.asarray(th.latent_overlap(bulk, bulk.max() * (1 + b)[None, :], g[:, None]), float)
+        Q = np.asarray(th.Q_bbp(bulk, bulk.max() * (1 + b)[None, :], g[:, None]), float)
     return {'Q': Q, 'D_lat': 1 - Q}
 
 # %% ../nbs/09_explore.ipynb #cb1396e4
@@ -104,7 +104,7 @@ def explorer_grid(gammas, betas, alphas=(0.0, 0.25, 0.5, 0.75), lams=(0.0, 0.25,
             if np.isfinite(g_half):
                 brows.append(pd.DataFrame({'alpha': a, 'lam': l, 'kind': 'q = 1/2', 'gamma': [g_half, g_half], 'beta': [b[0], b[-1]]}))
     n = np.maximum(1, np.round(g * d_m)).astype(int)
-    mrows = [pd.DataFrame({'key': [_key(l, i) for i in range(g.size)], 'm': np.asarray(th.memorisation(n, l), float)}) for l in lams]
+    mrows = [pd.DataFrame({'key': [_key(l, i) for i in range(g.size)], 'm': np.asarray(th.m_white(n, l), float)}) for l in lams]
     boundary = pd.concat(brows, ignore_index=True)
     boundary = boundary[(boundary.gamma >= glo[0]) & (boundary.gamma <= ghi[-1])]
     return ExplorerGrid(cells, pd.concat(qrows, ignore_index=True), pd.concat(Qrows, ignore_index=True),

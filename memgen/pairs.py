@@ -30,16 +30,16 @@ def _splits(data, N: int, n_test: int, rng: np.random.Generator):
 
 def linear_latent_theory(data, gamma: float) -> np.ndarray:
     "BBP overlaps Q_k of the linear model for each latent factor of `data` at load gamma (NaN where undefined)."
-    from memgen.theory import latent_overlap, latent_overlap_template
+    from memgen.theory import Q_bbp, Q_template
     from memgen.data import ImagePool, StationaryImages
     r = len(data.latents)
     if isinstance(data, StationaryImages):
         bulk = data.power.ravel()
         coords = [np.abs(np.fft.fft2(u.reshape(data.H, data.W)).ravel()) / math.sqrt(data.d) for u in data.latents]
-        return np.array([latent_overlap_template(bulk, c, b, gamma) for c, b in zip(coords, data.betas)])
+        return np.array([Q_template(bulk, c, b, gamma) for c, b in zip(coords, data.betas)])
     spec = data.spectrum()
     if isinstance(data, ImagePool) and spec[r - 1] > spec[r]:        # top principal components over the rest
-        return np.array([latent_overlap(spec[r:], spec[k], gamma) for k in range(r)])
+        return np.array([Q_bbp(spec[r:], spec[k], gamma) for k in range(r)])
     return np.full(r, np.nan)
 
 def _centred(x: np.ndarray) -> np.ndarray:

@@ -15,10 +15,9 @@ from .core import MemgenError, check_positive, check_int, check_array
 
 # %% auto #0
 __all__ = ['RidgeSqrt', 'mp_edges', 'mp_density', 'mp_moment', 'q_white', 'spectral_diag', 'sqrt_diag', 'convergence_q',
-           'power_law_spectrum', 'effective_rank', 'convergence_q_finite', 'q_circ', 'psi', 'psi_prime',
-           'latent_overlap', 'bulk_edge', 'outlier_location', 'template_outlier', 'latent_overlap_template',
-           'expected_max_abs_gaussian', 'memorisation', 'memorisation_map', 'memorisation_asymptote', 'bulk_distance',
-           'latent_distance', 'operator_distance', 'TheoryTaskParams', 'task_theory_q']
+           'power_law_spectrum', 'effective_rank', 'convergence_q_finite', 'q_circ', 'psi', 'psi_prime', 'Q_bbp',
+           'bulk_edge', 'outlier_location', 'template_outlier', 'Q_template', 'expected_max_abs_gaussian', 'm_white',
+           'memorisation_map', 'memorisation_asymptote', 'D_bulk', 'D_lat', 'D_op', 'TheoryTaskParams', 'task_theory_q']
 
 # %% ../nbs/02_theory.ipynb #d924233d
 def _real(name: str, x):
@@ -93,11 +92,11 @@ def q_white(gamma, g=None, sigma2: float = 1.0) -> np.ndarray:
 class _Spectrum:
     "A population spectrum prepared for deterministic equivalents: h(u) tabulated and splined in log u."
     def __init__(self, spectrum):
-        lam = _check_array('spectrum', spectrum, ndim=1)
-        if np.any(lam < 0): raise MemgenError(f"spectrum has a negative eigenvalue {lam.min():g}; expected eigenvalues >= 0")
-        pos = lam[lam > 0]
+        eig = _check_array('spectrum', spectrum, ndim=1)             # eigenvalues (lam is kept for the ridge)
+        if np.any(eig < 0): raise MemgenError(f"spectrum has a negative eigenvalue {eig.min():g}; expected eigenvalues >= 0")
+        pos = eig[eig > 0]
         if pos.size == 0: raise MemgenError("spectrum is all zeros; expected at least one positive eigenvalue")
-        self.lam, self.d = lam, lam.size
+        self.eig, self.d = eig, eig.size
         self.vals, self.counts = np.unique(pos, return_counts=True)
         self.p = pos.size / self.d                                   # h(0+): fraction of positive eigenvalues
         self.m1 = pos.sum() / self.d
@@ -159,12 +158,12 @@ def spectral_diag(spectrum, gamma, g=None) -> np.ndarray:
     if sp.vals.size <= 1024: nodes = sp.vals
     else: nodes = np.exp(np.linspace(np.log(sp.vals[0]), np.log(sp.vals[-1]), 1024))
     Dn = _diag_nodes(sp, gam, g.lam, nodes)
-    pos = sp.lam > 0
+    pos = sp.eig > 0
     D = np.full((gam.size, sp.d), math.sqrt(g.lam))                          # zero eigenvalues: sqrt(lam)
     if nodes is sp.vals:
-        D[:, pos] = Dn[:, np.searchsorted(sp.vals, sp.lam[pos])]
+        D[:, pos] = Dn[:, np.searchsorted(sp.vals, sp.eig[pos])]
     else:
-        ln, lk = np.log(nodes), np.log(sp.lam[pos])
+        ln, lk = np.log(nodes), np.log(sp.eig[pos])
         for i in range(gam.size): D[i, pos] = np.exp(CubicSpline(ln, np.log(Dn[i]))(lk))
     return D[0] if np.ndim(gamma) == 0 else D
 
@@ -184,7 +183,7 @@ def convergence_q(spectrum, gamma, g=None) -> np.ndarray:
         return q_white(gamma, g, sigma2=float(np.asarray(spectrum)[0]))
     sp = _Spectrum(spectrum)
     D = spectral_diag(sp, gamma, g)
-    return np.sum(D**2, axis=-1) / (sp.lam.sum() + sp.d * g.lam)
+    return np.sum(D**2, axis=-1) / (sp.eig.sum() + sp.d * g.lam)
 
 # %% ../nbs/02_theory.ipynb #ce6af41f
 def power_law_spectrum(d: int, alpha: float) -> np.ndarray:
@@ -245,7 +244,7 @@ def _check_outlier(ell, b):
         raise MemgenError(f"ell={np.min(ell):g} is not above the bulk (max eigenvalue {b.max():g}); expected ell > {b.max():g}")
     return ell
 
-def latent_overlap(bulk_spectrum, ell, gamma) -> np.ndarray:
+def Q_bbp(bulk_spectrum, ell, gamma) -> np.ndarray:
     "BBP squared overlap Q of the top sample eigenvector with a population outlier ell above the bulk."
     b = _bulk(bulk_spectrum); ell = _check_outlier(ell, b)
     p1 = psi_prime(ell, b, gamma)
@@ -279,10 +278,10 @@ def template_outlier(bulk_spectrum, u_coords, beta: float) -> tuple[float, float
     uw2 = np.sum(u**2 / (ell - b))**2 / np.sum(u**2 / (ell - b)**2)
     return float(ell), float(uw2)
 
-def latent_overlap_template(bulk_spectrum, u_coords, beta: float, gamma) -> np.ndarray:
+def Q_template(bulk_spectrum, u_coords, beta: float, gamma) -> np.ndarray:
     "BBP overlap Q of the top sample eigenvector with a template u (not an eigenvector of the bulk)."
     ell, uw2 = template_outlier(bulk_spectrum, u_coords, beta)
-    return uw2 * latent_overlap(bulk_spectrum, ell, gamma)
+    return uw2 * Q_bbp(bulk_spectrum, ell, gamma)
 
 # %% ../nbs/02_theory.ipynb #e7d7d6ed
 def expected_max_abs_gaussian(n) -> np.ndarray:
@@ -305,7 +304,7 @@ def _radius_factor(n: int, lam: float) -> float:
     return integrate.quad(f, 0, mode + 1e-9, epsabs=1e-13, limit=200)[0] + \
            integrate.quad(f, mode + 1e-9, np.inf, epsabs=1e-13, limit=200)[0]
 
-def memorisation(n, lam=0.0) -> np.ndarray:
+def m_white(n, lam=0.0) -> np.ndarray:
     "m(n, lam): expected cosine of a sample to its nearest training point, white data, d -> infinity."
     _check_positive('lam', lam, strict=False)
     def one(k, l):
@@ -322,7 +321,7 @@ def memorisation_map(n, d: int, g) -> np.ndarray:
     g0 = float(np.asarray(g(np.zeros(1)), float)[0])
     gd = np.asarray(g(d / n.astype(float)), dtype=float)
     kappa = (d - n) * g0**2 / gd**2                          # ||isotropic part||^2 relative to the data part
-    return memorisation(n, kappa / n)
+    return m_white(n, kappa / n)
 
 def memorisation_asymptote(n) -> np.ndarray:
     "Leading large-n behaviour sqrt(2 ln n / n) of m(n)."
@@ -330,23 +329,23 @@ def memorisation_asymptote(n) -> np.ndarray:
     return np.sqrt(2 * np.log(n) / n)
 
 # %% ../nbs/02_theory.ipynb #3a0079c3
-def bulk_distance(spectrum, gamma, g=None) -> np.ndarray:
+def D_bulk(spectrum, gamma, g=None) -> np.ndarray:
     "Normalised W2^2/d between N(0, Sigma) and the learnt N(0, g(Sigma_hat)^2), d -> infinity."
     g = _as_map(g)
     if _is_flat(spectrum):
         s2 = float(np.asarray(spectrum)[0])
         return s2 + mp_moment(lambda s: np.asarray(g(s), float)**2, gamma, s2) - 2 * math.sqrt(s2) * mp_moment(g, gamma, s2)
     if not (isinstance(g, RidgeSqrt) and g.lam == 0):
-        raise MemgenError(f"bulk_distance for a non-white spectrum supports only g = sqrt (RidgeSqrt(0)), got {g!r}")
-    lam = _check_array('spectrum', spectrum, ndim=1)
-    return (2 * lam.sum() - 2 * np.sum(sqrt_diag(lam**2, gamma), axis=-1)) / lam.size
+        raise MemgenError(f"D_bulk for a non-white spectrum supports only g = sqrt (RidgeSqrt(0)), got {g!r}")
+    eig = _check_array('spectrum', spectrum, ndim=1)
+    return (2 * eig.sum() - 2 * np.sum(sqrt_diag(eig**2, gamma), axis=-1)) / eig.size
 
 # %% ../nbs/02_theory.ipynb #e1148761
-def latent_distance(betas, gamma) -> np.ndarray:
+def D_lat(betas, gamma) -> np.ndarray:
     "Chordal D_lat = 1 - mean_k Q_k for a white bulk with orthogonal spikes betas (Q_k the BBP overlaps), d -> infinity."
     betas = np.atleast_1d(np.asarray(_check_positive('betas', betas), float))
     gam = np.asarray(_check_positive('gamma', gamma), float)
-    return (1 - np.mean([latent_overlap(1.0, 1 + b, gam) for b in betas], axis=0))[()]
+    return (1 - np.mean([Q_bbp(1.0, 1 + b, gam) for b in betas], axis=0))[()]
 
 # %% ../nbs/02_theory.ipynb #a6457581
 def _y_white(z, c, side: int):
@@ -354,7 +353,7 @@ def _y_white(z, c, side: int):
     D = (1 + z - c)**2 - 4 * z
     return 2 / ((1 + z - c) - side * np.sqrt(np.maximum(D, 0)))
 
-def operator_distance(betas, gamma, lam: float = 0.0) -> np.ndarray:
+def D_op(betas, gamma, lam: float = 0.0) -> np.ndarray:
     "||Sigma - C||_op / ||Sigma||_op for a white bulk with orthogonal spikes betas and C = Sigma_hat + lam, d -> infinity."
     betas = np.atleast_1d(np.asarray(_check_positive('betas', betas), float)); _check_positive('lam', lam, strict=False)
     out = []

@@ -9,7 +9,7 @@ import torch
 from memgen import data as D, metrics as M
 from memgen.core import MemgenError
 from memgen.linear import LinearGenerativeModel, CirculantGenerativeModel, SimConfig, simulate, summarise, fit_pair, draw_seeds, QUANTITIES
-from memgen.theory import RidgeSqrt, latent_overlap, q_circ
+from memgen.theory import RidgeSqrt, Q_bbp, q_circ
 
 GENERATORS = [
     D.SpikedWhite(30, betas=(4.0, 1.0), seed=1),
@@ -121,7 +121,7 @@ def test_latent_recovery_does_not_pair_by_rank():
     # betas listed weakest first: rank pairing would pair u_1 (beta = 1) with the beta = 5 eigenvector and report ~0
     model = D.SpikedWhite(100, betas=(1.0, 5.0), seed=1); gamma = 50
     X = model.sample(gamma * 100, np.random.default_rng(0)); C = X.T @ X / len(X)
-    bbp = [latent_overlap(1.0, 1 + b, gamma) for b in (1.0, 5.0)]            # 0.96, 0.999
+    bbp = [Q_bbp(1.0, 1 + b, gamma) for b in (1.0, 5.0)]            # 0.96, 0.999
     for method in ('subspace', 'best'):
         Q = M.latent_recovery(C, model.latents, method=method)
         assert np.all(Q > 0.9) and np.allclose(Q, bbp, atol=0.03), (method, Q, bbp)

@@ -9,7 +9,7 @@ from memgen.plots import write_vega_bundle, chart_html, VEGA_BUNDLE_NAME
 def test_white_grid_matches_pointwise_theory():
     gs, bs = np.logspace(-2, 2, 23), np.logspace(-1, 1, 19)
     G = white_phase_grid(gs, bs, lam=0.5)
-    Q = np.array([[float(th.latent_overlap(1.0, 1 + b, g)) for b in bs] for g in gs])
+    Q = np.array([[float(th.Q_bbp(1.0, 1 + b, g)) for b in bs] for g in gs])
     np.testing.assert_allclose(G['Q'], Q, atol=1e-12)
     np.testing.assert_allclose(G['q'], th.q_white(gs, th.RidgeSqrt(0.5)), atol=1e-12)
     below = gs[:, None] * bs[None, :]**2 <= 1                      # below gamma_c = 1/beta^2: Q = 0, D_lat = 1

@@ -65,17 +65,17 @@ def test_bbp_overlap_white_against_monte_carlo(beta):
     gammas = (0.05, 1.0, 4.0) if beta == 2.0 else (1.0, 4.0)
     for gm in gammas:
         m, s = _mc_Q(SpikedWhite(1000, (beta,), seed=1), gm)
-        assert abs(m - th.latent_overlap(1.0, 1 + beta, gm)) < 4 * s + 0.03, (beta, gm, m, s)
+        assert abs(m - th.Q_bbp(1.0, 1 + beta, gm)) < 4 * s + 0.03, (beta, gm, m, s)
 
 
 def test_bbp_closed_form_and_sharp_transition():
     beta = 3.0; c = 1 / np.array([0.05, 0.1, 0.2, 1.0])
     expect = np.where(1 / c > 1 / beta**2, (1 - c / beta**2) / (1 + c / beta), 0.0)
-    np.testing.assert_allclose(th.latent_overlap(1.0, 1 + beta, 1 / c), expect, atol=1e-12)
+    np.testing.assert_allclose(th.Q_bbp(1.0, 1 + beta, 1 / c), expect, atol=1e-12)
     gc = 1 / beta**2
     # Q = 0 up to gamma_c, then rises linearly (a kink: the BBP phase transition)
-    assert th.latent_overlap(1.0, 1 + beta, gc * 0.999) == 0.0
-    above = th.latent_overlap(1.0, 1 + beta, gc * np.array([1.1, 1.2]))
+    assert th.Q_bbp(1.0, 1 + beta, gc * 0.999) == 0.0
+    above = th.Q_bbp(1.0, 1 + beta, gc * np.array([1.1, 1.2]))
     assert above[0] > 0.02 and above[1] > above[0]
     # q is smooth through gamma_c: no jump in q where Q jumps
     q = th.q_white(np.array([gc * 0.99, gc * 1.01]))
@@ -86,7 +86,7 @@ def test_template_overlap_over_power_law_against_monte_carlo():
     model = PowerLaw(1000, 0.5, betas=(40.0,), seed=2)
     for gm in (0.5, 2.0):
         m, s = _mc_Q(model, gm)
-        theory = th.latent_overlap_template(model.bulk_spectrum, model.latent_coords()[0], 40.0, gm)
+        theory = th.Q_template(model.bulk_spectrum, model.latent_coords()[0], 40.0, gm)
         assert abs(m - theory) < 4 * s + 0.02, (gm, m, theory)
 
 
@@ -98,12 +98,12 @@ def test_outlier_location_against_monte_carlo():
 
 
 def test_memorisation_closed_forms():
-    assert th.memorisation(1) == pytest.approx(1.0, abs=1e-9)
-    m = th.memorisation([1, 2, 5, 10, 100, 1000, 10**5])
+    assert th.m_white(1) == pytest.approx(1.0, abs=1e-9)
+    m = th.m_white([1, 2, 5, 10, 100, 1000, 10**5])
     assert np.all(np.diff(m) < 0)
-    assert np.all(np.diff(th.memorisation(10, [0.0, 0.1, 1.0, 10.0])) < 0)
+    assert np.all(np.diff(th.m_white(10, [0.0, 0.1, 1.0, 10.0])) < 0)
     # the leading asymptote sqrt(2 ln n / n) is approached slowly from below
-    r = th.memorisation([10**3, 10**5]) / th.memorisation_asymptote([10**3, 10**5])
+    r = th.m_white([10**3, 10**5]) / th.memorisation_asymptote([10**3, 10**5])
     assert np.all(r < 1) and r[1] > r[0]
 
 
@@ -115,32 +115,32 @@ def test_memorisation_against_monte_carlo(n, lam, bias):
         mdl = LinearGenerativeModel(th.RidgeSqrt(lam)).fit(X)
         vals.append(metrics.memorisation(mdl.sample(rng.standard_normal((500, d))), X)[0])
     m, s = mean_sem(vals)
-    assert abs(m - th.memorisation(n, lam)) < 4 * s + bias, (m, s, th.memorisation(n, lam))
+    assert abs(m - th.m_white(n, lam)) < 4 * s + bias, (m, s, th.m_white(n, lam))
 
 
 @pytest.mark.parametrize('gamma, beta', [(0.5, 1.0), (0.5, 3.0), (2.0, 1.0), (2.0, 3.0)])
 def test_operator_distance_against_monte_carlo(gamma, beta):
     rng = np.random.default_rng(5); model = SpikedWhite(800, (beta,), seed=3); n = int(gamma * 800)
     vals = [metrics.operator_distance(model.covariance(), _cov(model, n, rng)) for _ in range(3)]
-    assert np.mean(vals) == pytest.approx(th.operator_distance(beta, gamma), rel=0.03)
+    assert np.mean(vals) == pytest.approx(th.D_op(beta, gamma), rel=0.03)
 
 
 def test_operator_distance_is_blind_to_the_bbp_transition():
     # at gamma_c = 1/beta^2 the bulk edge moves by 2 beta + beta^2 > beta: up to 2 gamma_c the operator norm is the
     # no-spike value (2 sqrt(c) + c) / (1 + beta), with no feature at gamma_c
     beta = 3.0; g = np.linspace(0.2, 2.0, 19) / beta**2; c = 1 / g
-    np.testing.assert_allclose(th.operator_distance((beta,), g), (2 * np.sqrt(c) + c) / (1 + beta), rtol=1e-9)
+    np.testing.assert_allclose(th.D_op((beta,), g), (2 * np.sqrt(c) + c) / (1 + beta), rtol=1e-9)
 
 
 def test_latent_distance_threshold():
     beta = 3.0; gc = 1 / beta**2
-    np.testing.assert_array_equal(th.latent_distance((beta,), np.linspace(0.001, 0.9999, 50) * gc), 1.0)
-    above = th.latent_distance((beta,), gc * np.linspace(1.0001, 100, 200))
+    np.testing.assert_array_equal(th.D_lat((beta,), np.linspace(0.001, 0.9999, 50) * gc), 1.0)
+    above = th.D_lat((beta,), gc * np.linspace(1.0001, 100, 200))
     assert np.all(np.diff(above) < 0) and above[0] < 1
     # two spikes: the mean of the BBP overlaps, a kink at each 1/beta_k^2
     g = np.array([0.5, 3.0])
-    np.testing.assert_allclose(th.latent_distance((1.0, 5.0), g),
-                               1 - (th.latent_overlap(1.0, 2.0, g) + th.latent_overlap(1.0, 6.0, g)) / 2, atol=1e-14)
+    np.testing.assert_allclose(th.D_lat((1.0, 5.0), g),
+                               1 - (th.Q_bbp(1.0, 2.0, g) + th.Q_bbp(1.0, 6.0, g)) / 2, atol=1e-14)
 
 
 @pytest.mark.parametrize('betas, gammas', [((3.0,), (0.5, 2.0)), ((1.0, 5.0), (0.3, 3.0))])
@@ -155,7 +155,7 @@ def test_latent_distance_against_simulation(betas, gammas):
             vals = [metrics.latent_distance(LinearGenerativeModel().fit(model.sample(n, rng)).covariance(), model.latents)
                     for _ in range(4)]
             m, s = mean_sem(vals)
-            assert abs(m - th.latent_distance(betas, gm)) < 3 * s + 0.03, (betas, d, gm, m, s)
+            assert abs(m - th.D_lat(betas, gm)) < 3 * s + 0.03, (betas, d, gm, m, s)
 
 
 @pytest.mark.parametrize('alpha', [0.0, 0.5])
@@ -163,12 +163,12 @@ def test_bulk_distance_against_monte_carlo(alpha):
     rng = np.random.default_rng(6); model = PowerLaw(400, alpha)
     for gm in (0.5, 2.0):
         S = _cov(model, int(gm * 400), rng)
-        assert metrics.bulk_distance(model.covariance(), S) == pytest.approx(th.bulk_distance(model.bulk_spectrum, gm), abs=0.01)
+        assert metrics.bulk_distance(model.covariance(), S) == pytest.approx(th.D_bulk(model.bulk_spectrum, gm), abs=0.01)
 
 
 def test_bulk_distance_is_function_of_q_for_white_data():
     g = np.logspace(-2, 2, 30)
-    np.testing.assert_allclose(th.bulk_distance(np.ones(10), g), 2 * (1 - np.sqrt(th.q_white(g))), atol=1e-9)
+    np.testing.assert_allclose(th.D_bulk(np.ones(10), g), 2 * (1 - np.sqrt(th.q_white(g))), atol=1e-9)
 
 
 def test_solvers_are_robust_over_wide_ranges():
@@ -223,8 +223,8 @@ def test_q_white_guards_at_huge_gamma():
 @pytest.mark.parametrize('call, message', [
     (lambda: th.convergence_q([1 + 1j, 1.0], 1.0), 'spectrum is complex'),
     (lambda: th.q_white(1 + 1j), 'gamma is complex'),
-    (lambda: th.latent_overlap([1.0, 1j], 3.0, 1.0), 'bulk_spectrum is complex'),
-    (lambda: th.latent_distance((3.0,), 0.0), 'gamma=0 is not allowed'),
+    (lambda: th.Q_bbp([1.0, 1j], 3.0, 1.0), 'bulk_spectrum is complex'),
+    (lambda: th.D_lat((3.0,), 0.0), 'gamma=0 is not allowed'),
     (lambda: th.q_circ(0), 'n=0 is not allowed'),
     (lambda: th.convergence_q_finite(np.ones(5), 1.0, n_z=0), 'n_z=0 is not allowed'),
     (lambda: th.q_white(0.0), 'gamma=0 is not allowed'),
@@ -234,9 +234,9 @@ def test_q_white_guards_at_huge_gamma():
     (lambda: th.convergence_q([1.0, -1.0], 1.0), 'negative eigenvalue'),
     (lambda: th.convergence_q([0.0, 0.0], 1.0), 'all zeros'),
     (lambda: th.convergence_q(np.ones(5), 1.0, g='sqrt'), 'is not a spectral map'),
-    (lambda: th.memorisation(0), 'n=0 is not allowed'),
-    (lambda: th.memorisation(3, -0.1), 'lam=-0.1 is not allowed'),
-    (lambda: th.latent_overlap(1.0, 0.5, 1.0), 'not above the bulk'),
+    (lambda: th.m_white(0), 'n=0 is not allowed'),
+    (lambda: th.m_white(3, -0.1), 'lam=-0.1 is not allowed'),
+    (lambda: th.Q_bbp(1.0, 0.5, 1.0), 'not above the bulk'),
     (lambda: th.power_law_spectrum(0, 1.0), 'd=0 is not allowed'),
     (lambda: th.power_law_spectrum(10, -1.0), 'alpha=-1 is not allowed'),
 ])
