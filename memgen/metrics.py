@@ -10,9 +10,9 @@ from scipy import linalg as sla
 from .core import MemgenError, check_array, mean_sem, is_torch, array_module, to_numpy
 
 # %% auto #0
-__all__ = ['convergence', 'nearest_cosine', 'memorisation', 'nn_ratio_memorised', 'top_eigenvectors', 'latent_recovery',
-           'sample_covariance', 'latent_recovery_from_samples', 'psd_sqrt', 'bulk_distance', 'latent_distance',
-           'operator_distance']
+__all__ = ['centre_images', 'convergence', 'nearest_cosine', 'memorisation', 'nn_ratio_memorised', 'top_eigenvectors',
+           'latent_recovery', 'sample_covariance', 'latent_recovery_from_samples', 'psd_sqrt', 'bulk_distance',
+           'latent_distance', 'operator_distance']
 
 # %% ../nbs/04_metrics.ipynb #7150ac36
 def _real(name: str, x):
@@ -34,11 +34,16 @@ def _unit(x: np.ndarray) -> np.ndarray:
     return x / np.linalg.norm(x, axis=1, keepdims=True)
 
 # %% ../nbs/04_metrics.ipynb #0f1e1dea
+def centre_images(x) -> np.ndarray:
+    "Each image (row) minus its own mean pixel: the centred cosine of Kadkhodaie et al. compares these."
+    x = np.asarray(x, dtype=float)
+    return x - x.mean(-1, keepdims=True)
+
 def convergence(samples_a, samples_b, centre: bool = False) -> tuple[float, float]:
     "Mean and standard error of cos(x_A, x_B) over paired samples (rows from the same seed); centre: per-image mean removed."
     a, b = _rows('samples_a', samples_a), _rows('samples_b', samples_b)
     if a.shape != b.shape: raise MemgenError(f"samples_a has shape {a.shape} but samples_b has {b.shape}; expected equal shapes")
-    if centre: a, b = a - a.mean(1, keepdims=True), b - b.mean(1, keepdims=True)
+    if centre: a, b = centre_images(a), centre_images(b)
     return tuple(float(v) for v in mean_sem(np.sum(_unit(a) * _unit(b), axis=1)))
 
 # %% ../nbs/04_metrics.ipynb #cf022e25

@@ -42,10 +42,6 @@ def linear_latent_theory(data, gamma: float) -> np.ndarray:
         return np.array([Q_bbp(spec[r:], spec[k], gamma) for k in range(r)])
     return np.full(r, np.nan)
 
-def _centred(x: np.ndarray) -> np.ndarray:
-    "Each image minus its own mean pixel (the convention of Kadkhodaie et al.)."
-    return x - x.mean(1, keepdims=True)
-
 class _Host:
     "Where samples live while sampling: numpy on the host, or torch tensors on the models' device (no per-step copies)."
     def __init__(self, device: str | None):
@@ -64,7 +60,7 @@ def _measure(D: dict, X: dict, sampler: DDIM | Ascent, control: DDIM | None, ini
     xb_ind = run(sampler, 'B', init, s_inj + 1)
     for k in 'AB':
         add('m', k, *metrics.memorisation(x[k], X[k]))
-        add('m_centred', k, *metrics.memorisation(_centred(x[k]), _centred(X[k])))
+        add('m_centred', k, *metrics.memorisation(metrics.centre_images(x[k]), metrics.centre_images(X[k])))
     for name, (a, b) in {'shared': (x['A'], x['B']), 'independent': (x['A'], xb_ind)}.items():
         add(f'q_{name}', 'AB', *metrics.convergence(a, b)); add(f'q_{name}_centred', 'AB', *metrics.convergence(a, b, centre=True))
     if control is not None:                                            # no injected noise at all: the deterministic control
@@ -121,7 +117,7 @@ def run_pair_experiment(data, N_grid, model_config: ModelConfig, train_config: T
                 noisy = XT + sigma_test * rng.standard_normal(XT.shape)
                 add('psnr', name, psnr(torch.as_tensor(D[name](noisy)), torch.as_tensor(XT), float(np.ptp(XT))))
             add('m_heldout', 'data', *metrics.memorisation(XT, XA))
-            add('m_heldout_centred', 'data', *metrics.memorisation(_centred(XT), _centred(XA)))
+            add('m_heldout_centred', 'data', *metrics.memorisation(metrics.centre_images(XT), metrics.centre_images(XA)))
             add('q_linear', 'theory', float(convergence_q(spectrum, N / d)))
             for k, v in enumerate(linear_latent_theory(data, N / d)): add('Q_linear', 'theory', v, 0.0, k)
             for s in checkpoints:                                       # the same measurements along training
