@@ -5,7 +5,8 @@ at d = 10^3 to 1% precision on the same gamma grid (extrapolated from a timed su
 import time
 import numpy as np
 from memgen.theory import convergence_q, power_law_spectrum
-from memgen.linear import simulate_convergence
+from memgen.linear import SimConfig, simulate
+from memgen.tables import summarise
 from memgen.data import PowerLaw
 
 
@@ -25,10 +26,10 @@ def main():
     # Monte Carlo at d = 1000: seeds needed for a standard error of 1% of q, timed on a subset of gammas.
     d, sub = 1000, gammas[::20]
     t0 = time.perf_counter()
-    tab = simulate_convergence(lambda d: PowerLaw(d, 1.0), ds=(d,), gammas=sub, n_seeds=3, n_samples=100, show_progress=False)
+    tab = simulate(SimConfig(PowerLaw(d, 1.0), gammas=tuple(sub), n_seeds=3, n_samples=100, quantities=('q',)), show_progress=False)
     t_sub = time.perf_counter() - t0
     per_pair = t_sub / (len(sub) * 3)
-    sd = tab.groupby('gamma').q.std().to_numpy(); qm = tab.groupby('gamma').q.mean().to_numpy()
+    s = summarise(tab); sd, qm = (s['sem'] * np.sqrt(s['count'])).to_numpy(), s.value.to_numpy()
     seeds = np.maximum(3, np.ceil((sd / (0.01 * qm))**2))                 # seeds for sem = 1% of q
     t_mc = per_pair * seeds.mean() * len(gammas)
     print(f"monte carlo: d=1000, 1% precision, 100 gammas: {t_mc:.1f} s (extrapolated from {t_sub:.1f} s, "

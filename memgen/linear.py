@@ -13,8 +13,7 @@ from .theory import _as_map, _real
 
 # %% auto #0
 __all__ = ['QUANTITIES', 'spectral_fit', 'spectral_apply', 'spectral_matrix', 'LinearGenerativeModel', 'draw_seeds',
-           'CirculantGenerativeModel', 'fit_pair', 'SimConfig', 'simulate', 'summarise', 'deviations',
-           'simulate_convergence', 'LinearTaskParams', 'task_linear']
+           'CirculantGenerativeModel', 'fit_pair', 'SimConfig', 'simulate', 'LinearTaskParams', 'task_linear']
 
 # %% ../nbs/03_linear.ipynb #3cc8d635
 def spectral_fit(X):
@@ -132,11 +131,13 @@ def fit_pair(data_model, n: int, rng: np.random.Generator, g=None):
 # %% ../nbs/03_linear.ipynb #69be1185
 QUANTITIES = ('m', 'q', 'Q', 'D_bulk', 'D_lat', 'D_op')
 
+def _is_model(data) -> bool: return not isinstance(data, type) and hasattr(data, 'sample_disjoint')   # an instance, not a factory
+
 @dataclass(frozen=True)
 class SimConfig:
     "A finite-d simulation of linear model pairs on disjoint data."
-    data: object = None                 # callable d -> data model (default SpikedWhite)
-    ds: tuple = (200,)
+    data: object = None                 # a data model, or a callable d -> data model (default SpikedWhite)
+    ds: tuple = ()                      # dimensions (empty: the data model's d; 200 for a callable)
     gammas: tuple = (0.5, 1.0, 2.0)
     n_seeds: int = 4                    # independent pairs of training sets per (d, gamma)
     n_samples: int = 200                # shared seeds z per pair
@@ -145,7 +146,10 @@ class SimConfig:
     seed: int = 0
 
     def __post_init__(self):
+        fixed = self.data.d if _is_model(self.data) else None
+        if not self.ds: object.__setattr__(self, 'ds', (fixed or 200,))
         for d in self.ds: check_int('d', d)
+        if fixed is not None and set(self.ds) != {fixed}: raise MemgenError(f"ds={self.ds} is not allowed for a data model of d={fixed}; expected ({fixed},) or ()")
         check_positive('gammas', self.gammas); check_int('n_seeds', self.n_seeds); check_int('n_samples', self.n_samples)
         bad = [q for q in self.quantities if q not in QUANTITIES]
         if bad or not self.quantities: raise MemgenError(f"quantities={bad or list(self.quantities)} are not allowed; expected a non-empty subset of {QUANTITIES}")
@@ -181,40 +185,10 @@ def simulate(cfg: SimConfig, show_progress: bool = True) -> pd.DataFrame:
     models, roots, rows = {}, {}, []
     for d, i, gm, s in progress(jobs, desc='simulate', enable=show_progress):
         if d not in models:
-            models[d] = data(d)
+            models[d] = data if _is_model(data) else data(d)
             roots[d] = psd_sqrt(models[d].covariance()) if 'D_bulk' in cfg.quantities else None
         rows += _pair_rows(cfg, d, i, gm, s, models[d], roots[d])
     return pd.DataFrame(rows)
-
-def summarise(table: pd.DataFrame) -> pd.DataFrame:
-    "Mean over seeds per (d, gamma, quantity, k): sem across seeds, and err = max(sem, pooled sem over the seeds z)."
-    keys = ['d', 'gamma', 'n', 'quantity', 'k']
-    g = table.groupby(keys, dropna=False)
-    out = g.value.agg(['mean', 'std', 'count']).reset_index()
-    out['sem'] = (out['std'] / np.sqrt(out['count'])).fillna(0.0)
-    z_only = g['sem'].agg(lambda e: np.sqrt(np.sum(e**2)) / len(e)).to_numpy()   # with few training sets the spread is noisy
-    out['err'] = np.maximum(out['sem'].to_numpy(), z_only)
-    return out.rename(columns={'mean': 'value'}).drop(columns=['std'])
-
-# %% ../nbs/03_linear.ipynb #d41256bb
-def deviations(summary: pd.DataFrame, by=('quantity',)) -> pd.DataFrame:
-    "Largest |value - theory| and largest |value - theory| / sem per group of a summary with a `theory` column."
-    if 'theory' not in summary: raise MemgenError("summary has no 'theory' column; add the theory value at each point first")
-    dev = (summary.value - summary.theory).abs()
-    z = dev / summary['sem'].where(summary['sem'] > 0)
-    rel = dev / summary.theory.abs().where(summary.theory.abs() > 1e-12)
-    t = summary.assign(abs_dev=dev, z=z, rel=rel).groupby(list(by), dropna=False)
-    return pd.DataFrame({'max_abs_dev': t.abs_dev.max(), 'max_rel_dev': t.rel.max(), 'max_dev_over_sem': t.z.max(),
-                         'points': t.size()}).reset_index()
-
-# %% ../nbs/03_linear.ipynb #974f0624
-def simulate_convergence(data=None, ds=(100,), gammas=(1.0,), n_seeds: int = 4, n_samples: int = 200,
-                         g=None, seed: int = 0, show_progress: bool = True) -> pd.DataFrame:
-    "Monte-Carlo convergence q of model pairs on disjoint data: tidy table with columns d, gamma, n, seed, q, q_sem."
-    cfg = SimConfig(data=data, ds=tuple(np.atleast_1d(ds)), gammas=tuple(np.atleast_1d(gammas)), n_seeds=n_seeds,
-                    n_samples=n_samples, g=g, quantities=('q',), seed=seed)
-    t = simulate(cfg, show_progress=show_progress)
-    return t.rename(columns={'value': 'q', 'sem': 'q_sem'})[['d', 'gamma', 'n', 'seed', 'q', 'q_sem']]
 
 # %% ../nbs/03_linear.ipynb #58789855
 @dataclass(frozen=True)

@@ -7,14 +7,15 @@ import numpy as np
 import pytest
 from memgen import theory as th, metrics
 from memgen.data import SpikedWhite, PowerLaw
-from memgen.linear import LinearGenerativeModel, simulate_convergence
+from memgen.linear import LinearGenerativeModel, SimConfig, simulate
+from memgen.tables import summarise
 from memgen.core import MemgenError, mean_sem
 
 
 def mc_q(data, d, gammas, n_seeds=4, n_samples=200, g=None):
-    t = simulate_convergence(data, ds=(d,), gammas=gammas, n_seeds=n_seeds, n_samples=n_samples, g=g, show_progress=False)
-    agg = t.groupby('gamma').q.agg(['mean', 'std', 'count'])
-    return agg['mean'].to_numpy(), (agg['std'] / np.sqrt(agg['count'])).to_numpy()
+    cfg = SimConfig(data, ds=(d,), gammas=tuple(gammas), n_seeds=n_seeds, n_samples=n_samples, g=g, quantities=('q',))
+    s = summarise(simulate(cfg, show_progress=False)).sort_values('gamma')
+    return s.value.to_numpy(), s['sem'].to_numpy()
 
 
 GAMMAS = (0.1, 0.5, 1.0, 4.0)
@@ -190,9 +191,8 @@ def test_effective_rank_and_finite_d_convergence_against_monte_carlo():
     lam = th.power_law_spectrum(600, 1.5)
     assert 5 < th.effective_rank(lam) < 5.7 and th.effective_rank(np.ones(600)) == pytest.approx(600)
     np.testing.assert_allclose(th.convergence_q_finite(lam, [0.2, 0.7, 2.5]), [0.855, 0.947, 0.986], atol=3e-3)
-    t = simulate_convergence(lambda d: PowerLaw(d, 1.5), ds=(600,), gammas=(0.2,), n_seeds=4, n_samples=200,
-                             show_progress=False)
-    mc, sem = t.q.mean(), np.sqrt(np.mean(t.q_sem**2) / len(t))
+    t = simulate(SimConfig(PowerLaw(600, 1.5), gammas=(0.2,), n_seeds=4, n_samples=200, quantities=('q',)), show_progress=False)
+    mc, sem = t.value.mean(), np.sqrt(np.mean(t['sem']**2) / len(t))
     assert abs(mc - th.convergence_q_finite(lam, 0.2)) < 3 * sem, (mc, sem)
     assert abs(mc - th.convergence_q(lam, 0.2)) > 5 * sem, (mc, sem)
 
