@@ -125,7 +125,8 @@ class CirculantGenerativeModel:
 # %% ../nbs/03_linear.ipynb #8517ad3a
 def fit_pair(data_model, n: int, rng: np.random.Generator, g=None):
     "Fit two models on disjoint training sets of size n; return (model_A, model_B, X_A, X_B)."
-    XA, XB = data_model.sample_disjoint(n, rng, 2)
+    from memgen.data import sample_disjoint
+    XA, XB = sample_disjoint(data_model, n, rng, 2)
     return LinearGenerativeModel(g).fit(XA), LinearGenerativeModel(g).fit(XB), XA, XB
 
 # %% ../nbs/03_linear.ipynb #69be1185
@@ -167,7 +168,7 @@ def _pair_rows(cfg: SimConfig, d: int, i: int, gm: float, s: int, model, Sigma_r
     if 'q' in cfg.quantities: add('q', *metrics.convergence(xa, mB.sample(z)))
     if 'm' in cfg.quantities: add('m', *metrics.memorisation(xa, XA))
     C = mA.covariance() if {'Q', 'D_bulk', 'D_lat', 'D_op'} & set(cfg.quantities) else None
-    latents = getattr(model, 'latents', ())
+    latents = model.latents
     if 'Q' in cfg.quantities and len(latents):
         for k, v in enumerate(metrics.latent_recovery(C, latents)): add('Q', v, 0.0, k)
     if 'D_bulk' in cfg.quantities: add('D_bulk', metrics.bulk_distance(None, C, Sigma_root=Sigma_root))
