@@ -8,15 +8,56 @@ import os
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
+from typing import Protocol, runtime_checkable
 import numpy as np
 
 from .core import MemgenError, check_int, check_positive, check_array
 
 # %% auto #0
-__all__ = ['NATURAL_IMAGES', 'CELEBA_LAYOUT', 'IMAGE_DATASETS', 'orthonormal_directions', 'add_latents', 'latent_covariance',
-           'SpikedWhite', 'PowerLaw', 'disjoint_split', 'blob_templates', 'StationaryImages', 'radial_power',
-           'ImagePool', 'standardise', 'fit_power_law', 'GaussianSurrogate', 'natural_patches', 'lfw_faces',
-           'patch_overlap', 'celeba_path', 'load_celeba', 'image_dataset']
+__all__ = ['NATURAL_IMAGES', 'CELEBA_LAYOUT', 'IMAGE_DATASETS', 'DataModel', 'FinitePool', 'sample_disjoint', 'DisjointDraws',
+           'orthonormal_directions', 'add_latents', 'latent_covariance', 'SpikedWhite', 'PowerLaw', 'disjoint_split',
+           'blob_templates', 'StationaryImages', 'radial_power', 'ImagePool', 'standardise', 'fit_power_law',
+           'GaussianSurrogate', 'natural_patches', 'lfw_faces', 'patch_overlap', 'celeba_path', 'load_celeba',
+           'image_dataset']
+
+# %% ../nbs/01_data.ipynb #50e8153c
+@runtime_checkable
+class DataModel(Protocol):
+    "What every data model provides (see the contract above)."
+    d: int                              # dimension of a sample
+    latents: np.ndarray                 # latent factors u_k (rows)
+    def sample(self, n: int, rng: np.random.Generator) -> np.ndarray: ...
+    def spectrum(self) -> np.ndarray: ...
+    def covariance(self) -> np.ndarray: ...
+
+@runtime_checkable
+class FinitePool(Protocol):
+    "A data model that is a finite set of samples: disjoint sets are drawn without replacement."
+    images: np.ndarray                  # the samples (rows)
+    name: str
+    def __len__(self) -> int: ...
+
+def _permuted_sets(rows, sizes, rng: np.random.Generator) -> list:
+    "Consecutive slices of the given sizes of one random permutation of `rows`: pairwise disjoint sets."
+    idx, cut = rng.permutation(len(rows)), np.cumsum([0, *sizes])
+    return [rows[idx[a:b]] for a, b in zip(cut[:-1], cut[1:])]
+
+def sample_disjoint(model: DataModel, n: int, rng: np.random.Generator, k: int = 2, n_test: int = 0) -> list[np.ndarray]:
+    "k training sets of n samples with no sample in common, then a held-out set of n_test samples if n_test > 0."
+    n, k, n_test = check_int('n', n), check_int('k', k), check_int('n_test', n_test, minimum=0)
+    sizes = [n] * k + ([n_test] if n_test else [])
+    if not isinstance(model, FinitePool): return [model.sample(m, rng) for m in sizes]     # independent draws
+    if sum(sizes) > len(model):
+        held = f" ({k} sets and n_test={n_test})" if n_test else ""
+        raise MemgenError(f"n={n} per set needs {sum(sizes)} images{held} but {model.name} has {len(model)}; "
+                          f"expected n <= {(len(model) - n_test) // k}")
+    return _permuted_sets(model.images, sizes, rng)
+
+class DisjointDraws:
+    "Base of the data models here: the method `sample_disjoint`, which calls the function `sample_disjoint`."
+    def sample_disjoint(self, n: int, rng: np.random.Generator, k: int = 2, n_test: int = 0) -> list[np.ndarray]:
+        "k training sets of n samples with no sample in common (and n_test held out): `sample_disjoint(self, ...)`."
+        return sample_disjoint(self, n, rng, k, n_test)
 
 # %% ../nbs/01_data.ipynb #a01c2c69
 def orthonormal_directions(d: int, r: int, seed: int) -> np.ndarray:
@@ -39,7 +80,7 @@ def latent_covariance(betas: tuple, latents: np.ndarray) -> np.ndarray:
 
 # %% ../nbs/01_data.ipynb #a8cdf24f
 @dataclass(frozen=True)
-class SpikedWhite:
+class SpikedWhite(DisjointDraws):
     "Spiked white Gaussian data: Sigma = I_d + sum_k beta_k u_k u_k^T with random orthonormal u_k."
     d: int                       # dimension
     betas: tuple = ()            # spike strengths beta_k >= 0
@@ -62,16 +103,12 @@ class SpikedWhite:
         "Population eigenvalues, descending."
         return np.sort(np.r_[1 + np.asarray(self.betas), np.ones(self.d - len(self.betas))])[::-1]
 
-    def sample_disjoint(self, n: int, rng: np.random.Generator, k: int = 2) -> list[np.ndarray]:
-        "k training sets of n samples with no sample in common (independent draws)."
-        return [self.sample(n, rng) for _ in range(check_int('k', k))]
-
     def covariance(self) -> np.ndarray:
         return np.eye(self.d) + latent_covariance(self.betas, self.latents)
 
 # %% ../nbs/01_data.ipynb #6c934dfb
 @dataclass(frozen=True)
-class PowerLaw:
+class PowerLaw(DisjointDraws):
     "Gaussian data with a power-law bulk j^(-alpha) (tr Sigma / d = 1), optional rotation and spikes."
     d: int
     alpha: float = 1.0
@@ -117,8 +154,6 @@ class PowerLaw:
         if not self.betas: return np.sort(self.bulk_spectrum)[::-1]
         return np.linalg.eigvalsh(self.covariance())[::-1]
 
-    sample_disjoint = SpikedWhite.sample_disjoint
-
 # %% ../nbs/01_data.ipynb #95611b52
 def disjoint_split(data, n: int, rng: np.random.Generator, n_test: int = 0):
     "Training sets A, B (n rows each, disjoint) and a test set of n_test further rows, from `data` (first axis)."
@@ -127,8 +162,7 @@ def disjoint_split(data, n: int, rng: np.random.Generator, n_test: int = 0):
     if 2 * n + n_test > N:
         raise MemgenError(f"n={n} per split needs 2n + n_test = {2 * n + n_test} samples but data has {N}; "
                           f"expected n <= {(N - n_test) // 2}")
-    idx = rng.permutation(N)
-    return data[idx[:n]], data[idx[n:2 * n]], data[idx[2 * n:2 * n + n_test]]
+    return tuple(_permuted_sets(data, (n, n, n_test), rng))
 
 # %% ../nbs/01_data.ipynb #94f175e3
 def _freq2(H: int, W: int) -> np.ndarray:
@@ -151,7 +185,7 @@ def blob_templates(H: int, W: int, r: int, seed: int, width: float = 0.12) -> np
     return (q * np.sign(q.sum(axis=0))).T
 
 @dataclass(frozen=True)
-class StationaryImages:
+class StationaryImages(DisjointDraws):
     "Periodic Gaussian images with power spectrum (|k|^2 + 1)^(-alpha/2), plus latent templates of variance beta_k."
     H: int = 16
     W: int = 16
@@ -183,8 +217,6 @@ class StationaryImages:
         x = np.fft.ifft2(np.sqrt(self.power) * np.fft.fft2(w)).real.reshape(n, -1)
         return add_latents(x, self.betas, self.latents, rng)
 
-    sample_disjoint = SpikedWhite.sample_disjoint
-
     @property
     def bulk_spectrum(self) -> np.ndarray: return np.sort(self.power.ravel())[::-1]
 
@@ -209,7 +241,7 @@ def radial_power(images: np.ndarray, H: int, W: int) -> tuple[np.ndarray, np.nda
 
 # %% ../nbs/01_data.ipynb #27243e56
 @dataclass(frozen=True, eq=False)
-class ImagePool:
+class ImagePool(DisjointDraws):
     "A finite data set of images (N x H x W, stored flattened), centred and scaled so that tr(Sigma)/d = 1."
     images: np.ndarray
     H: int
@@ -252,14 +284,6 @@ class ImagePool:
         if n > len(self): raise MemgenError(f"n={n} exceeds the {len(self)} images of {self.name}")
         return self.images[rng.choice(len(self), n, replace=False)]
 
-    def sample_disjoint(self, n: int, rng: np.random.Generator, k: int = 2) -> list[np.ndarray]:
-        "k training sets of n images each, pairwise disjoint."
-        n, k = check_int('n', n), check_int('k', k)
-        if k * n > len(self):
-            raise MemgenError(f"n={n} per set needs {k * n} images but {self.name} has {len(self)}; expected n <= {len(self) // k}")
-        idx = rng.permutation(len(self))
-        return [self.images[idx[i * n:(i + 1) * n]] for i in range(k)]
-
 def standardise(x: np.ndarray) -> np.ndarray:
     "Subtract the mean image and scale so that the average pixel variance is 1 (tr Sigma / d = 1)."
     x = check_array('images', x).reshape(len(x), -1)
@@ -280,7 +304,7 @@ def fit_power_law(spectrum, lo: int = 2, hi: int | None = None) -> tuple[float, 
 
 # %% ../nbs/01_data.ipynb #ca2818c0
 @dataclass(frozen=True, eq=False)
-class GaussianSurrogate:
+class GaussianSurrogate(DisjointDraws):
     "N(0, C) with C the covariance of a pool; same latents and spectrum."
     pool: ImagePool
     @property
@@ -293,7 +317,6 @@ class GaussianSurrogate:
     def spectrum(self) -> np.ndarray: return self.pool.spectrum()
     def sample(self, n: int, rng: np.random.Generator) -> np.ndarray:
         return rng.standard_normal((check_int('n', n), self.d)) @ self._root.T
-    sample_disjoint = SpikedWhite.sample_disjoint
 
 # %% ../nbs/01_data.ipynb #0dff6a0f
 NATURAL_IMAGES = ('camera', 'astronaut', 'coffee', 'chelsea', 'rocket', 'grass', 'gravel', 'brick', 'moon',
@@ -395,7 +418,7 @@ def load_celeba(path: str | None = None, size: int = 80, n_max: int | None = Non
 IMAGE_DATASETS = ('synthetic', 'patches', 'celeba')
 
 def image_dataset(name: str, H: int = 16, alpha: float = 1.0, betas: tuple = (6.0, 4.0, 3.0),
-                  celeba_path: str = '', max_patches: int | None = None):
+                  celeba_path: str = '', max_patches: int | None = None) -> DataModel:
     "The image data set `name`: synthetic power-law images with templates, natural patches, or CelebA (local path)."
     if name == 'synthetic': return StationaryImages(H, H, alpha=alpha, betas=tuple(betas))
     if name == 'patches': return natural_patches(H, max_patches=max_patches)
