@@ -8,6 +8,7 @@ import dataclasses, functools, hashlib, json, math, os, platform, subprocess, te
 from pathlib import Path
 from typing import Any, Iterable
 
+import array_api_compat
 import numpy as np
 
 # %% auto #0
@@ -163,17 +164,16 @@ def save_run_record(folder: Path | str, config: Any, **extra) -> Path:
 
 # %% ../nbs/00_core.ipynb #6c96b77b
 def is_torch(x) -> bool:
-    "Whether `x` is a torch tensor (checked without importing torch)."
-    return type(x).__module__.startswith('torch')
+    "Whether `x` is a torch tensor (`array_api_compat.is_torch_array`: never imports torch)."
+    return array_api_compat.is_torch_array(x)
 
-def array_module(x):
-    "The module that operates on `x`: torch for tensors, numpy otherwise."
-    if is_torch(x):
-        import torch; return torch
-    return np
+def array_module(*xs):
+    "The array-API namespace of the arrays `xs` (`array_api_compat.array_namespace`); lists and Python scalars count as numpy."
+    arrays = [x for x in xs if array_api_compat.is_array_api_obj(x)]
+    return array_api_compat.array_namespace(*arrays) if arrays else array_api_compat.array_namespace(np.empty(0))
 
 def to_numpy(x) -> np.ndarray:
-    "`x` as a float64 numpy array (tensors are detached and copied from their device)."
+    "`x` as a float64 numpy array: the one host copy (tensors are detached and copied from their device)."
     return x.detach().double().cpu().numpy() if is_torch(x) else np.asarray(x, dtype=float)
 
 # %% ../nbs/00_core.ipynb #b9626a0b

@@ -7,6 +7,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable
+import array_api_compat
 import numpy as np
 from scipy import integrate
 
@@ -81,11 +82,10 @@ class SpectralDenoiser:
 
     def __call__(self, y, sigma):
         "x0_hat for noisy inputs y (m x d) at noise level sigma (scalar or one per row)."
-        xp = array_module(y)
-        sg = sigma if np.ndim(sigma) == 0 else to_numpy(sigma)
+        xp, dev = array_module(y), array_api_compat.device(y)
+        sg = sigma if np.ndim(sigma) == 0 else to_numpy(sigma)             # w is a numpy function of (lam, sigma)
         wr, w0 = self.multipliers(sg)
-        if xp is np: return spectral_apply(y, self.V, wr, w0)
-        t = lambda a: xp.as_tensor(a, dtype=y.dtype, device=y.device)
+        t = lambda a: xp.asarray(a, dtype=y.dtype, device=dev)             # in y's namespace, dtype and device
         return spectral_apply(y, t(self.V), t(wr), t(w0))
 
     def matrix(self, sigma: float) -> np.ndarray:
@@ -94,10 +94,11 @@ class SpectralDenoiser:
         return spectral_matrix(self.V, wr, float(w0), self.d)
 
 def optimal_denoiser(X, weight_decay: float = 0.0, cov_ridge: float = 0.0) -> SpectralDenoiser:
-    "The best linear denoiser on X, optionally with weight decay rho or covariance ridge c."
-    rho = float(check_positive('weight_decay', weight_decay, strict=False)); c = float(check_positive('cov_ridge', cov_ridge, strict=False))
-    return SpectralDenoiser(X, lambda lam, s: (lam + c) / (lam + c + s**2 + rho),
-                            f'optimal (weight decay {rho:g}, covariance ridge {c:g})')
+    "The best linear denoiser on X, optionally with weight decay rho or covariance ridge (c in the table above)."
+    rho = float(check_positive('weight_decay', weight_decay, strict=False))
+    ridge = float(check_positive('cov_ridge', cov_ridge, strict=False))
+    return SpectralDenoiser(X, lambda lam, s: (lam + ridge) / (lam + ridge + s**2 + rho),
+                            f'optimal (weight decay {rho:g}, covariance ridge {ridge:g})')
 
 # %% ../nbs/05_diffusion.ipynb #af83791a
 def _randn(generator, shape, like):
@@ -111,8 +112,7 @@ def _max_sigma(sigma) -> float:
 
 def _check_finite(x, step: int, sigma, what: str = 'sample'):
     xp = array_module(x)
-    ok = np.all(np.isfinite(x)) if xp is np else bool(xp.isfinite(x).all())
-    if not ok: raise MemgenError(f"NaN/inf in the {what} at sampling step {step} (sigma={_max_sigma(sigma):.4g}); the denoiser diverged")
+    if not bool(xp.all(xp.isfinite(x))): raise MemgenError(f"NaN/inf in the {what} at sampling step {step} (sigma={_max_sigma(sigma):.4g}); the denoiser diverged")
 
 def _denoise(denoiser, y, sigma, step):
     out = denoiser(y, sigma)
@@ -123,7 +123,7 @@ def _denoise(denoiser, y, sigma, step):
     return out
 
 def _ddim_steps(schedule: Schedule, steps: int | None, eta: float) -> list[tuple]:
-    "Per DDIM step: (t, sigma_t, a_t, a_s, c), a = alpha_bar, s the next time, c the injected-noise scale; a_s = c = None last."
+    "Per DDIM step: (t, sigma_t, a_t, a_s, noise_scale), a = alpha_bar, s the next time, noise_scale = c_t; a_s = noise_scale = None last."
     ts = schedule.timesteps(steps); ab = schedule.alphas_bar; out = []
     for k, t in enumerate(ts):
         if k == len(ts) - 1: out.append((t, schedule.sigmas[t], ab[t], None, None)); break
@@ -137,13 +137,13 @@ def ddim_sample(denoiser, schedule: Schedule, x_T, generator=None, steps: int | 
     check_positive('eta', eta, strict=False)
     if eta > 0 and generator is None: raise MemgenError("eta > 0 injects noise: pass a generator (numpy or torch)")
     x = x_T
-    for k, (t, sig, a_t, a_s, c) in enumerate(progress(_ddim_steps(schedule, steps, eta), desc='ddim', enable=show_progress)):
+    for k, (t, sig, a_t, a_s, noise_scale) in enumerate(progress(_ddim_steps(schedule, steps, eta), desc='ddim', enable=show_progress)):
         sig = float(sig)
         x0 = _denoise(denoiser, x / math.sqrt(a_t), sig, k)
         if a_s is None: return x0
         eps = (x - math.sqrt(a_t) * x0) / math.sqrt(1 - a_t)
-        x = math.sqrt(a_s) * x0 + math.sqrt(max(1 - a_s - c * c, 0.0)) * eps
-        if c > 0: x = x + c * _randn(generator, tuple(x.shape), x)
+        x = math.sqrt(a_s) * x0 + math.sqrt(max(1 - a_s - noise_scale * noise_scale, 0.0)) * eps
+        if noise_scale > 0: x = x + noise_scale * _randn(generator, tuple(x.shape), x)
         _check_finite(x, k, sig)
     return x
 
@@ -158,38 +158,38 @@ def kadkhodaie_sample(denoiser, y0, generator, h0: float = 0.01, beta: float = 0
     check_positive('h0', h0); check_positive('sigma_min', sigma_min); check_int('max_iter', max_iter)
     if not 0 < beta <= 1: raise MemgenError(f"beta={beta} is not allowed; expected 0 < beta <= 1")
     xp = array_module(y0); y = y0; N = y0.shape[-1]
-    norm = (lambda a: np.linalg.norm(a, axis=-1)) if xp is np else (lambda a: a.norm(dim=-1))
+    norm = lambda a: xp.linalg.vector_norm(a, axis=-1)
     sig = norm(y0) / math.sqrt(N)
-    active = np.ones(len(y0), bool) if xp is np else xp.ones(len(y0), dtype=xp.bool, device=y0.device)
+    active = xp.ones((y0.shape[0],), dtype=xp.bool, device=array_api_compat.device(y0))
     for t in progress(range(1, max_iter + 1), desc='ascent', enable=show_progress):
         d = _denoise(denoiser, y, sig, t) - y
         sig = norm(d) / math.sqrt(N)
         active = active & (sig > sigma_min)
-        if not bool(active.any()): break
+        if not bool(xp.any(active)): break
         h = h0 * t / (1 + h0 * (t - 1))
         gam = math.sqrt(max((1 - beta * h)**2 - (1 - h)**2, 0.0)) * sig
         z = _randn(generator, tuple(y.shape), y)
         step = h * d + gam[:, None] * z
-        y = y + (step * active[:, None])
+        y = y + (step * active[:, None])                    # finished samples are frozen
         _check_finite(y, t, sig)
     return _denoise(denoiser, y, sig, t)
 
 # %% ../nbs/05_diffusion.ipynb #c707bd88
 def _ddim_coeffs(schedule: Schedule, steps: int | None, eta: float):
-    "Per step: (t, sigma_t, sqrt(a_s/a_t), sqrt((1-a_s-c^2)/(1-a_t)), c) with s the next time; the last step has None for the last three."
+    "Per step: (t, sigma_t, sqrt(a_s/a_t), sqrt((1-a_s-c_t^2)/(1-a_t)), c_t) with s the next time, c_t the injected-noise scale; the last step has None for the last three."
     return [(t, sig, None, None, None) if a_s is None else
-            (t, sig, math.sqrt(a_s / a_t), math.sqrt(max(1 - a_s - c * c, 0) / (1 - a_t)), c)
-            for t, sig, a_t, a_s, c in _ddim_steps(schedule, steps, eta)]
+            (t, sig, math.sqrt(a_s / a_t), math.sqrt(max(1 - a_s - noise_scale * noise_scale, 0) / (1 - a_t)), noise_scale)
+            for t, sig, a_t, a_s, noise_scale in _ddim_steps(schedule, steps, eta)]
 
 def effective_map(w: Callable, lam, schedule: Schedule, steps: int | None = None, eta: float = 0.0) -> np.ndarray:
     "g(lam) of the distribution generated by DDIM(eta) with a spectral denoiser w(lam, sigma): exact recursion."
     lam = np.asarray(check_positive('lam', lam, strict=False), dtype=float)
     C = np.ones_like(lam)
-    for t, sig, r1, r2, c in _ddim_coeffs(schedule, steps, eta):
+    for t, sig, r1, r2, noise_scale in _ddim_coeffs(schedule, steps, eta):
         wt = w(lam, sig)
         if r1 is None: return np.sqrt(wt**2 * C / schedule.alphas_bar[t])
         A = r1 * wt + r2 * (1 - wt)
-        C = A**2 * C + c**2
+        C = A**2 * C + noise_scale**2
 
 def sampled_covariance(denoiser, schedule: Schedule, steps: int | None = None, eta: float = 0.0) -> np.ndarray:
     "Exact covariance (d x d) of what DDIM(eta) generates with a linear denoiser (spectral or with .matrix(sigma))."
@@ -197,11 +197,11 @@ def sampled_covariance(denoiser, schedule: Schedule, steps: int | None = None, e
         g2 = effective_map(denoiser.w, np.r_[denoiser.lam, 0.0], schedule, steps, eta)**2
         return spectral_matrix(denoiser.V, g2[:-1], g2[-1], denoiser.d)
     d = denoiser.d; C = np.eye(d)
-    for t, sig, r1, r2, c in _ddim_coeffs(schedule, steps, eta):
+    for t, sig, r1, r2, noise_scale in _ddim_coeffs(schedule, steps, eta):
         W = denoiser.matrix(sig)
         if r1 is None: return W @ C @ W.T / schedule.alphas_bar[t]
         A = r1 * W + r2 * (np.eye(d) - W)
-        C = A @ C @ A.T + c**2 * np.eye(d)
+        C = A @ C @ A.T + noise_scale**2 * np.eye(d)
 
 # %% ../nbs/05_diffusion.ipynb #c708db4c
 def pf_ode_map(w: Callable, lam, sigma_min: float, sigma_max: float) -> np.ndarray:
@@ -327,11 +327,11 @@ def memorisation_time(ns, d: int, frac: float = 0.5, lo: float = 1e-4, hi: float
         sched, steps = map_kw.get('schedule') or linear_schedule(1000), map_kw.get('steps', 100)
         m0, m_inf = mc(0.0), float(np.atleast_1d(memorisation_map(n, d, DiffusionMap(lambda l, s: l / (l + s**2), sched, steps, map_kw.get('eta', 0.0))))[0])
         target = m0 + frac * (m_inf - m0)
-        a, b = math.log(lo), math.log(hi)
+        a, b = math.log(lo), math.log(hi)                              # the bracket in log tau
         if not (mc(lo) < target < mc(hi)): raise MemgenError(f"m(tau) does not cross its midpoint in [{lo}, {hi}] for n={n}, d={d}")
         for _ in range(40):
-            c = (a + b) / 2
-            a, b = (c, b) if mc(math.exp(c)) < target else (a, c)
+            mid = (a + b) / 2
+            a, b = (mid, b) if mc(math.exp(mid)) < target else (a, mid)
         out.append(math.exp((a + b) / 2))
     return np.asarray(out)
 
@@ -372,10 +372,8 @@ class TrainedLinearDenoiser:
     def _index(self, sigma): return int(np.argmin(np.abs(np.log(self.sigmas) - math.log(float(np.max(sigma))))))
     def matrix(self, sigma) -> np.ndarray: return self.W[self._index(sigma)]
     def __call__(self, y, sigma):
-        W = self.matrix(sigma)
-        if array_module(y) is np: return y @ W.T
-        import torch
-        return y @ torch.as_tensor(W, dtype=y.dtype, device=y.device).T
+        xp = array_module(y)
+        return y @ xp.asarray(self.matrix(sigma), dtype=y.dtype, device=array_api_compat.device(y)).T
 
 def train_linear_denoisers(X, sigmas, steps: int = 1000, lr: float = 1e-2, weight_decay: float = 0.0,
                            batch: int = 256, optimiser=None, init: float = 0.0, device: str = 'auto', seed: int = 0,

@@ -4,10 +4,12 @@
 
 # %% ../nbs/04_metrics.ipynb #2783099a
 from __future__ import annotations
+import math
+import array_api_compat
 import numpy as np
 from scipy import linalg as sla
 
-from .core import MemgenError, check_array, mean_sem, is_torch, array_module, to_numpy
+from .core import MemgenError, check_array, mean_sem, array_module, to_numpy
 
 # %% auto #0
 __all__ = ['centre_images', 'convergence', 'nearest_cosine', 'memorisation', 'nn_ratio_memorised', 'top_eigenvectors',
@@ -17,8 +19,8 @@ __all__ = ['centre_images', 'convergence', 'nearest_cosine', 'memorisation', 'nn
 # %% ../nbs/04_metrics.ipynb #7150ac36
 def _real(name: str, x):
     "Return `x` after checking it is not complex (numpy would silently drop the imaginary part)."
-    if is_torch(x) and x.is_complex() or not is_torch(x) and np.iscomplexobj(x):
-        raise MemgenError(f"{name} is complex; expected real numbers")
+    xp = array_module(x)
+    if xp.isdtype(xp.asarray(x).dtype, 'complex floating'): raise MemgenError(f"{name} is complex; expected real numbers")
     return x
 
 def _rows(name: str, x) -> np.ndarray:
@@ -26,97 +28,106 @@ def _rows(name: str, x) -> np.ndarray:
     if x.ndim == 1: x = x[None]
     return x.reshape(len(x), -1)
 
-def _unit(x: np.ndarray) -> np.ndarray:
+def _float(x):
+    "`x` as an array of its own namespace and device (lists: numpy), float64 on the CPU and float32 on a GPU (no copy if it is one)."
+    xp = array_module(x); x = xp.asarray(x)
+    return xp.astype(x, xp.float64 if str(array_api_compat.device(x)) == 'cpu' else xp.float32, copy=False)
+
+def _flat(name: str, x):
+    "Rows of x (real, non-empty, finite) flattened: numpy or torch (any device) alike, see `_float`."
+    x = _float(_real(name, x)); xp = array_module(x)
+    if x.ndim == 0: raise MemgenError(f"{name} is a scalar; expected samples as rows (or one sample as a 1-D array)")
+    if array_api_compat.size(x) == 0: raise MemgenError(f"{name} is empty; expected at least one entry")
+    bad = int(xp.count_nonzero(~xp.isfinite(x)))
+    if bad: raise MemgenError(f"{name} contains {bad} NaN/inf entries; expected finite values")
+    return xp.reshape(x, (1, -1) if x.ndim == 1 else (x.shape[0], -1))
+
+def _unit(x):
     "Rows scaled to unit norm; each row is first divided by its max |entry| so huge or tiny values cannot overflow."
-    mx = np.abs(x).max(axis=1, keepdims=True)
-    if np.any(mx == 0): raise MemgenError("a sample or training point has zero norm; cosine similarity is undefined")
+    xp = array_module(x)
+    mx = xp.max(xp.abs(x), axis=1, keepdims=True)
+    if bool(xp.any(mx == 0)): raise MemgenError("a sample or training point has zero norm; cosine similarity is undefined")
     x = x / mx
-    return x / np.linalg.norm(x, axis=1, keepdims=True)
+    return x / xp.linalg.vector_norm(x, axis=1, keepdims=True)
 
 # %% ../nbs/04_metrics.ipynb #0f1e1dea
-def centre_images(x) -> np.ndarray:
+def centre_images(x):
     "Each image (row) minus its own mean pixel: the centred cosine of Kadkhodaie et al. compares these."
-    x = np.asarray(x, dtype=float)
-    return x - x.mean(-1, keepdims=True)
+    x = _float(x); xp = array_module(x)
+    return x - xp.mean(x, axis=-1, keepdims=True)
 
 def convergence(samples_a, samples_b, centre: bool = False) -> tuple[float, float]:
     "Mean and standard error of cos(x_A, x_B) over paired samples (rows from the same seed); centre: per-image mean removed."
-    a, b = _rows('samples_a', samples_a), _rows('samples_b', samples_b)
-    if a.shape != b.shape: raise MemgenError(f"samples_a has shape {a.shape} but samples_b has {b.shape}; expected equal shapes")
+    a, b = _flat('samples_a', samples_a), _flat('samples_b', samples_b)
+    if tuple(a.shape) != tuple(b.shape): raise MemgenError(f"samples_a has shape {tuple(a.shape)} but samples_b has {tuple(b.shape)}; expected equal shapes")
+    xp = array_module(a); b = xp.asarray(b, dtype=a.dtype, device=array_api_compat.device(a))   # b follows a
     if centre: a, b = centre_images(a), centre_images(b)
-    return tuple(float(v) for v in mean_sem(np.sum(_unit(a) * _unit(b), axis=1)))
+    return tuple(float(v) for v in mean_sem(to_numpy(xp.sum(_unit(a) * _unit(b), axis=1))))
 
 # %% ../nbs/04_metrics.ipynb #cf022e25
-def _flat(name: str, x):
-    "Rows of x flattened; torch tensors stay tensors (any device), numpy arrays are checked."
-    _real(name, x)
-    if is_torch(x):
-        import torch
-        if not torch.isfinite(x).all(): raise MemgenError(f"{name} contains NaN/inf entries; expected finite values")
-        x = x if x.ndim > 1 else x[None]
-        return x.reshape(len(x), -1).double() if x.device.type == 'cpu' else x.reshape(len(x), -1).float()
-    return _rows(name, x)
-
 def _chunk(chunk) -> int:
     if isinstance(chunk, (bool, np.bool_)) or not isinstance(chunk, (int, np.integer)) or chunk < 1:
         raise MemgenError(f"chunk={chunk!r} is not allowed; expected an integer >= 1 (training points per block)")
     return int(chunk)
 
-def nearest_cosine(samples, train, chunk: int = 8192, absolute: bool = True, centre: bool = False):
-    "For each sample, the largest (|)cosine(|) to a training point and that point's index (numpy or torch, any device)."
-    chunk = _chunk(chunk)
+def _pair(samples, train):
+    "Samples and training points as rows, train in the samples' namespace, dtype and device; (s, t, xp, device)."
     s, t = _flat('samples', samples), _flat('train', train)
-    xp = array_module(s)
     if s.shape[1] != t.shape[1]: raise MemgenError(f"samples have {s.shape[1]} features but train has {t.shape[1]}; expected equal")
-    if xp is not np: t = t.to(s.device, s.dtype)
-    if centre: mu = t.mean(0); s, t = s - mu, t - mu
-    unit = lambda a: a / (xp.linalg.norm(a, axis=1, keepdims=True) if xp is np else a.norm(dim=1, keepdim=True))
+    xp, dev = array_module(s), array_api_compat.device(s)
+    return s, xp.asarray(t, dtype=s.dtype, device=dev), xp, dev
+
+def nearest_cosine(samples, train, chunk: int = 8192, absolute: bool = True, subtract_mean: bool = False):
+    "For each sample, the largest (|)cosine(|) to a training point and its index (numpy or torch, any device); subtract_mean: training-set mean removed first."
+    chunk = _chunk(chunk)
+    s, t, xp, dev = _pair(samples, train)
+    if subtract_mean: mu = xp.mean(t, axis=0); s, t = s - mu, t - mu
+    unit = lambda a: a / xp.linalg.vector_norm(a, axis=1, keepdims=True)
     for name, a in (('sample', s), ('training point', t)):
-        if bool((xp.linalg.norm(a, axis=1) == 0).any() if xp is np else (a.norm(dim=1) == 0).any()):
-            raise MemgenError(f"a {name} has zero norm (after centring: a single training point?); cosine similarity is undefined")
+        if bool(xp.any(xp.linalg.vector_norm(a, axis=1) == 0)):
+            raise MemgenError(f"a {name} has zero norm (after subtracting the mean: a single training point?); cosine similarity is undefined")
     s = unit(s)
-    best = xp.full((len(s),), -np.inf) if xp is np else s.new_full((len(s),), -float('inf'))
-    arg = xp.zeros(len(s), dtype=int) if xp is np else s.new_zeros(len(s), dtype=xp.long)
-    for i in range(0, len(t), chunk):
-        tc = t[i:i + chunk]
-        c = s @ unit(tc).T
-        if absolute: c = abs(c)
-        v, j = (c.max(axis=1), c.argmax(axis=1)) if xp is np else c.max(dim=1)
+    best = xp.full((s.shape[0],), -math.inf, dtype=s.dtype, device=dev)
+    arg = xp.zeros((s.shape[0],), dtype=xp.int64, device=dev)
+    for i in range(0, t.shape[0], chunk):
+        cos = s @ unit(t[i:i + chunk]).T                     # (samples, chunk) cosines
+        if absolute: cos = xp.abs(cos)
+        v, j = xp.max(cos, axis=1), xp.argmax(cos, axis=1)
         better = v > best
         best = xp.where(better, v, best); arg = xp.where(better, j + i, arg)
     return best, arg
 
 def memorisation(samples, train, **kw) -> tuple[float, float]:
-    "Mean and standard error of the nearest-training-point cosine m."
+    "Mean and standard error of the nearest-training-point cosine m (keywords: those of `nearest_cosine`)."
     best, _ = nearest_cosine(samples, train, **kw)
     return tuple(float(v) for v in mean_sem(to_numpy(best)))
 
 # %% ../nbs/04_metrics.ipynb #ee7cba19
+def _two_smallest(D, xp, dev):
+    """Per row, the smallest and second-smallest entry (equal if the minimum is repeated); +inf second for one column.
+    The array-API standard has no top-k: the second is the minimum with the argmin masked out, O(k) per row like numpy's
+    partition or torch's topk and exactly their values (a full xp.sort costs ~20x more at chunk = 8192)."""
+    first, j = xp.min(D, axis=1), xp.argmin(D, axis=1)
+    cols = xp.arange(D.shape[1], device=dev)
+    return first, xp.min(xp.where(cols[None, :] == j[:, None], math.inf, D), axis=1)
+
 def nn_ratio_memorised(samples, train, threshold: float = 1 / 3, chunk: int = 8192) -> tuple[float, float]:
-    "Fraction of samples with d(nearest) / d(second nearest) < threshold, and its standard error."
+    "Fraction of samples with d(nearest) / d(second nearest) < threshold, and its standard error (numpy or torch, any device)."
     chunk = _chunk(chunk)
-    s, t = _flat('samples', samples), _flat('train', train)
-    xp = array_module(s)
-    if len(t) < 2: raise MemgenError(f"train has {len(t)} point(s); the distance ratio needs at least 2")
-    if s.shape[1] != t.shape[1]: raise MemgenError(f"samples have {s.shape[1]} features but train has {t.shape[1]}; expected equal")
-    if xp is not np: t = t.to(s.device, s.dtype)
-    ss = (s * s).sum(1)[:, None]
-    d1 = xp.full((len(s),), np.inf) if xp is np else s.new_full((len(s),), float('inf'))
-    d2 = d1.copy() if xp is np else d1.clone()
-    for i in range(0, len(t), chunk):
+    s, t, xp, dev = _pair(samples, train)
+    if t.shape[0] < 2: raise MemgenError(f"train has {t.shape[0]} point(s); the distance ratio needs at least 2")
+    ss = xp.sum(s * s, axis=1)[:, None]
+    d1 = d2 = xp.full((s.shape[0],), math.inf, dtype=s.dtype, device=dev)        # squared distances: nearest, second
+    for i in range(0, t.shape[0], chunk):
         tc = t[i:i + chunk]
-        D = ss + (tc * tc).sum(1)[None, :] - 2 * s @ tc.T
-        D = xp.clip(D, 0, None) if xp is np else D.clamp_min(0)
-        if D.shape[1] == 1:                                   # a chunk of one training point: pad with +inf
-            D = np.concatenate([D, np.full_like(D, np.inf)], 1) if xp is np else xp.cat([D, D.new_full(D.shape, float('inf'))], 1)
-        part = np.sort(np.partition(D, 1, axis=1)[:, :2], axis=1) if xp is np else D.topk(2, dim=1, largest=False).values
-        c1, c2 = part[:, 0], part[:, 1]
+        D = ss + xp.sum(tc * tc, axis=1)[None, :] - 2 * s @ tc.T
+        D = xp.clip(D, min=0.0)                                 # rounding can make a squared distance slightly negative
+        c1, c2 = _two_smallest(D, xp, dev)                        # this chunk's nearest and second nearest
         n1 = xp.minimum(d1, c1); n2 = xp.minimum(xp.maximum(d1, c1), xp.minimum(d2, c2))
         d1, d2 = n1, n2
     ratio = xp.sqrt(d1) / xp.sqrt(d2)
-    hit = (ratio < threshold)
-    p = float(hit.mean()) if xp is np else float(hit.double().mean())
-    return p, float(np.sqrt(p * (1 - p) / len(s)))
+    p = float(xp.mean(xp.astype(ratio < threshold, xp.float64)))
+    return p, float(np.sqrt(p * (1 - p) / s.shape[0]))
 
 # %% ../nbs/04_metrics.ipynb #86458532
 def top_eigenvectors(C, r: int) -> np.ndarray:

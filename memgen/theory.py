@@ -49,7 +49,7 @@ def mp_edges(gamma, sigma2: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
     return sigma2 * (1 - rc)**2, sigma2 * (1 + rc)**2
 
 def mp_density(x, gamma, sigma2: float = 1.0) -> np.ndarray:
-    "Density of the continuous part of the Marchenko-Pastur law (it integrates to min(1, gamma))."
+    "Density of the continuous part of the Marchenko-Pastur law (it integrates to min(1, gamma)); c = 1/gamma = d/n."
     a, b = mp_edges(gamma, sigma2)
     x = np.asarray(x, dtype=float); c = 1.0 / np.asarray(gamma, dtype=float)
     inside = (x > a) & (x < b)
@@ -74,7 +74,7 @@ def mp_moment(f, gamma, sigma2: float = 1.0) -> np.ndarray:
     return cont + (atom * f0 if np.any(atom > 0) else 0.0)
 
 # %% ../nbs/02_theory.ipynb #1d513997
-_Q_ASYMPTOTIC = 1e6   # above this gamma, q = 1 - c sigma2^2 g'(sigma2)^2 / g(sigma2)^2 + O(c^2) beats the quadrature
+_Q_ASYMPTOTIC = 1e6   # above this gamma, q = 1 - c sigma2^2 g'(sigma2)^2 / g(sigma2)^2 + O(c^2), c = 1/gamma, beats the quadrature
 
 def q_white(gamma, g=None, sigma2: float = 1.0) -> np.ndarray:
     "Asymptotic convergence q(gamma) of two linear models on disjoint white data, for the spectral map g."
@@ -106,8 +106,8 @@ class _Spectrum:
         r = np.arange(self.r_lo, self.r_hi + 0.05, 0.05)
         H = np.zeros_like(r)
         for i in range(0, self.vals.size, 2048):                     # chunk: memory stays O(grid x 2048)
-            v, c = self.vals[i:i + 2048], self.counts[i:i + 2048]
-            H += (c * v / (v + np.exp(r)[:, None])).sum(axis=1)
+            v, cnt = self.vals[i:i + 2048], self.counts[i:i + 2048]
+            H += (cnt * v / (v + np.exp(r)[:, None])).sum(axis=1)
         self._spline = CubicSpline(r, H / self.d)
 
     def h(self, u):
@@ -233,7 +233,7 @@ def psi(ell, bulk_spectrum, gamma) -> np.ndarray:
     return ell[..., 0] * (1 + c * np.mean(b / (ell - b), axis=-1))
 
 def psi_prime(ell, bulk_spectrum, gamma) -> np.ndarray:
-    "Derivative psi'(ell) = 1 - c mean(t^2/(ell - t)^2)."
+    "Derivative psi'(ell) = 1 - c mean(t^2/(ell - t)^2), c = 1/gamma."
     b = _bulk(bulk_spectrum); c = 1 / np.asarray(_check_positive('gamma', gamma), float)
     ell = np.asarray(_real('ell', ell), dtype=float)[..., None]
     return 1 - c * np.mean(b**2 / (ell - b)**2, axis=-1)
@@ -349,12 +349,12 @@ def D_lat(betas, gamma) -> np.ndarray:
 
 # %% ../nbs/02_theory.ipynb #a6457581
 def _y_white(z, c, side: int):
-    "1 + delta(z) for a white bulk at real z outside the MP support; side=-1 left of it, +1 right of it."
+    "1 + delta(z) for a white bulk at real z outside the MP support, c = 1/gamma; side=-1 left of it, +1 right of it."
     D = (1 + z - c)**2 - 4 * z
     return 2 / ((1 + z - c) - side * np.sqrt(np.maximum(D, 0)))
 
 def D_op(betas, gamma, lam: float = 0.0) -> np.ndarray:
-    "||Sigma - C||_op / ||Sigma||_op for a white bulk with orthogonal spikes betas and C = Sigma_hat + lam, d -> infinity."
+    "||Sigma - C||_op / ||Sigma||_op for a white bulk with orthogonal spikes betas and C = Sigma_hat + lam, d -> infinity (c = 1/gamma)."
     betas = np.atleast_1d(np.asarray(_check_positive('betas', betas), float)); _check_positive('lam', lam, strict=False)
     out = []
     for gm in np.atleast_1d(np.asarray(_check_positive('gamma', gamma), float)):

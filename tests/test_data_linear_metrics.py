@@ -8,7 +8,8 @@ import pytest
 import torch
 from memgen import data as D, metrics as M
 from memgen.core import MemgenError
-from memgen.linear import LinearGenerativeModel, CirculantGenerativeModel, SimConfig, simulate, summarise, fit_pair, draw_seeds, QUANTITIES
+from memgen.tables import summarise
+from memgen.linear import LinearGenerativeModel, CirculantGenerativeModel, SimConfig, simulate, fit_pair, draw_seeds, QUANTITIES
 from memgen.theory import RidgeSqrt, Q_bbp, q_circ
 
 GENERATORS = [
@@ -48,6 +49,20 @@ def test_disjoint_splits():
     assert not (set(A.ravel()) & set(B.ravel())) and not (set(T.ravel()) & (set(A.ravel()) | set(B.ravel())))
     with pytest.raises(MemgenError, match='n=1001 per set needs 2002 images'):
         pool.sample_disjoint(1001, np.random.default_rng(0))
+
+
+@pytest.mark.parametrize('model', GENERATORS + [D.GaussianSurrogate(D.lfw_faces()), D.lfw_faces()], ids=lambda m: type(m).__name__)
+def test_every_model_is_a_data_model_with_one_sample_disjoint(model):
+    assert isinstance(model, D.DataModel) and type(model).sample_disjoint is D.DisjointDraws.sample_disjoint
+    A, B, T = D.sample_disjoint(model, 50, np.random.default_rng(3), n_test=20)
+    assert A.shape == B.shape == (50, model.d) and T.shape == (20, model.d)
+    rows = lambda X: {r.tobytes() for r in X}
+    assert not rows(A) & rows(B) and not rows(T) & (rows(A) | rows(B))
+    again = model.sample_disjoint(50, np.random.default_rng(3), 2, n_test=20)      # the method is the function
+    assert all(np.array_equal(x, y) for x, y in zip((A, B, T), again))
+    if isinstance(model, D.FinitePool):
+        with pytest.raises(MemgenError, match=r'n=95 per set needs 210 images \(2 sets and n_test=20\) but LFW faces 25x25 has 200; expected n <= 90'):
+            model.sample_disjoint(95, np.random.default_rng(0), n_test=20)
 
 
 @pytest.mark.parametrize('g', [None, RidgeSqrt(0.3)])
@@ -103,6 +118,33 @@ def test_nn_ratio_matches_brute_force():
     expect = np.mean(d[:, 0] / d[:, 1] < 1 / 3)
     assert M.nn_ratio_memorised(s, t, chunk=64)[0] == pytest.approx(expect)
     assert M.nn_ratio_memorised(torch.tensor(s), torch.tensor(t), chunk=64)[0] == pytest.approx(expect)
+
+
+def test_sample_metrics_one_path_for_numpy_and_torch():
+    "numpy and torch take one array-API code path: the same numbers, results in the input's namespace and dtype."
+    rng = np.random.default_rng(4); s, t = rng.standard_normal((15, 9)), rng.standard_normal((40, 9)) + 0.2
+    t[7] = t[3]                                                    # a repeated training point: ties in both metrics
+    for chunk in (1, 3, 8192):                                     # chunks of one training point have no second nearest
+        b, a = M.nearest_cosine(s, t, chunk=chunk); bt, at = M.nearest_cosine(torch.tensor(s), torch.tensor(t), chunk=chunk)
+        assert bt.dtype == torch.float64 and at.dtype == torch.int64
+        np.testing.assert_allclose(bt.numpy(), b, atol=1e-12); np.testing.assert_array_equal(at.numpy(), a)
+        assert M.nn_ratio_memorised(torch.tensor(s), torch.tensor(t), 0.9, chunk) == M.nn_ratio_memorised(s, t, 0.9, chunk)
+    # float32 tensors on the CPU are measured in float64, like numpy
+    assert M.memorisation(torch.tensor(s, dtype=torch.float32), t) == pytest.approx(M.memorisation(s.astype(np.float32), t), abs=1e-12)
+    assert M.convergence(torch.tensor(s), torch.tensor(s[::-1].copy()), centre=True) == pytest.approx(
+        M.convergence(s, s[::-1], centre=True), abs=1e-12)
+
+
+def test_training_mean_and_per_image_centring_have_distinct_names():
+    rng = np.random.default_rng(5); s, t = rng.standard_normal((10, 6)) + 2, rng.standard_normal((30, 6)) + 2
+    mu = t.mean(0)
+    assert M.memorisation(s, t, subtract_mean=True) == pytest.approx(M.memorisation(s - mu, t - mu), abs=1e-12)
+    bt, _ = M.nearest_cosine(torch.tensor(s), torch.tensor(t), subtract_mean=True)
+    np.testing.assert_allclose(bt.numpy(), M.nearest_cosine(s - mu, t - mu)[0], atol=1e-12)
+    with pytest.raises(TypeError, match="unexpected keyword argument 'centre'"):   # centre= means per image (convergence)
+        M.memorisation(s, t, centre=True)
+    per_image = M.memorisation(M.centre_images(s), M.centre_images(t))[0]
+    assert per_image != pytest.approx(M.memorisation(s, t, subtract_mean=True)[0], abs=1e-3)
 
 
 def test_celeba_loader_on_a_tiny_fixture(tmp_path):

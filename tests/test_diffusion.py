@@ -95,6 +95,18 @@ def test_torch_sampling_matches_numpy_without_noise():
     a = df.ddim_sample(D, sch, xT, steps=25)
     b = df.ddim_sample(D, sch, torch.tensor(xT), steps=25).numpy()
     np.testing.assert_allclose(a, b, atol=1e-10)
+    # the other samplers and denoisers: one code path, tensors in, tensors out (same dtype), the numpy numbers
+    y0 = 3 * xT                                                    # beta = 1 injects no noise: the generators do not matter
+    a = df.kadkhodaie_sample(D, y0, np.random.default_rng(2), h0=0.05, beta=1.0, sigma_min=0.05, max_iter=200)
+    b = df.kadkhodaie_sample(D, torch.tensor(y0), torch.Generator().manual_seed(2), h0=0.05, beta=1.0, sigma_min=0.05, max_iter=200)
+    assert b.dtype == torch.float64; np.testing.assert_allclose(b.numpy(), a, atol=1e-10)
+    TL = df.TrainedLinearDenoiser(np.array([0.1, 1.0]), np.stack([0.5 * np.eye(16), np.random.default_rng(3).standard_normal((16, 16))]))
+    np.testing.assert_allclose(TL(torch.tensor(xT), 0.9).numpy(), TL(xT, 0.9), atol=1e-12)
+    assert TL(torch.tensor(xT, dtype=torch.float32), 0.9).dtype == torch.float32
+    sig = np.linspace(0.1, 2.0, 4)
+    np.testing.assert_allclose(D(torch.tensor(xT), torch.tensor(sig)).numpy(), D(xT, sig), atol=1e-12)
+    with pytest.raises(MemgenError, match='NaN/inf in the sample at sampling step 3'):
+        df._check_finite(torch.tensor([[1.0, float('inf')]]), 3, 0.5)
 
 
 def test_trained_denoiser_approaches_closed_form():
