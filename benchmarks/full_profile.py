@@ -38,9 +38,10 @@ def measure_rates(H: int, dev: str, steps: int) -> tuple[float, float]:
 
 def job_flops(cfg: pairs.PairConfig, train_steps: float | None = None) -> tuple[int, dict]:
     "Image side and FLOPs (training, sampling) of a pair-experiment config; `train_steps`: the total steps actually trained."
-    mc, tc, _, _ = cfg.configs()
+    mc, tc, _, control = cfg.configs()
     H = 80 if cfg.data == 'celeba' else cfg.H
-    f = pairs.pair_experiment_flops(mc, tc, H, H, cfg.N_grid, len(cfg.seeds), cfg.sampler_steps, cfg.n_samples, cfg.n_samples_Q, cfg.n_test)
+    f = pairs.pair_experiment_flops(mc, tc, H, H, cfg.N_grid, len(cfg.seeds), cfg.sampler_steps, cfg.n_samples, cfg.n_samples_Q, cfg.n_test,
+                                    control=control is not None)
     if train_steps is not None: f['train'] = train_steps * dn.step_flops(mc, H, H, tc.batch)
     f['sample'] *= 1 + len(cfg.checkpoints)                  # the measurements are repeated at each checkpoint
     return H, f
@@ -68,7 +69,7 @@ def measured_medium(folder: str = 'results/denoisers-medium') -> None:
     steps = table[(table.quantity == 'steps') & table.step.isna()].value.sum()
     _, f = job_flops(cfg, train_steps=steps)
     secs = rec['job_seconds_total']
-    print(f"medium profile, stored ({rec['jobs']} jobs on {rec['device']}, {rec['machine']['cpus']} CPUs, git {', '.join(rec['gits'])}): "
+    print(f"medium profile, stored ({rec['jobs']} jobs on {rec['device']}, {pairs.cpus_text(rec)}, git {', '.join(rec['gits'])}): "
           f"{(f['train'] + f['sample']) / 1e15:.1f} PFLOP ({steps:.0f} training steps) in {secs / 3600:.2f} h of job time: "
           f"measured {(f['train'] + f['sample']) / secs / 1e9:.1f} GFLOP/s per job")
 

@@ -138,7 +138,7 @@ class DiffusionParams:
         for k in ('rho', 'c', 'tau'): check_positive(k, getattr(self, k), strict=False)
 
 # %% ../nbs/14_chapters.ipynb #997ac80a
-from .pairs import PairConfig, PAIR_PROFILES
+from .pairs import PairConfig, PAIR_PROFILES, deferred_checks
 
 @dataclass(frozen=True)
 class DenoisersParams(PairConfig):
@@ -221,7 +221,7 @@ class Chapter:
 # %% ../nbs/14_chapters.ipynb #7aa451eb
 PROFILES = ('quick', 'full')
 
-CHAPTERS: tuple[Chapter, ...] = (
+CHAPTERS: tuple[Chapter, ...] = deferred_checks(lambda: (   # importing the registry imports no torch: the tests check them
     Chapter('intro', 'nbs/chapters/intro.ipynb', 'memgen: memorisation, convergence and generalisation',
             IntroParams, {'quick': IntroParams(), 'full': IntroParams()}, show_parameters=False),
     Chapter('convergence', 'nbs/chapters/convergence.ipynb', 'Convergence of linear models on white data',
@@ -266,7 +266,7 @@ CHAPTERS: tuple[Chapter, ...] = (
                                                       n_samples_Q=4096, n_test=256, seeds=(0, 1, 2), checkpoints=(1000, 10_000),
                                                       device='cuda')},
             inputs=lambda p, root: [Path(p.stored)] if p.stored else []),
-)
+))
 
 # %% ../nbs/14_chapters.ipynb #b9def782
 def chapter_defaults(name: str, profile: str = 'quick') -> dict:

@@ -4,22 +4,22 @@
 
 # %% ../nbs/15_pairs.ipynb #9d306153
 from __future__ import annotations
-import json, math, os
+import json, math
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable, NamedTuple
 import numpy as np
-import torch
-from torch import nn
 
 from .core import (MemgenError, check_int, check_positive, progress, resolve_device, to_jsonable, atomic_write_text,
                          to_numpy, save_run_record)
-from .denoisers import (ModelConfig, TrainConfig, DDIM, Ascent, preset, make_sampler, train_denoiser, as_denoiser,
-                              psnr, step_flops, _as_images)
+if TYPE_CHECKING:          # memgen.denoisers (and torch) load inside the functions that train and sample: the chapter
+    from torch import nn   # registry imports this module for PairConfig, and `memgen list` needs no torch
+    from memgen.denoisers import ModelConfig, TrainConfig, DDIM, Ascent
 
 # %% auto #0
-__all__ = ['PAIR_PROFILES', 'PAIR_COLUMNS', 'linear_latent_theory', 'run_pair_experiment', 'summarise_pairs', 'PairConfig',
-           'run_pairs', 'task_denoisers', 'store_results', 'load_results', 'store_sweep', 'pair_experiment_flops']
+__all__ = ['PAIR_PROFILES', 'PAIR_COLUMNS', 'linear_latent_theory', 'run_pair_experiment', 'summarise_pairs', 'deferred_checks',
+           'PairConfig', 'run_pairs', 'task_denoisers', 'store_results', 'load_results', 'cpus_text', 'store_sweep',
+           'Source', 'stored_or_live', 'pair_experiment_flops']
 
 # %% ../nbs/15_pairs.ipynb #6b697a92
 def _splits(data, N: int, n_test: int, rng: np.random.Generator):
@@ -47,9 +47,13 @@ class _Host:
     def __init__(self, device: str | None):
         self.device = device
     def place(self, a):
-        return a if self.device is None else torch.as_tensor(a, dtype=torch.float32, device=self.device)
+        if self.device is None: return a
+        import torch
+        return torch.as_tensor(a, dtype=torch.float32, device=self.device)
     def rng(self, seed: int):
-        return np.random.default_rng(seed) if self.device is None else torch.Generator(device=self.device).manual_seed(seed)
+        if self.device is None: return np.random.default_rng(seed)
+        import torch
+        return torch.Generator(device=self.device).manual_seed(seed)
 
 def _measure(D: dict, X: dict, sampler: DDIM | Ascent, control: DDIM | None, init: np.ndarray, s_inj: int,
              latents: np.ndarray, n_samples_Q: int, seed: int, add: Callable, host: _Host = _Host(None)) -> dict:
@@ -77,17 +81,21 @@ def _restore(model_config: ModelConfig, state: dict, device: str) -> nn.Module:
     m = model_config.build().to(device); m.load_state_dict(state); return m.eval()
 
 def run_pair_experiment(data, N_grid, model_config: ModelConfig, train_config: TrainConfig,
-                        sampler_config: DDIM | Ascent = Ascent(), seeds=(0,), n_test: int = 64,
+                        sampler_config: DDIM | Ascent | None = None, seeds=(0,), n_test: int = 64,
                         sigma_test: float = 1.0, n_grid_images: int = 6, n_samples_Q: int = 512, device: str = 'auto',
                         show_progress: bool = True, control: DDIM | None = None, checkpoints=(),
                         on_device: bool | None = None):
     """Train model pairs on disjoint sets of N images, sample from shared noise, measure m, q, Q, losses: (table, grids).
-    `control`: a deterministic sampler run on both models too (q_deterministic); `checkpoints`: training steps at which
-    m, q and Q are measured as well (rows with that `step`; final rows have step NaN); `on_device` (default: on CUDA)
-    keeps samples on the models' device with torch generators while sampling, copying each batch to the host once."""
+    `sampler_config`: default `Ascent()`; `control`: a deterministic sampler run on both models too (q_deterministic);
+    `checkpoints`: training steps at which m, q and Q are measured as well (rows with that `step`; final rows have step
+    NaN); `on_device` (default: on CUDA) keeps samples on the models' device with torch generators while sampling,
+    copying each batch to the host once."""
     import pandas as pd
+    import torch
     from memgen import metrics
+    from memgen.denoisers import Ascent, train_denoiser, as_denoiser, psnr, _as_images
     from memgen.theory import convergence_q
+    if sampler_config is None: sampler_config = Ascent()
     H, W = data.H, data.W; d = H * W; dev = resolve_device(device)
     N_grid = [check_int('N', N) for N in N_grid]; checkpoints = tuple(check_int('checkpoint', s) for s in checkpoints)
     spectrum = data.spectrum(); latents = data.latents
@@ -141,6 +149,16 @@ def summarise_pairs(table):
     out['sem'] = np.where(out.n > 1, out.sd / np.sqrt(out.n), out.sem_in)
     return out.drop(columns=['sd', 'sem_in'])
 
+_deferred = False                                          # True while deferred_checks runs
+
+def deferred_checks(make: Callable):
+    """`make()`, during which PairConfigs skip the checks that need memgen.denoisers (which imports torch): the preset and the
+    sampler. For the profiles a module defines when it is imported (here and in memgen.chapters); the tests check them in full."""
+    global _deferred
+    before, _deferred = _deferred, True
+    try: return make()
+    finally: _deferred = before
+
 @dataclass(frozen=True)
 class PairConfig:
     "The convolutional pair experiment, whole: data, model and training preset, stopping rule, sampler, sizes and seeds."
@@ -175,10 +193,13 @@ class PairConfig:
         for k in ('train_steps', 'sampler_steps', 'n_samples', 'n_samples_Q', 'n_test', 'patience'): check_int(k, getattr(self, k))
         check_int('eval_every', self.eval_every, minimum=0); check_positive('plateau_tol', self.plateau_tol)
         if self.device not in ('auto', 'cpu', 'cuda'): raise MemgenError(f"device={self.device!r} is not allowed; expected one of ('auto', 'cpu', 'cuda')")
-        preset(self.preset); make_sampler(self.sampler, self.eta, self.sampler_steps)
+        if not _deferred:                                  # the preset and sampler names are memgen.denoisers'
+            from memgen.denoisers import preset, make_sampler
+            preset(self.preset); make_sampler(self.sampler, self.eta, self.sampler_steps)
 
     def configs(self) -> tuple[ModelConfig, TrainConfig, DDIM | Ascent, DDIM | None]:
         "Model, training, sampler and deterministic-control configurations (no control when the sampler is already DDIM eta = 0)."
+        from memgen.denoisers import preset, make_sampler
         mc, tc = preset(self.preset)
         tc = replace(tc, steps=self.train_steps, eval_every=self.eval_every, patience=self.patience, plateau_tol=self.plateau_tol)
         sc = make_sampler(self.sampler, self.eta, self.sampler_steps, tc.sigma_max, self.n_samples)
@@ -190,12 +211,12 @@ class PairConfig:
         from memgen.data import image_dataset
         return image_dataset(self.data, self.H, self.alpha, self.betas, self.celeba_path)
 
-PAIR_PROFILES = {
+PAIR_PROFILES = deferred_checks(lambda: {                 # so importing this module imports no torch; the tests check them
     'quick': PairConfig(),
     'medium': PairConfig(N_grid=(1, 4, 16, 64, 256, 1024, 4096), seeds=(0, 1, 2), train_steps=3000, eval_every=150,
                          patience=4, plateau_tol=0.01, n_samples=64, n_samples_Q=1024, n_test=128, checkpoints=(300, 1000)),
     'checkpoints': PairConfig(N_grid=(4, 64, 512), train_steps=300, eval_every=50, checkpoints=(50, 150), n_samples_Q=256),
-}
+})
 
 def run_pairs(config: PairConfig, data=None, show_progress: bool = True):
     "Run the pair experiment a config describes (on `data` if given, else `config.dataset()`): (tidy table, image grids)."
@@ -234,6 +255,19 @@ def load_results(folder: Path | str, config) -> tuple:
     if len(table) != rec.get('rows'): raise MemgenError(f"stored table {folder / 'table.csv'} has {len(table)} rows, not {rec.get('rows')} (cut)")
     return table, rec
 
+def _recorded(records: list[dict], key: str) -> list:
+    "The distinct values of a machine field over job records, sorted, and 'unknown' when a record lacks it (older records)."
+    vals = {(r.get('machine') or {}).get(key) for r in records}
+    return sorted(v for v in vals if v is not None) + (['unknown'] if None in vals else [])
+
+def cpus_text(record: dict) -> str:
+    "The CPU counts a run record names, in words: '2 CPUs', '2 or 16 CPUs', 'CPU count not recorded'."
+    cpus = (record.get('machine') or {}).get('cpus')
+    cpus = cpus if isinstance(cpus, list) else [] if cpus is None else [cpus]
+    known = [c for c in cpus if c != 'unknown']
+    if not known: return 'CPU count not recorded'
+    return f"{' or '.join(map(str, known))} CPUs" + ('; some jobs did not record theirs' if 'unknown' in cpus else '')
+
 def store_sweep(spec, folder: Path | str) -> tuple[PairConfig, Path]:
     "Check that a finished pair-experiment sweep splits one PairConfig by N and seed; store its table and provenance in `folder`."
     from memgen.sweep import load_spec, expand, get_task, make_params, collect
@@ -255,13 +289,65 @@ def store_sweep(spec, folder: Path | str) -> tuple[PairConfig, Path]:
                                  wall_seconds=round(wall, 1), job_seconds_total=round(sum(secs), 1), job_seconds_max=round(max(secs), 1),
                                  gits=sorted({str(r['versions'].get('git')) for r in records}),
                                  code_versions=sorted({str(r['versions'].get('memgen_code')) for r in records}),
-                                 machine={'platform': records[0]['versions'].get('platform'), 'cpus': os.cpu_count()})
+                                 machine={'platform': records[0]['versions'].get('platform'), 'cpus': _recorded(records, 'cpus'),
+                                          'hosts': _recorded(records, 'host')})
 
+
+# %% ../nbs/15_pairs.ipynb #c1d2a3b5
+class Source(NamedTuple):
+    "A pair-experiment table and where it comes from: a stored run (its record) or a live run (record None)."
+    table: object                                          # the tidy table (a pandas DataFrame)
+    record: dict | None                                    # the stored run's record (run.json); None for a live run
+    text: str                                              # one provenance sentence (Markdown)
+    config: PairConfig                                     # the config the table was computed for
+
+def _listed(xs) -> str: return ', '.join(map(str, xs))
+
+def _steps_text(c: PairConfig) -> str:
+    return f"at most {c.train_steps} training steps with the plateau rule every {c.eval_every}" if c.eval_every else f"{c.train_steps} training steps"
+
+def _stored_text(name: str | None, stored: str, c: PairConfig, rec: dict) -> str:
+    "The provenance sentence of a stored run: what ran (config, jobs), where (device, CPUs), how long, from which code."
+    jobs = f"{rec['jobs']} sweep jobs (`{rec['sweep']}`), " if 'jobs' in rec and 'sweep' in rec else ''
+    timing = (f": {rec['wall_seconds'] / 3600:.2f} h from the first job's start to the last one's end, {rec['job_seconds_total'] / 3600:.2f} h "
+              f"of job time in all (longest job {rec['job_seconds_max'] / 60:.1f} min)"
+              if {'wall_seconds', 'job_seconds_total', 'job_seconds_max'} <= set(rec) else '')
+    return (f"**Source: the stored {f'`{name}` ' if name else ''}run** in `{stored}`: {jobs}N = {_listed(c.N_grid)}, seeds {_listed(c.seeds)}, "
+            f"preset `{c.preset}`, {_steps_text(c)}, {c.sampler.upper()} with η = {c.eta}, {c.n_samples} sample pairs and {c.n_samples_Q} "
+            f"samples for Q per model; device `{rec.get('device', c.device)}` ({cpus_text(rec)}){timing}; memgen git "
+            f"{_listed(rec.get('gits') or [(rec.get('versions') or {}).get('git')])}.")
+
+def stored_or_live(stored: str, profile: str | PairConfig, live: PairConfig, root: Path | str | None = None, data=None,
+                   live_table=None) -> Source:
+    """The stored run of `profile` (a PAIR_PROFILES name or a config) in the folder `stored`, relative to `root` (default:
+    the checkout around the working directory), when one is named and present and was made on the data `live` describes;
+    else the live run of `live` (on `data` if given; `live_table` is its table when it has run already)."""
+    if isinstance(profile, str):
+        if profile not in PAIR_PROFILES: raise MemgenError(f"profile {profile!r} is unknown; expected one of {sorted(PAIR_PROFILES)}")
+        name, profile = profile, PAIR_PROFILES[profile]
+    else: name = next((k for k, v in PAIR_PROFILES.items() if v == profile), None)
+    same_data = all(getattr(live, k) == getattr(profile, k) for k in ('data', 'H', 'alpha', 'betas')) and (data is None or data.H == live.H)
+    folder = None
+    if stored:
+        from memgen.book import find_root
+        folder = (Path(root) if root is not None else find_root()) / stored
+    if folder is not None and same_data and folder.exists():
+        table, rec = load_results(folder, profile)
+        return Source(table, rec, _stored_text(name, stored, profile, rec), profile)
+    why = ('no stored run is named' if folder is None else 'the stored run is for other data' if not same_data
+           else f'no stored run at `{stored}`')
+    table = live_table if live_table is not None else run_pairs(live, data=data, show_progress=False)[0]
+    return Source(table, None, f"**Source: the live run of this build** ({why}): N = {_listed(live.N_grid)}, seeds "
+                               f"{_listed(live.seeds)}, preset `{live.preset}`, {_steps_text(live)}.", live)
 
 # %% ../nbs/15_pairs.ipynb #8d1ec5d1
 def pair_experiment_flops(model_config: ModelConfig, train_config: TrainConfig, H: int, W: int, N_grid, n_seeds: int = 1,
-                          sampler_steps: int = 100, n_samples: int = 64, n_samples_Q: int = 512, n_test: int = 64) -> dict[str, float]:
-    "FLOPs of `run_pair_experiment`: 'train' (two trainings per N and seed) and 'sample' (five sample batches: shared, independent, two deterministic; one for Q; PSNR)."
+                          sampler_steps: int = 100, n_samples: int = 64, n_samples_Q: int = 512, n_test: int = 64,
+                          control: bool = True) -> dict[str, float]:
+    """FLOPs of `run_pair_experiment`: 'train' (two trainings per N and seed) and 'sample' (batches of `n_samples`: the shared
+    pair, B's independent run and, with a deterministic `control` (`PairConfig.configs()` gives one), its pair; one for Q; PSNR)."""
+    from memgen.denoisers import step_flops
     pairs = len(list(N_grid)) * n_seeds
+    batches = 5 if control else 3
     return {'train': pairs * 2 * train_config.steps * step_flops(model_config, H, W, train_config.batch),
-            'sample': pairs * ((5 * n_samples + n_samples_Q) * sampler_steps + 2 * n_test) * step_flops(model_config, H, W, train=False)}
+            'sample': pairs * ((batches * n_samples + n_samples_Q) * sampler_steps + 2 * n_test) * step_flops(model_config, H, W, train=False)}

@@ -252,6 +252,9 @@ class _Heartbeat:
 @functools.lru_cache(maxsize=1)
 def _versions() -> dict: return versions()          # once per process
 
+@functools.lru_cache(maxsize=1)
+def _machine() -> dict: return {'cpus': os.cpu_count(), 'host': socket.gethostname()}   # the machine that runs the jobs
+
 def _record(out: Path, key: str) -> str:
     "'ok' for a complete job record, 'absent' for none, else what is wrong with it (cut or corrupt files)."
     try: cfg = json.loads((out / 'config.json').read_text())
@@ -281,7 +284,7 @@ def _publish(job: Job, table: pd.DataFrame, folder: Path, seconds: float) -> str
         _write(tmp / 'result.csv', table.to_csv(index=False), atomic=False)
         _write(tmp / 'config.json', json.dumps(to_jsonable({'task': get_task(job.task).name, 'params': job.params, 'seed': job.seed,
                'key': job.key, 'seconds': round(seconds, 3), 'result_bytes': (tmp / 'result.csv').stat().st_size,
-               'versions': _versions()}), indent=2, sort_keys=True) + '\n', atomic=False)
+               'versions': _versions(), 'machine': _machine()}), indent=2, sort_keys=True) + '\n', atomic=False)
         try: os.rename(tmp, out)
         except OSError as e:
             if e.errno in (errno.ENOTEMPTY, errno.EEXIST): return 'done'   # a concurrent publisher won the race

@@ -108,6 +108,16 @@ def test_list_follows_the_book_order(checkout):
     assert listed[:len(in_toc)] == in_toc and sorted(listed) == sorted(by_entry.values()), listed
 
 
+
+@pytest.mark.parametrize('code', ['import memgen.chapters', 'import memgen.book', 'import memgen.cli',
+                                  'import io, contextlib; from memgen.cli import main\n'
+                                  'with contextlib.redirect_stdout(io.StringIO()): assert main(["list"]) == 0'])
+def test_registry_and_list_import_no_torch(code):
+    "The chapter registry, the book driver, the command line and `memgen list` load without torch (memgen.pairs imports it lazily)."
+    r = subprocess.run([sys.executable, '-c', f"{code}\nimport sys; print('torch' in sys.modules)"], cwd=ROOT, capture_output=True,
+                       text=True, timeout=120)
+    assert r.returncode == 0 and r.stdout.strip() == 'False', (r.stdout, r.stderr)
+
 def test_sweep_help_names_max_jobs(checkout):
     from memgen.sweep import MAX_JOBS
     assert f'more than {MAX_JOBS} jobs' in run(['sweep', '--help'], checkout).stdout
