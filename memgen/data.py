@@ -230,6 +230,12 @@ class StationaryImages(DisjointDraws):
         if not self.betas: return self.bulk_spectrum
         return np.linalg.eigvalsh(self.covariance())[::-1]
 
+    def latent_theory(self, gamma) -> np.ndarray:
+        "BBP overlaps Q_k of the linear model for each template at load gamma: memgen.theory.Q_template on the power spectrum."
+        from memgen.theory import Q_template
+        coords = [np.abs(np.fft.fft2(u.reshape(self.H, self.W)).ravel()) / np.sqrt(self.d) for u in self.latents]
+        return np.array([Q_template(self.power.ravel(), c, b, gamma) for c, b in zip(coords, self.betas)])
+
 # %% ../nbs/01_data.ipynb #38b4321d
 def radial_power(images: np.ndarray, H: int, W: int) -> tuple[np.ndarray, np.ndarray]:
     "Radially averaged power spectrum of images (rows of length H*W): integer |k| and mean power."
@@ -273,6 +279,13 @@ class ImagePool(DisjointDraws):
 
     def covariance(self) -> np.ndarray: return self.images.T @ self.images / len(self.images)
     def spectrum(self) -> np.ndarray: return np.clip(self._eig[0], 0, None)
+
+    def latent_theory(self, gamma) -> np.ndarray:
+        "BBP overlaps Q_k of the linear model for each top principal component over the rest of the spectrum (NaN if tied)."
+        from memgen.theory import Q_bbp
+        spec, r = self.spectrum(), len(self.latents)
+        if spec[r - 1] <= spec[r]: return np.full(r, np.nan)
+        return np.array([Q_bbp(spec[r:], spec[k], gamma) for k in range(r)])
 
     @property
     def latents(self) -> np.ndarray:

@@ -4,7 +4,7 @@
 
 # %% ../nbs/15_pairs.ipynb #9d306153
 from __future__ import annotations
-import json, math
+import json
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, NamedTuple
@@ -12,35 +12,21 @@ import numpy as np
 
 from .core import (MemgenError, check_int, check_positive, progress, resolve_device, to_jsonable, atomic_write_text,
                          to_numpy, save_run_record)
+from .data import sample_disjoint
 if TYPE_CHECKING:          # memgen.denoisers (and torch) load inside the functions that train and sample: the chapter
     from torch import nn   # registry imports this module for PairConfig, and `memgen list` needs no torch
     from memgen.denoisers import ModelConfig, TrainConfig, DDIM, Ascent
 
 # %% auto #0
-__all__ = ['PAIR_PROFILES', 'PAIR_COLUMNS', 'linear_latent_theory', 'run_pair_experiment', 'summarise_pairs', 'deferred_checks',
-           'PairConfig', 'run_pairs', 'task_denoisers', 'store_results', 'load_results', 'cpus_text', 'store_sweep',
-           'Source', 'stored_or_live', 'pair_experiment_flops']
+__all__ = ['PAIR_PROFILES', 'PAIR_COLUMNS', 'linear_latent_theory', 'run_pair_experiment', 'deferred_checks', 'PairConfig',
+           'run_pairs', 'task_denoisers', 'store_results', 'load_results', 'cpus_text', 'store_sweep', 'Source',
+           'stored_or_live', 'pair_experiment_flops']
 
 # %% ../nbs/15_pairs.ipynb #6b697a92
-def _splits(data, N: int, n_test: int, rng: np.random.Generator):
-    from memgen.data import ImagePool, disjoint_split
-    if isinstance(data, ImagePool): return disjoint_split(data.images, N, rng, n_test)
-    A, B = data.sample_disjoint(N, rng, 2)
-    return A, B, data.sample(n_test, rng)
-
 def linear_latent_theory(data, gamma: float) -> np.ndarray:
-    "BBP overlaps Q_k of the linear model for each latent factor of `data` at load gamma (NaN where undefined)."
-    from memgen.theory import Q_bbp, Q_template
-    from memgen.data import ImagePool, StationaryImages
-    r = len(data.latents)
-    if isinstance(data, StationaryImages):
-        bulk = data.power.ravel()
-        coords = [np.abs(np.fft.fft2(u.reshape(data.H, data.W)).ravel()) / math.sqrt(data.d) for u in data.latents]
-        return np.array([Q_template(bulk, c, b, gamma) for c, b in zip(coords, data.betas)])
-    spec = data.spectrum()
-    if isinstance(data, ImagePool) and spec[r - 1] > spec[r]:        # top principal components over the rest
-        return np.array([Q_bbp(spec[r:], spec[k], gamma) for k in range(r)])
-    return np.full(r, np.nan)
+    "BBP overlaps Q_k of the linear model for each latent factor of `data` at load gamma: its `latent_theory`, else NaN."
+    theory = getattr(data, 'latent_theory', None)                  # StationaryImages and ImagePool have one
+    return np.asarray(theory(gamma), dtype=float) if theory else np.full(len(data.latents), np.nan)
 
 class _Host:
     "Where samples live while sampling: numpy on the host, or torch tensors on the models' device (no per-step copies)."
@@ -106,7 +92,7 @@ def run_pair_experiment(data, N_grid, model_config: ModelConfig, train_config: T
             def add(q, model, v, e=0.0, k=np.nan, step=np.nan):
                 rows.append({'N': N, 'seed': seed, 'quantity': q, 'model': model, 'k': k, 'step': step, 'value': float(v), 'sem': float(e)})
             rng = np.random.default_rng([seed, N])
-            XA, XB, XT = _splits(data, N, n_test, rng)
+            XA, XB, XT = sample_disjoint(data, N, rng, 2, n_test)
             X, models, snaps = {'A': XA, 'B': XB}, {}, {}
             for name in 'AB':
                 tc = replace(train_config, seed=int(rng.integers(2**31))); snaps[name] = dict.fromkeys(checkpoints)
@@ -141,14 +127,6 @@ def run_pair_experiment(data, N_grid, model_config: ModelConfig, train_config: T
     return pd.DataFrame(rows), grids
 
 # %% ../nbs/15_pairs.ipynb #a218c6bd
-def summarise_pairs(table):
-    "Mean over seeds per (N, quantity, model, k, step), with the standard error across seeds (or the within-run one for a single seed)."
-    keys = ['N', 'quantity', 'model', 'k', 'step']
-    g = table.assign(**{c: table.get(c, np.nan) for c in keys if c not in table}).groupby(keys, dropna=False)
-    out = g.agg(value=('value', 'mean'), sd=('value', 'std'), n=('value', 'size'), sem_in=('sem', 'mean')).reset_index()
-    out['sem'] = np.where(out.n > 1, out.sd / np.sqrt(out.n), out.sem_in)
-    return out.drop(columns=['sd', 'sem_in'])
-
 _deferred = False                                          # True while deferred_checks runs
 
 def deferred_checks(make: Callable):

@@ -118,7 +118,7 @@ def test_bad_input(call, message):
 def test_N_larger_than_half_the_pool():
     from memgen.data import ImagePool
     pool = ImagePool(np.random.default_rng(0).standard_normal((50, 8, 8)), 8, 8)
-    with pytest.raises(MemgenError, match='n=30 per split needs'):
+    with pytest.raises(MemgenError, match='n=30 per set needs'):
         pairs.run_pair_experiment(pool, [30], *dn.preset('tiny'), device='cpu', show_progress=False)
 
 
