@@ -118,7 +118,7 @@ class DiffusionParams:
     d_cov: int = 64                                       # dimension for the covariance-convergence study
     step_grid: tuple = (5, 10, 20, 50, 100, 200, 500, 1000)
     rho: float = 1.0                                      # weight decay of the regularised denoiser
-    c: float = 0.5                                        # covariance ridge
+    cov_ridge: float = 0.5                                # covariance ridge ε: the denoiser is optimal for Sigma_hat + ε
     tau: float = 0.5                                      # gradient-flow time of the early-stopped denoiser
     d: int = 1000                                         # dimension of the memorisation simulations
     ns: tuple = (1, 2, 5, 10, 30)                         # training set sizes for memorisation
@@ -135,7 +135,7 @@ class DiffusionParams:
         for k in ('d_cov', 'd', 'd_q'): check_dim(k, getattr(self, k))
         for n in self.ns + self.step_grid + self.sgd_steps: check_int('steps or n', n)
         check_positive('gammas', self.gammas)
-        for k in ('rho', 'c', 'tau'): check_positive(k, getattr(self, k), strict=False)
+        for k in ('rho', 'cov_ridge', 'tau'): check_positive(k, getattr(self, k), strict=False)
 
 # %% ../nbs/14_chapters.ipynb #997ac80a
 from .pairs import PairConfig, PAIR_PROFILES, deferred_checks
@@ -194,7 +194,7 @@ class DistancesParams:
 class ApiParams:
     "Parameters of the appendix 'API reference': the memgen modules documented."
     modules: tuple = ('core', 'data', 'theory', 'linear', 'metrics', 'diffusion', 'denoisers', 'pairs', 'sweep', 'page', 'explore',
-                      'plots', 'book', 'cli', 'chapters')
+                      'plots', 'book', 'cli', 'chapters', 'tables')
 
 @dataclass(frozen=True)
 class IntroParams:
