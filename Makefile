@@ -36,6 +36,7 @@ test: export OPENBLAS_NUM_THREADS ?= 1
 test: export MKL_NUM_THREADS ?= 1
 test: setup
 	$(BIN)/ruff check memgen tests benchmarks
+	$(BIN)/ruff format --check tests benchmarks setup.py
 	$(BIN)/python -m pytest tests -q -p no:cacheprovider; rc=$$?; \
 	  if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing"; exit 1; fi; exit $$rc
 	$(BIN)/nbdev_test --n_workers 2

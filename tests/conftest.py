@@ -1,4 +1,5 @@
 "Shared fixtures: the repository root and the headless-browser check."
+
 import os, shutil
 from pathlib import Path
 import pytest
@@ -11,20 +12,24 @@ def chromium_path():
     "Path of a Chromium binary, or None."
     for name in ('chromium', 'chromium-browser', 'google-chrome'):
         p = shutil.which(name)
-        if p: return p
+        if p:
+            return p
     return None
 
 
 def need(ok: bool, what: str):
     "Skip a test whose system tool is missing, with the reason; in CI a missing tool is a failure (.ci/run installs it)."
-    if ok: return
-    if IN_CI: pytest.fail(f'{what} is required in CI (.ci/run installs it)')
+    if ok:
+        return
+    if IN_CI:
+        pytest.fail(f'{what} is required in CI (.ci/run installs it)')
     pytest.skip(f'{what} is missing here: install it to run this test')
 
 
 def can_compile_cpp() -> bool:
     "Whether torch.compile can build CPU kernels here: a C++ compiler and this Python's headers (Python.h)."
     import sysconfig
+
     cxx = any(name and shutil.which(name) for name in (os.environ.get('CXX'), 'g++', 'c++', 'clang++'))
     return cxx and (Path(sysconfig.get_path('include')) / 'Python.h').exists()
 
@@ -39,15 +44,25 @@ def browser():
         exe = None
     need(exe is not None, "Chromium (Debian's chromium) with Playwright")
     with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=exe, args=[
-            '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
-            '--no-first-run', '--disable-sync', '--disable-quic'])
+        b = p.chromium.launch(
+            executable_path=exe,
+            args=[
+                '--no-sandbox',
+                '--disable-gpu',
+                '--disable-background-networking',
+                '--disable-component-update',
+                '--no-first-run',
+                '--disable-sync',
+                '--disable-quic',
+            ],
+        )
         yield b
         b.close()
 
 
-def open_page(browser, url: str, selector: str = '.memgen-chart svg.marks', timeout_ms: int = 20000,
-              local: tuple = ('file:', 'data:', 'blob:')) -> dict:
+def open_page(
+    browser, url: str, selector: str = '.memgen-chart svg.marks', timeout_ms: int = 20000, local: tuple = ('file:', 'data:', 'blob:')
+) -> dict:
     "Open `url`, wait for `selector`; return console/page errors, requests outside `local`, and failed loads."
     page = browser.new_page()
     errors, requests, failed = [], [], []

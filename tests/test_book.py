@@ -1,4 +1,5 @@
 "End to end: papermill-executed chapters, jupyter-book, cache reuse, offline charts, atomic failure handling."
+
 import json, shutil
 from dataclasses import dataclass
 import pytest
@@ -26,8 +27,10 @@ def built(tmp_path_factory):
     "The quick book (all chapters, repository links) built strictly, then built again with nothing changed."
     out = tmp_path_factory.mktemp('build')
     strict_error = None
-    try: build_book(root=ROOT, build_dir=out, profile='quick', device='cpu', repository_url=REPO, strict=True, log=lambda *a: None)
-    except MemgenError as e: strict_error = str(e)
+    try:
+        build_book(root=ROOT, build_dir=out, profile='quick', device='cpu', repository_url=REPO, strict=True, log=lambda *a: None)
+    except MemgenError as e:
+        strict_error = str(e)
     logs = []
     build_book(root=ROOT, build_dir=out, profile='quick', device='cpu', repository_url=REPO, log=logs.append)
     results = {p.parent.name: json.loads(p.read_text()) for p in (out / 'cache').glob('*/*.results.json')}
@@ -54,8 +57,9 @@ def test_strict_quick_book_fails_on_exactly_the_known_not_reproduced_claims(buil
     claims = [c for recs in results.values() for c in recs.values() if isinstance(c, dict) and 'holds' in c]
     assert len(claims) >= 40, f'only {len(claims)} checked claims in the quick book'
     known = known_not_reproduced()
-    assert failing == known, (f'not reproduced but not listed: {sorted(failing - known)}; '
-                              f'listed but now reproduced: {sorted(known - failing)}')
+    assert failing == known, (
+        f'not reproduced but not listed: {sorted(failing - known)}; listed but now reproduced: {sorted(known - failing)}'
+    )
     if failing:
         assert strict_error and f'strict: {len(failing)} claim(s) not reproduced' in strict_error, strict_error
     else:
@@ -69,10 +73,10 @@ def test_not_reproduced_claims_are_shown_with_their_numbers(built):
         page = (html / 'nbs' / 'chapters' / f'{ch}.html').read_text()
         assert 'memgen-claim-fails' in page and 'Not reproduced' in page, ch
     landing = (html / 'nbs' / 'chapters' / 'intro.html').read_text()
-    table = landing[landing.index('id="results-at-a-glance"'):]
+    table = landing[landing.index('id="results-at-a-glance"') :]
     for k in range(1, 8):
-        row = table[table.index(f'<td><p>{k}</p></td>'):]
-        assert any(v in row[:row.index('</tr>')] for v in ('reproduced</p>', 'not evaluated</p>')), k
+        row = table[table.index(f'<td><p>{k}</p></td>') :]
+        assert any(v in row[: row.index('</tr>')] for v in ('reproduced</p>', 'not evaluated</p>')), k
     assert table.count('✘ ') >= len([c for c in failed_claims(results) if c[0] != 'intro']), 'every failing claim is listed as evidence'
 
 
@@ -82,7 +86,8 @@ def test_chapter_renders_offline_without_console_errors(built, browser, chapter)
     page = html / (get_chapter(chapter).path.removesuffix('.ipynb') + '.html')
     n_charts = page.read_text().count('class="memgen-chart"')
     res = open_offline(browser, page, selector='.memgen-chart svg.marks' if n_charts else 'main')
-    if n_charts: assert res['rendered'] == n_charts, f"{res['rendered']} of {n_charts} charts rendered"
+    if n_charts:
+        assert res['rendered'] == n_charts, f"{res['rendered']} of {n_charts} charts rendered"
     assert res['errors'] == [], res['errors']
     assert res['external_requests'] == [] and res['failed'] == [], res
 
@@ -106,11 +111,15 @@ def test_links_to_sources_and_downloads(built):
 def test_book_served_from_a_sub_path(built, browser, tmp_path):
     """Served over HTTP under /memgen/ (as GitHub Pages serves a project), every asset loads and the charts render."""
     import functools, http.server, threading
+
     html, *_ = built
     shutil.copytree(html, tmp_path / 'memgen')
-    (tmp_path / 'favicon.ico').write_bytes(b'')              # the site root's, which the browser asks for
+    (tmp_path / 'favicon.ico').write_bytes(b'')  # the site root's, which the browser asks for
+
     class Quiet(http.server.SimpleHTTPRequestHandler):
-        def log_message(self, *a): pass
+        def log_message(self, *a):
+            pass
+
     handler = functools.partial(Quiet, directory=str(tmp_path))
     server = http.server.ThreadingHTTPServer(('127.0.0.1', 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
@@ -125,23 +134,35 @@ def test_book_served_from_a_sub_path(built, browser, tmp_path):
 
 # --- a failing chapter leaves the previous book untouched ---------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class ToyParams:
     x: int = 1
-    def __post_init__(self): check_int('x', self.x)
+
+    def __post_init__(self):
+        check_int('x', self.x)
 
 
 def _notebook(code: str) -> str:
-    cells = [{'cell_type': 'markdown', 'metadata': {}, 'source': ['# Toy chapter']},
-             {'cell_type': 'code', 'metadata': {'tags': ['parameters']}, 'execution_count': None, 'outputs': [], 'source': ['x = 1']},
-             {'cell_type': 'code', 'metadata': {}, 'execution_count': None, 'outputs': [], 'source': [code]}]
-    return json.dumps({'cells': cells, 'metadata': {'kernelspec': {'name': 'python3', 'display_name': 'python3', 'language': 'python'}},
-                       'nbformat': 4, 'nbformat_minor': 4})
+    cells = [
+        {'cell_type': 'markdown', 'metadata': {}, 'source': ['# Toy chapter']},
+        {'cell_type': 'code', 'metadata': {'tags': ['parameters']}, 'execution_count': None, 'outputs': [], 'source': ['x = 1']},
+        {'cell_type': 'code', 'metadata': {}, 'execution_count': None, 'outputs': [], 'source': [code]},
+    ]
+    return json.dumps(
+        {
+            'cells': cells,
+            'metadata': {'kernelspec': {'name': 'python3', 'display_name': 'python3', 'language': 'python'}},
+            'nbformat': 4,
+            'nbformat_minor': 4,
+        }
+    )
 
 
 def test_failing_chapter_keeps_previous_book(tmp_path):
-    (tmp_path / '_config.yml').write_text('title: toy\nonly_build_toc_files: true\nexecute:\n  execute_notebooks: "off"\n'
-                                          'exclude_patterns: [_build]\n')
+    (tmp_path / '_config.yml').write_text(
+        'title: toy\nonly_build_toc_files: true\nexecute:\n  execute_notebooks: "off"\nexclude_patterns: [_build]\n'
+    )
     (tmp_path / '_toc.yml').write_text('format: jb-book\nroot: intro\nchapters:\n  - file: toy\n')
     (tmp_path / 'intro.md').write_text('# Intro\n')
     toy = Chapter('toy', 'toy.ipynb', 'Toy', ToyParams, {'quick': ToyParams(), 'full': ToyParams(2)})
@@ -159,12 +180,15 @@ def test_failing_chapter_keeps_previous_book(tmp_path):
     assert not list((tmp_path / '_build').glob('.stage-*'))
 
 
-@pytest.mark.parametrize('text, warning', [
-    ('A fine page.', None),
-    ('See {doc}`nowhere`.', "unknown document: 'nowhere'"),
-    ('![a figure](missing.png)', 'image file not readable: missing.png'),
-    ('See {py:func}`memgen.theory.no_such_function`.', 'py:func reference target not found: memgen.theory.no_such_function'),
-])
+@pytest.mark.parametrize(
+    'text, warning',
+    [
+        ('A fine page.', None),
+        ('See {doc}`nowhere`.', "unknown document: 'nowhere'"),
+        ('![a figure](missing.png)', 'image file not readable: missing.png'),
+        ('See {py:func}`memgen.theory.no_such_function`.', 'py:func reference target not found: memgen.theory.no_such_function'),
+    ],
+)
 def test_broken_reference_or_missing_figure_fails_the_build(tmp_path, text, warning):
     """With the book's own _config.yml (-W, nitpicky): a broken link, a missing figure or an unresolved API
     reference stops the build with the warning; the page without it builds."""
@@ -182,9 +206,9 @@ def test_broken_reference_or_missing_figure_fails_the_build(tmp_path, text, warn
 
 def test_only_builds_the_chosen_chapters_from_cache(built, tmp_path):
     html, *_ = built
-    shutil.copytree(html.parent / 'cache', tmp_path / 'cache')              # executed chapters: nothing re-runs
+    shutil.copytree(html.parent / 'cache', tmp_path / 'cache')  # executed chapters: nothing re-runs
     only = build_book(root=ROOT, build_dir=tmp_path, only=['convergence'], device='cpu', log=lambda *a: None)
     pages = sorted(p.name for p in (only / 'nbs' / 'chapters').glob('*.html'))
-    assert pages == ['convergence.html', 'intro.html', 'notation.html', 'reproducibility.html'], pages   # + static pages
+    assert pages == ['convergence.html', 'intro.html', 'notation.html', 'reproducibility.html'], pages  # + static pages
     stamp = json.loads((only / '.memgen-book.json').read_text())
     assert stamp['chapters']['convergence']['cached'] is True

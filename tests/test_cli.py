@@ -1,16 +1,18 @@
 "The memgen command line: listing, and bad input rejected with exit code 2 before anything is written."
+
 import shutil, subprocess, sys
 from pathlib import Path
 import pytest
 from conftest import ROOT
 
-MEMGEN = [str(Path(sys.executable).parent / 'memgen')]   # the installed console script
+MEMGEN = [str(Path(sys.executable).parent / 'memgen')]  # the installed console script
 
 
 @pytest.fixture
 def checkout(tmp_path):
     "A minimal copy of the book sources (no _build), to see that bad input writes nothing."
-    for f in ('_toc.yml', '_config.yml'): shutil.copy2(ROOT / f, tmp_path / f)
+    for f in ('_toc.yml', '_config.yml'):
+        shutil.copy2(ROOT / f, tmp_path / f)
     shutil.copytree(ROOT / 'nbs' / 'chapters', tmp_path / 'nbs' / 'chapters')
     return tmp_path
 
@@ -24,18 +26,24 @@ def test_list(checkout):
     assert r.returncode == 0 and 'convergence' in r.stdout and 'quick=' in r.stdout and 'full=' in r.stdout
 
 
-@pytest.mark.parametrize('args, message', [
-    (['run', 'nosuchchapter'], "chapter 'nosuchchapter' is unknown; expected one of ['intro', 'convergence', 'memorisation', 'latent', 'powerlaw', 'diffusion', 'training', 'explorer', 'real', 'distances', 'api', 'denoisers']"),
-    (['run', 'convergence', '--profile', 'huge'], "invalid choice: 'huge'"),
-    (['book', '--profile', 'huge'], "invalid choice: 'huge'"),
-    (['book', '--only', 'nosuchchapter'], "chapter 'nosuchchapter' is unknown"),
-    (['run', 'convergence', '-p', 'nope', '1'], "parameter 'nope' is unknown for ConvergenceParams"),
-    (['run', 'convergence', '-p', 'n_seeds', 'many'], "n_seeds='many' is not a valid int"),
-    (['run', 'convergence', '-p', 'gammas', '0.5,0'], 'gammas=0 is not allowed; expected gammas > 0'),
-    (['run', 'convergence', '-p', 'ds', '0'], 'd=0 is not allowed; expected d >= 1'),
-    (['run', 'convergence', '--device', 'tpu'], "invalid choice: 'tpu'"),
-    (['book', '--repository-url', 'github.com/me'], "repository_url='github.com/me' is not allowed; expected https://HOST/OWNER/REPO"),
-])
+@pytest.mark.parametrize(
+    'args, message',
+    [
+        (
+            ['run', 'nosuchchapter'],
+            "chapter 'nosuchchapter' is unknown; expected one of ['intro', 'convergence', 'memorisation', 'latent', 'powerlaw', 'diffusion', 'training', 'explorer', 'real', 'distances', 'api', 'denoisers']",
+        ),
+        (['run', 'convergence', '--profile', 'huge'], "invalid choice: 'huge'"),
+        (['book', '--profile', 'huge'], "invalid choice: 'huge'"),
+        (['book', '--only', 'nosuchchapter'], "chapter 'nosuchchapter' is unknown"),
+        (['run', 'convergence', '-p', 'nope', '1'], "parameter 'nope' is unknown for ConvergenceParams"),
+        (['run', 'convergence', '-p', 'n_seeds', 'many'], "n_seeds='many' is not a valid int"),
+        (['run', 'convergence', '-p', 'gammas', '0.5,0'], 'gammas=0 is not allowed; expected gammas > 0'),
+        (['run', 'convergence', '-p', 'ds', '0'], 'd=0 is not allowed; expected d >= 1'),
+        (['run', 'convergence', '--device', 'tpu'], "invalid choice: 'tpu'"),
+        (['book', '--repository-url', 'github.com/me'], "repository_url='github.com/me' is not allowed; expected https://HOST/OWNER/REPO"),
+    ],
+)
 def test_bad_input_is_one_line_exit_2_nothing_written(checkout, args, message):
     assert_one_line_exit_2(checkout, args, message)
 
@@ -57,20 +65,31 @@ def test_outside_a_checkout(tmp_path):
 # --- one error path: every bad input or OS error is one line on stderr and exit 2, never a traceback -------------------
 
 import torch
+
 NO_CUDA = not torch.cuda.is_available()
 
 
-@pytest.mark.parametrize('args, message', [
-    (['run', 'convergence', '-p', 'ds', '[1,'], "parameter ds='[1,' is not a valid JSON list"),
-    (['run', 'convergence', '-p', 'ds', '100000'], 'd=100000 needs about 298 GiB'),
-    (['run', 'denoisers', '-p', 'device', 'banana'], "device='banana' is not allowed"),
-    (['run', 'convergence', '-p', 'sweep', '/etc/passwd'], "sweep='/etc/passwd' is outside the repository"),
-    (['run', 'convergence', '-p', 'sweep', '../sweep.yaml'], "sweep='../sweep.yaml' is outside the repository"),
-    (['sweep', 'nosuch.yaml', '--workers', '0'], 'workers=0 is not allowed; expected an integer >= 1'),
-    (['sweep', 'nosuch.yaml', '--workers', 'x'], "workers='x' is not an integer"),
-] + ([(['run', 'denoisers', '--device', 'cuda'], "device='cuda' was asked for but torch sees no CUDA GPU"),
-      (['run', 'denoisers', '-p', 'device', 'cuda'], "device='cuda' was asked for but torch sees no CUDA GPU"),
-      (['book', '--device', 'cuda'], "device='cuda' was asked for but torch sees no CUDA GPU")] if NO_CUDA else []))
+@pytest.mark.parametrize(
+    'args, message',
+    [
+        (['run', 'convergence', '-p', 'ds', '[1,'], "parameter ds='[1,' is not a valid JSON list"),
+        (['run', 'convergence', '-p', 'ds', '100000'], 'd=100000 needs about 298 GiB'),
+        (['run', 'denoisers', '-p', 'device', 'banana'], "device='banana' is not allowed"),
+        (['run', 'convergence', '-p', 'sweep', '/etc/passwd'], "sweep='/etc/passwd' is outside the repository"),
+        (['run', 'convergence', '-p', 'sweep', '../sweep.yaml'], "sweep='../sweep.yaml' is outside the repository"),
+        (['sweep', 'nosuch.yaml', '--workers', '0'], 'workers=0 is not allowed; expected an integer >= 1'),
+        (['sweep', 'nosuch.yaml', '--workers', 'x'], "workers='x' is not an integer"),
+    ]
+    + (
+        [
+            (['run', 'denoisers', '--device', 'cuda'], "device='cuda' was asked for but torch sees no CUDA GPU"),
+            (['run', 'denoisers', '-p', 'device', 'cuda'], "device='cuda' was asked for but torch sees no CUDA GPU"),
+            (['book', '--device', 'cuda'], "device='cuda' was asked for but torch sees no CUDA GPU"),
+        ]
+        if NO_CUDA
+        else []
+    ),
+)
 def test_more_bad_input_is_one_line_exit_2(checkout, args, message):
     assert_one_line_exit_2(checkout, args, message)
 
@@ -87,39 +106,51 @@ def test_os_errors_are_one_line(checkout):
     (checkout / 's.yaml').write_text('name: t\ntask: theory_q\nproduct: {gamma: [0.5]}\nstore: res\n')
     (checkout / 'out').mkdir()
     r = run(['sweep', 's.yaml', '--collect', 'out'], checkout)
-    assert r.returncode == 2 and r.stderr.strip() == 'memgen: error: --collect out is a folder; expected a file path such as out.csv', r.stderr
+    assert r.returncode == 2 and r.stderr.strip() == 'memgen: error: --collect out is a folder; expected a file path such as out.csv', (
+        r.stderr
+    )
 
 
 def test_list_into_a_closed_pipe_exits_quietly(checkout):
     "`memgen list | head -1`: the reader goes away; no BrokenPipeError traceback."
     p = subprocess.Popen(MEMGEN + ['list'], cwd=checkout, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    p.stdout.close()                                         # the reader has gone before memgen writes
-    err = p.stderr.read().decode(); p.wait(timeout=120)
+    p.stdout.close()  # the reader has gone before memgen writes
+    err = p.stderr.read().decode()
+    p.wait(timeout=120)
     assert p.returncode == 0 and err == '', err
 
 
 def test_list_follows_the_book_order(checkout):
     from memgen.book import toc_files
     from memgen.chapters import CHAPTERS
+
     r = run(['list'], checkout)
     listed = [l.split(':')[0] for l in r.stdout.splitlines() if not l.startswith(' ')]
     by_entry = {c.path.removesuffix('.ipynb'): c.name for c in CHAPTERS}
     in_toc = [by_entry[e] for e in toc_files(checkout) if e in by_entry]
-    assert listed[:len(in_toc)] == in_toc and sorted(listed) == sorted(by_entry.values()), listed
+    assert listed[: len(in_toc)] == in_toc and sorted(listed) == sorted(by_entry.values()), listed
 
 
-
-@pytest.mark.parametrize('code', ['import memgen.chapters', 'import memgen.book', 'import memgen.cli',
-                                  'import io, contextlib; from memgen.cli import main\n'
-                                  'with contextlib.redirect_stdout(io.StringIO()): assert main(["list"]) == 0'])
+@pytest.mark.parametrize(
+    'code',
+    [
+        'import memgen.chapters',
+        'import memgen.book',
+        'import memgen.cli',
+        'import io, contextlib; from memgen.cli import main\nwith contextlib.redirect_stdout(io.StringIO()): assert main(["list"]) == 0',
+    ],
+)
 def test_registry_and_list_import_no_torch(code):
     "The chapter registry, the book driver, the command line and `memgen list` load without torch (memgen.pairs imports it lazily)."
-    r = subprocess.run([sys.executable, '-c', f"{code}\nimport sys; print('torch' in sys.modules)"], cwd=ROOT, capture_output=True,
-                       text=True, timeout=120)
+    r = subprocess.run(
+        [sys.executable, '-c', f"{code}\nimport sys; print('torch' in sys.modules)"], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
     assert r.returncode == 0 and r.stdout.strip() == 'False', (r.stdout, r.stderr)
+
 
 def test_sweep_help_names_max_jobs(checkout):
     from memgen.sweep import MAX_JOBS
+
     assert f'more than {MAX_JOBS} jobs' in run(['sweep', '--help'], checkout).stdout
 
 
@@ -134,8 +165,11 @@ def test_failed_sweep_jobs_exit_1_with_one_line(tmp_path, capsys):
         a: int = 1
 
     if 'cli_fail_toy' not in sw.TASKS:
+
         @sw.register_task('cli_fail_toy', FailParams)
-        def fail_toy(p, seed): raise RuntimeError(f'toy failure {seed}')
+        def fail_toy(p, seed):
+            raise RuntimeError(f'toy failure {seed}')
+
     (tmp_path / 's.yaml').write_text(f'name: fails\ntask: cli_fail_toy\nproduct: {{a: [1, 2]}}\nstore: {tmp_path / "res"}\n')
     rc = main(['sweep', str(tmp_path / 's.yaml'), '--executor', 'serial'])
     out, err = capsys.readouterr()

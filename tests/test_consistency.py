@@ -1,4 +1,5 @@
 "The package is the export of the notebooks, notebooks are stored clean, and the book's chapters are consistent."
+
 import json, shutil, subprocess, sys
 from pathlib import Path
 import pytest
@@ -31,8 +32,11 @@ def test_notebooks_are_clean(tmp_path):
     _copy_project(tmp_path)
     r = subprocess.run([BIN / 'nbdev_clean'], cwd=tmp_path, capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
-    dirty = [str(p.relative_to(tmp_path)) for p in (tmp_path / 'nbs').rglob('*.ipynb')
-             if p.read_bytes() != (ROOT / p.relative_to(tmp_path)).read_bytes()]
+    dirty = [
+        str(p.relative_to(tmp_path))
+        for p in (tmp_path / 'nbs').rglob('*.ipynb')
+        if p.read_bytes() != (ROOT / p.relative_to(tmp_path)).read_bytes()
+    ]
     assert not dirty, f'notebooks not clean (run nbdev_clean): {dirty}'
 
 
@@ -54,9 +58,13 @@ def test_toc_entries_exist_and_chapters_are_registered():
     assert all(f.exists() for f in files)
     notebooks = {str(f.relative_to(ROOT)) for f in files if f.suffix == '.ipynb'}
     chapters = {n for n in notebooks if n.startswith('nbs/chapters/')}
-    assert chapters == {ch.path for ch in CHAPTERS}, 'every chapter notebook in _toc.yml is registered in memgen.chapters.CHAPTERS and vice versa'
+    assert chapters == {ch.path for ch in CHAPTERS}, (
+        'every chapter notebook in _toc.yml is registered in memgen.chapters.CHAPTERS and vice versa'
+    )
     library = notebooks - chapters
-    assert {'nbs/02_theory.ipynb', 'nbs/03_linear.ipynb', 'nbs/04_metrics.ipynb'} <= library, 'the book publishes the library notebooks with the derivations'
+    assert {'nbs/02_theory.ipynb', 'nbs/03_linear.ipynb', 'nbs/04_metrics.ipynb'} <= library, (
+        'the book publishes the library notebooks with the derivations'
+    )
     assert all(Path(n).parent == Path('nbs') for n in library), library
 
 
@@ -72,7 +80,7 @@ def test_parameters_cell_matches_quick_profile(chapter):
     ch = get_chapter(chapter)
     ns = {}
     exec(_parameters_cell(ROOT / ch.path), ns)
-    defaults = {k: v for k, v in ns.items() if not k.startswith('__') and not callable(v)}   # a cell may derive them (chapter_defaults)
+    defaults = {k: v for k, v in ns.items() if not k.startswith('__') and not callable(v)}  # a cell may derive them (chapter_defaults)
     assert to_jsonable(defaults) == to_jsonable(ch.profile('quick')), 'the notebook embeds the quick profile as its defaults'
 
 
@@ -81,6 +89,7 @@ def test_denoiser_experiment_is_defined_once():
     from dataclasses import asdict, fields, replace
     from memgen import pairs
     from memgen.sweep import expand, get_task, make_params
+
     quick = get_chapter('denoisers').profile('quick')
     assert isinstance(quick, pairs.PairConfig) and get_task('denoisers').params is pairs.PairConfig
     pair_fields = [f.name for f in fields(pairs.PairConfig)]

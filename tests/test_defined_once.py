@@ -1,5 +1,6 @@
 """Defined once: one default of PairConfig, changed in a copy of the package, reaches the denoisers chapter, the sweeps of
 task 'denoisers' and the benchmark of the full profile, none of which repeats it."""
+
 import os, shutil, subprocess, sys, textwrap
 from conftest import ROOT
 
@@ -8,11 +9,14 @@ def test_a_pair_default_reaches_the_chapter_the_sweep_and_the_benchmark(tmp_path
     # sampler_steps: overridden by none of the chapter's quick profile, the medium profile and sweeps/denoisers-medium.yaml
     shutil.copytree(ROOT / 'memgen', tmp_path / 'memgen', ignore=shutil.ignore_patterns('__pycache__'))
     pairs_py = tmp_path / 'memgen' / 'pairs.py'
-    src = pairs_py.read_text(); old = '\n    sampler_steps: int = 50\n'
+    src = pairs_py.read_text()
+    old = '\n    sampler_steps: int = 50\n'
     assert src.count(old) == 1, 'the default to change is not where this test expects it'
     pairs_py.write_text(src.replace(old, '\n    sampler_steps: int = 37\n'))
-    spec = tmp_path / 'small.yaml'                   # a sweep of task 'denoisers' that does not name sampler_steps
-    spec.write_text(f"name: small\ntask: denoisers\nproduct: {{N_grid: [[4], [16]]}}\nfixed: {{train_steps: 20}}\nstore: {tmp_path / 'store'}\n")
+    spec = tmp_path / 'small.yaml'  # a sweep of task 'denoisers' that does not name sampler_steps
+    spec.write_text(
+        f"name: small\ntask: denoisers\nproduct: {{N_grid: [[4], [16]]}}\nfixed: {{train_steps: 20}}\nstore: {tmp_path / 'store'}\n"
+    )
     code = textwrap.dedent(f'''
         import sys
         import memgen
@@ -29,7 +33,10 @@ def test_a_pair_default_reaches_the_chapter_the_sweep_and_the_benchmark(tmp_path
         assert full_profile.pairs.PAIR_PROFILES['medium'].sampler_steps == 37
         print('ok')
     ''')
-    env = {**os.environ, 'PYTHONPATH': os.pathsep.join([str(tmp_path), os.environ.get('PYTHONPATH', '')]).rstrip(os.pathsep),
-           'OMP_NUM_THREADS': '1'}
+    env = {
+        **os.environ,
+        'PYTHONPATH': os.pathsep.join([str(tmp_path), os.environ.get('PYTHONPATH', '')]).rstrip(os.pathsep),
+        'OMP_NUM_THREADS': '1',
+    }
     r = subprocess.run([sys.executable, '-c', code], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
     assert r.returncode == 0 and r.stdout.strip().endswith('ok'), (r.stdout, r.stderr)

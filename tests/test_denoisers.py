@@ -1,5 +1,6 @@
 """Convolutional denoisers on CPU with the tiny preset: the same code paths the GPU runs (bf16 autocast, channels-last,
 fused Adam and torch.compile are on by default only on CUDA; the tests force them on the CPU)."""
+
 from dataclasses import replace
 import json
 import numpy as np
@@ -35,11 +36,17 @@ def test_training_lowers_the_loss_and_logs(images, tmp_path):
 
 
 def test_resume_reaches_the_same_weights(images, tmp_path):
-    mc, tc = dn.preset('tiny'); tc = replace(tc, steps=30, checkpoint_every=10, ema_fraction=0.3)
+    mc, tc = dn.preset('tiny')
+    tc = replace(tc, steps=30, checkpoint_every=10, ema_fraction=0.3)
     full, _ = dn.train_denoiser(images, mc, tc, out_dir=tmp_path / 'a', device='cpu', show_progress=False)
-    class Stop(Exception): pass
+
+    class Stop(Exception):
+        pass
+
     def kill(step, loss):
-        if step == 17: raise Stop
+        if step == 17:
+            raise Stop
+
     with pytest.raises(Stop):
         dn.train_denoiser(images, mc, tc, out_dir=tmp_path / 'b', device='cpu', show_progress=False, callback=kill)
     resumed, _ = dn.train_denoiser(images, mc, tc, out_dir=tmp_path / 'b', resume=True, device='cpu', show_progress=False)
@@ -48,14 +55,22 @@ def test_resume_reaches_the_same_weights(images, tmp_path):
 
 
 def test_divergence_stops_with_step_and_keeps_checkpoint(images, tmp_path):
-    mc, tc = dn.preset('tiny'); tc = replace(tc, steps=40, checkpoint_every=10)
+    mc, tc = dn.preset('tiny')
+    tc = replace(tc, steps=40, checkpoint_every=10)
+
     def poison(step, loss):
-        if step == 25:                                     # corrupt the weights: the next loss is NaN
-            with torch.no_grad(): [p.fill_(float('nan')) for p in model_ref[0].parameters()]
+        if step == 25:  # corrupt the weights: the next loss is NaN
+            with torch.no_grad():
+                [p.fill_(float('nan')) for p in model_ref[0].parameters()]
+
     model_ref = []
     orig = dn.ModelConfig.build
+
     def build(self):
-        m = orig(self); model_ref.append(m); return m
+        m = orig(self)
+        model_ref.append(m)
+        return m
+
     dn.ModelConfig.build = build
     try:
         with pytest.raises(MemgenError, match=r'training diverged at step 26 .*last good checkpoint kept at'):
@@ -93,23 +108,33 @@ def test_shared_noise_gives_identical_samples_from_identical_models(images):
 def test_pair_experiment_memorises_at_N_1(images):
     mc, tc = dn.preset('tiny')
     data = StationaryImages(8, 8, alpha=1.0, betas=(3.0,))
-    tab, grids = pairs.run_pair_experiment(data, [1], dn.ModelConfig(dn.BFUNet, 8, 1), replace(tc, steps=150, lr=3e-3),
-                                        dn.DDIM(steps=30, eta=0.0, n_samples=8),
-                                        n_samples_Q=32, device='cpu', show_progress=False)
+    tab, grids = pairs.run_pair_experiment(
+        data,
+        [1],
+        dn.ModelConfig(dn.BFUNet, 8, 1),
+        replace(tc, steps=150, lr=3e-3),
+        dn.DDIM(steps=30, eta=0.0, n_samples=8),
+        n_samples_Q=32,
+        device='cpu',
+        show_progress=False,
+    )
     m = tab.query("quantity == 'm' and model == 'A'").value.iloc[0]
     base = tab.query("quantity == 'm_heldout'").value.iloc[0]
     assert m > 0.95 and m > base + 0.3, (m, base)
 
 
-@pytest.mark.parametrize('call, message', [
-    (lambda: dn.preset('huge'), "preset 'huge' is unknown"),
-    (lambda: dn.TrainConfig(steps=0), 'steps=0 is not allowed'),
-    (lambda: dn.TrainConfig(ema_fraction=1.0), 'ema_fraction=1.0 is not allowed'),
-    (lambda: dn.ModelConfig(width=0), 'width=0 is not allowed'),
-    (lambda: dn.train_denoiser(np.zeros((4, 3)), *dn.preset('tiny'), device='cpu'), 'expected (N, H, W)'),
-    (lambda: dn.train_denoiser(torch.full((4, 8, 8), float('inf')), *dn.preset('tiny'), device='cpu'), 'NaN/inf'),
-    (lambda: pairs.run_pair_experiment(StationaryImages(8, 8), [0], *dn.preset('tiny'), device='cpu'), 'N=0 is not allowed'),
-])
+@pytest.mark.parametrize(
+    'call, message',
+    [
+        (lambda: dn.preset('huge'), "preset 'huge' is unknown"),
+        (lambda: dn.TrainConfig(steps=0), 'steps=0 is not allowed'),
+        (lambda: dn.TrainConfig(ema_fraction=1.0), 'ema_fraction=1.0 is not allowed'),
+        (lambda: dn.ModelConfig(width=0), 'width=0 is not allowed'),
+        (lambda: dn.train_denoiser(np.zeros((4, 3)), *dn.preset('tiny'), device='cpu'), 'expected (N, H, W)'),
+        (lambda: dn.train_denoiser(torch.full((4, 8, 8), float('inf')), *dn.preset('tiny'), device='cpu'), 'NaN/inf'),
+        (lambda: pairs.run_pair_experiment(StationaryImages(8, 8), [0], *dn.preset('tiny'), device='cpu'), 'N=0 is not allowed'),
+    ],
+)
 def test_bad_input(call, message):
     with pytest.raises(MemgenError, match=message.replace('(', r'\(').replace(')', r'\)')):
         call()
@@ -117,6 +142,7 @@ def test_bad_input(call, message):
 
 def test_N_larger_than_half_the_pool():
     from memgen.data import ImagePool
+
     pool = ImagePool(np.random.default_rng(0).standard_normal((50, 8, 8)), 8, 8)
     with pytest.raises(MemgenError, match='n=30 per set needs'):
         pairs.run_pair_experiment(pool, [30], *dn.preset('tiny'), device='cpu', show_progress=False)
@@ -133,8 +159,12 @@ def test_gpu_path_on_cpu_with_compile(images, tmp_path):
     assert log[-1]['loss'] < log[0]['loss']
     for a, b in zip(plain, log):
         assert abs(a['loss'] - b['loss']) < 0.05 * a['loss'], (a, b)
-    assert json.loads((tmp_path / 'config.json').read_text())['features'] == {'amp': True, 'channels_last': True,
-                                                                              'fused': True, 'compile': True}
+    assert json.loads((tmp_path / 'config.json').read_text())['features'] == {
+        'amp': True,
+        'channels_last': True,
+        'fused': True,
+        'compile': True,
+    }
 
 
 @pytest.mark.parametrize('H', [32, 80])
@@ -144,8 +174,9 @@ def test_paper_preset_runs_at_full_profile_sizes(H):
     mc, tc = dn.preset('paper')
     tc = replace(tc, steps=2, batch=2, log_every=0)
     sc = dn.DDIM(steps=2, eta=1.0, sigma_max=tc.sigma_max, n_samples=2)
-    tab, grids = pairs.run_pair_experiment(StationaryImages(H, H, alpha=1.0, betas=(4.0,)), [2], mc, tc, sc, n_test=2,
-                                        n_samples_Q=4, device='cpu', show_progress=False)
+    tab, grids = pairs.run_pair_experiment(
+        StationaryImages(H, H, alpha=1.0, betas=(4.0,)), [2], mc, tc, sc, n_test=2, n_samples_Q=4, device='cpu', show_progress=False
+    )
     assert np.isfinite(tab.value).all() and grids[2]['A'].shape == (2, H, H)
     assert {'m', 'q_shared', 'q_independent', 'Q', 'psnr', 'q_linear'} <= set(tab.quantity)
 
@@ -155,23 +186,49 @@ def test_interrupted_pair_sweep_resumes_from_its_store(tmp_path):
     import yaml
     from memgen.core import to_jsonable
     from memgen.sweep import run_sweep, sweep_status
-    tiny = pairs.PairConfig(H=8, N_grid=(2,), preset='tiny', train_steps=10, sampler_steps=4, n_samples=4, n_samples_Q=8, n_test=8,
-                         betas=(4.0,), eval_every=5, patience=1, checkpoints=(5,))
+
+    tiny = pairs.PairConfig(
+        H=8,
+        N_grid=(2,),
+        preset='tiny',
+        train_steps=10,
+        sampler_steps=4,
+        n_samples=4,
+        n_samples_Q=8,
+        n_test=8,
+        betas=(4.0,),
+        eval_every=5,
+        patience=1,
+        checkpoints=(5,),
+    )
     fixed = {k: v for k, v in to_jsonable(tiny).items() if k != 'N_grid'}
     spec = tmp_path / 'pairs.yaml'
-    spec.write_text(yaml.safe_dump({'name': 'pairs', 'task': 'denoisers', 'store': str(tmp_path / 'store'), 'seeds': [0, 1],
-                                    'product': {'N_grid': [[2], [3]]}, 'fixed': fixed}))
+    spec.write_text(
+        yaml.safe_dump(
+            {
+                'name': 'pairs',
+                'task': 'denoisers',
+                'store': str(tmp_path / 'store'),
+                'seeds': [0, 1],
+                'product': {'N_grid': [[2], [3]]},
+                'fixed': fixed,
+            }
+        )
+    )
     run_sweep(spec, 'serial')
     jobs = sorted((tmp_path / 'store' / 'pairs' / 'jobs').iterdir())
     assert len(jobs) == 4
-    kept = jobs[0] / 'result.csv'; stamp = kept.stat().st_mtime_ns
-    for j in jobs[1:]: [f.unlink() for f in j.iterdir()]; j.rmdir()          # the run was cut after its first job
+    kept = jobs[0] / 'result.csv'
+    stamp = kept.stat().st_mtime_ns
+    for j in jobs[1:]:
+        [f.unlink() for f in j.iterdir()]
+        j.rmdir()  # the run was cut after its first job
     assert sweep_status(spec)['done'] == 1
     res = run_sweep(spec, 'serial')
     assert res['ran'] == 3 and sweep_status(spec)['done'] == 4 and kept.stat().st_mtime_ns == stamp
     cfg, out = pairs.store_sweep(spec, tmp_path / 'stored')
     assert cfg == replace(tiny, N_grid=(2, 3), seeds=(0, 1))
     table, rec = pairs.load_results(out, cfg)
-    assert set(table.seed) == {0, 1} and {5.0} <= set(table.step.dropna())          # checkpoint rows came through the store
+    assert set(table.seed) == {0, 1} and {5.0} <= set(table.step.dropna())  # checkpoint rows came through the store
     with pytest.raises(MemgenError, match='computed for another config: eta=1.0 there, 0.0 here'):
         pairs.load_results(out, replace(cfg, eta=0.0))

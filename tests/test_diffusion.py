@@ -1,4 +1,5 @@
 """Diffusion with linear denoisers: denoisers, samplers, exact covariance propagation and effective maps."""
+
 import numpy as np
 import pytest
 import torch
@@ -25,9 +26,13 @@ def test_generated_covariance_converges_to_S(data64, eta):
 def test_matrix_route_equals_spectral_route(data64):
     X, _ = data64
     D, sch = df.optimal_denoiser(X[:20], weight_decay=0.1), df.linear_schedule(200)
-    class Dense:                           # the same denoiser seen only through .matrix
+
+    class Dense:  # the same denoiser seen only through .matrix
         d = D.d
-        def matrix(self, s): return D.matrix(s)
+
+        def matrix(self, s):
+            return D.matrix(s)
+
     np.testing.assert_allclose(df.sampled_covariance(Dense(), sch, 30, 1.0), df.sampled_covariance(D, sch, 30, 1.0), atol=1e-10)
 
 
@@ -38,11 +43,14 @@ def test_samples_lie_in_the_span_of_training_data():
     np.testing.assert_allclose(xs @ P.T, xs, atol=1e-8)
 
 
-@pytest.mark.parametrize('name, w', [
-    ('weight decay', lambda l, s: l / (l + s**2 + 0.5)),
-    ('covariance ridge', lambda l, s: (l + 0.3) / (l + 0.3 + s**2)),
-    ('early stopping, identity init', lambda l, s: l / (l + s**2) + (1 - l / (l + s**2)) * np.exp(-2 * 0.5 * (l + s**2))),
-])
+@pytest.mark.parametrize(
+    'name, w',
+    [
+        ('weight decay', lambda l, s: l / (l + s**2 + 0.5)),
+        ('covariance ridge', lambda l, s: (l + 0.3) / (l + 0.3 + s**2)),
+        ('early stopping, identity init', lambda l, s: l / (l + s**2) + (1 - l / (l + s**2)) * np.exp(-2 * 0.5 * (l + s**2))),
+    ],
+)
 def test_regularised_map_matches_simulation(name, w):
     rng = np.random.default_rng(2)
     X = rng.standard_normal((30, 20)) * np.linspace(1.5, 0.2, 20)
@@ -53,8 +61,8 @@ def test_regularised_map_matches_simulation(name, w):
     sd = np.sqrt((np.outer(np.diag(C), np.diag(C)) + C**2) / len(xs))
     assert np.all(np.abs(C_mc - C) < 5 * sd + 1e-12)
     # and its eigenvalues are the effective map g(lambda)^2 on the data eigenvalues
-    g2 = df.effective_map(w, D.lam, sch, 60, 1.0)**2
-    np.testing.assert_allclose(np.sort(np.linalg.eigvalsh(C))[::-1][:len(g2)], np.sort(g2)[::-1], rtol=1e-8, atol=1e-10)
+    g2 = df.effective_map(w, D.lam, sch, 60, 1.0) ** 2
+    np.testing.assert_allclose(np.sort(np.linalg.eigvalsh(C))[::-1][: len(g2)], np.sort(g2)[::-1], rtol=1e-8, atol=1e-10)
 
 
 def test_regularisation_and_memorisation():
@@ -64,10 +72,12 @@ def test_regularisation_and_memorisation():
     decay = df.DiffusionMap(lambda l, s: l / (l + s**2 + 1.0), sch, 200)
     n = np.array([2, 10, 50])
     m0, mr = (memorisation_map(n, 2000, g) for g in (exact, ridge))
-    assert np.all(mr < m0 - 0.05)                       # isotropic variance lowers memorisation
+    assert np.all(mr < m0 - 0.05)  # isotropic variance lowers memorisation
     # Monte Carlo: run the sampler itself on white data. Weight decay is a pure shrinkage (g(0) = 0), for which the
     # formula gives m0 by construction, so only the sampler can show that it does not lower memorisation.
-    rng = np.random.default_rng(4); d = 1000; X = rng.standard_normal((10, d))
+    rng = np.random.default_rng(4)
+    d = 1000
+    X = rng.standard_normal((10, d))
     for g, mt in ((ridge.w, mr[1]), (exact.w, m0[1]), (decay.w, m0[1])):
         xs = df.ddim_sample(df.SpectralDenoiser(X, g), sch, rng.standard_normal((300, d)), steps=200)
         m, sem = M.memorisation(xs, X)
@@ -96,10 +106,11 @@ def test_torch_sampling_matches_numpy_without_noise():
     b = df.ddim_sample(D, sch, torch.tensor(xT), steps=25).numpy()
     np.testing.assert_allclose(a, b, atol=1e-10)
     # the other samplers and denoisers: one code path, tensors in, tensors out (same dtype), the numpy numbers
-    y0 = 3 * xT                                                    # beta = 1 injects no noise: the generators do not matter
+    y0 = 3 * xT  # beta = 1 injects no noise: the generators do not matter
     a = df.kadkhodaie_sample(D, y0, np.random.default_rng(2), h0=0.05, beta=1.0, sigma_min=0.05, max_iter=200)
     b = df.kadkhodaie_sample(D, torch.tensor(y0), torch.Generator().manual_seed(2), h0=0.05, beta=1.0, sigma_min=0.05, max_iter=200)
-    assert b.dtype == torch.float64; np.testing.assert_allclose(b.numpy(), a, atol=1e-10)
+    assert b.dtype == torch.float64
+    np.testing.assert_allclose(b.numpy(), a, atol=1e-10)
     TL = df.TrainedLinearDenoiser(np.array([0.1, 1.0]), np.stack([0.5 * np.eye(16), np.random.default_rng(3).standard_normal((16, 16))]))
     np.testing.assert_allclose(TL(torch.tensor(xT), 0.9).numpy(), TL(xT, 0.9), atol=1e-12)
     assert TL(torch.tensor(xT, dtype=torch.float32), 0.9).dtype == torch.float32
@@ -110,14 +121,20 @@ def test_torch_sampling_matches_numpy_without_noise():
 
 
 def test_trained_denoiser_approaches_closed_form():
-    rng = np.random.default_rng(0); X = rng.standard_normal((300, 8)) * np.linspace(1.5, 0.3, 8); sig = np.array([0.1, 0.5, 2.0])
-    gap = lambda T: max(np.linalg.norm(T.matrix(s) - df.optimal_denoiser(X).matrix(s)) / np.linalg.norm(df.optimal_denoiser(X).matrix(s)) for s in sig)
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((300, 8)) * np.linspace(1.5, 0.3, 8)
+    sig = np.array([0.1, 0.5, 2.0])
+    gap = lambda T: max(
+        np.linalg.norm(T.matrix(s) - df.optimal_denoiser(X).matrix(s)) / np.linalg.norm(df.optimal_denoiser(X).matrix(s)) for s in sig
+    )
     gaps = [gap(df.train_linear_denoisers(X, sig, steps=k, lr=0.02, device='cpu')[0]) for k in (50, 200, 1500)]
     assert gaps[0] > gaps[1] > gaps[2] and gaps[2] < 0.05, gaps
 
 
 def test_bad_input():
-    X = np.random.default_rng(0).standard_normal((5, 6)); D = df.optimal_denoiser(X); sch = df.linear_schedule(50)
+    X = np.random.default_rng(0).standard_normal((5, 6))
+    D = df.optimal_denoiser(X)
+    sch = df.linear_schedule(50)
     with pytest.raises(MemgenError, match='not strictly decreasing at t=2'):
         df.Schedule(np.array([0.9, 0.8, 0.85]))
     with pytest.raises(MemgenError, match='steps=0 is not allowed'):
@@ -137,10 +154,12 @@ def test_bad_input():
 
 # Training time (beyond the paper): a linear denoiser trained for time tau gives the spectral map g_tau.
 
+
 @pytest.mark.parametrize('d', [100, 200])
 def test_training_time_theory_matches_trained_diffusion_models(d):
     "q(tau) at gamma = 1 and m(tau) at n = 5 of DDIM-sampled models trained for tau, against the theory with g_tau."
     from memgen import theory as th
+
     for tau in (0.1, 2.0):
         t = df.simulate_diffusion(df.GradientFlow(tau), d, ns=(5, d), n_seeds=3, n_samples=40, steps=40, seed=3, show_progress=False)
         s = t.groupby(['n', 'quantity']).value.agg(['mean', 'std', 'count'])
@@ -155,13 +174,20 @@ def test_latent_recovery_does_not_depend_on_training_time():
     "Exact: the generated covariance has the same top eigenvectors at every tau; by simulation: Q of generated samples agrees within errors."
     from memgen.data import SpikedWhite
     from memgen.metrics import latent_recovery, latent_recovery_from_samples
-    sw = SpikedWhite(80, betas=(4.0,)); X = sw.sample(160, np.random.default_rng(0)); sch = df.linear_schedule(1000)
-    exact = [latent_recovery(df.sampled_covariance(df.SpectralDenoiser(X, df.GradientFlow(t)), sch, 30), sw.latents)[0]
-             for t in (0.02, 0.3, 3.0, 30.0)]
+
+    sw = SpikedWhite(80, betas=(4.0,))
+    X = sw.sample(160, np.random.default_rng(0))
+    sch = df.linear_schedule(1000)
+    exact = [
+        latent_recovery(df.sampled_covariance(df.SpectralDenoiser(X, df.GradientFlow(t)), sch, 30), sw.latents)[0]
+        for t in (0.02, 0.3, 3.0, 30.0)
+    ]
     assert np.ptp(exact) < 1e-8 and exact[0] > 0.5, exact
     xT = np.random.default_rng(1).standard_normal((3000, 80))
-    sim = [latent_recovery_from_samples(df.ddim_sample(df.SpectralDenoiser(X, df.GradientFlow(t)), sch, xT, steps=30),
-                                        sw.latents, n_boot=10) for t in (0.3, 30.0)]
+    sim = [
+        latent_recovery_from_samples(df.ddim_sample(df.SpectralDenoiser(X, df.GradientFlow(t)), sch, xT, steps=30), sw.latents, n_boot=10)
+        for t in (0.3, 30.0)
+    ]
     (Q1, e1), (Q2, e2) = sim
     assert abs(Q1[0] - Q2[0]) <= 3 * np.hypot(e1[0], e2[0]) + 1e-3, sim
     assert abs(Q1[0] - exact[0]) <= 3 * e1[0] + 0.02, (Q1, exact)

@@ -1,4 +1,5 @@
 "The phase-diagram explorer: the grid is exact and cheap, and its sliders work offline in a browser."
+
 import numpy as np
 import pytest
 from memgen import theory as th
@@ -12,7 +13,7 @@ def test_white_grid_matches_pointwise_theory():
     Q = np.array([[float(th.Q_bbp(1.0, 1 + b, g)) for b in bs] for g in gs])
     np.testing.assert_allclose(G['Q'], Q, atol=1e-12)
     np.testing.assert_allclose(G['q'], th.q_white(gs, th.RidgeSqrt(0.5)), atol=1e-12)
-    below = gs[:, None] * bs[None, :]**2 <= 1                      # below gamma_c = 1/beta^2: Q = 0, D_lat = 1
+    below = gs[:, None] * bs[None, :] ** 2 <= 1  # below gamma_c = 1/beta^2: Q = 0, D_lat = 1
     assert np.all(G['Q'][below] == 0) and np.all(G['D_lat'][below] == 1) and np.all(G['Q'][~below] > 0)
 
 
@@ -21,7 +22,7 @@ def test_converged_not_recovered_region_is_the_strip_between_the_boundaries():
     G = white_phase_grid(gs, bs)
     g_half = float(np.interp(0.5, G['q'], gs))
     region = (G['q'][:, None] >= 0.5) & (G['Q'] == 0)
-    expect = (gs[:, None] >= g_half) & (gs[:, None] * bs[None, :]**2 <= 1)
+    expect = (gs[:, None] >= g_half) & (gs[:, None] * bs[None, :] ** 2 <= 1)
     np.testing.assert_array_equal(region, expect)
     assert region.any() and not region.all()
 
@@ -30,10 +31,11 @@ def test_converged_not_recovered_region_is_the_strip_between_the_boundaries():
 def explorer_page(tmp_path_factory):
     out = tmp_path_factory.mktemp('explorer')
     write_vega_bundle(out / VEGA_BUNDLE_NAME)
-    E = explorer_grid(np.logspace(-2, 1.5, 16), np.logspace(-0.7, 0.9, 14), alphas=(0.0, 0.25, 0.5), lams=(0.0, 0.5, 1.0),
-                      d=200, d_m=200)
-    html = (f'<!doctype html><html><head><meta charset="utf-8"><script src="{VEGA_BUNDLE_NAME}"></script></head>'
-            f'<body>{chart_html(explorer_chart(E).to_dict())}</body></html>')
+    E = explorer_grid(np.logspace(-2, 1.5, 16), np.logspace(-0.7, 0.9, 14), alphas=(0.0, 0.25, 0.5), lams=(0.0, 0.5, 1.0), d=200, d_m=200)
+    html = (
+        f'<!doctype html><html><head><meta charset="utf-8"><script src="{VEGA_BUNDLE_NAME}"></script></head>'
+        f'<body>{chart_html(explorer_chart(E).to_dict())}</body></html>'
+    )
     (out / 'explorer.html').write_text(html)
     return out / 'explorer.html'
 
@@ -50,7 +52,7 @@ def test_sliders_change_the_chart_offline(browser, explorer_page):
     assert sliders.count() == 2
     svg = lambda: page.locator('.memgen-chart svg.marks').first.inner_html()
     before = svg()
-    for i in range(2):                                   # each slider alone changes what is drawn
+    for i in range(2):  # each slider alone changes what is drawn
         s = sliders.nth(i)
         s.evaluate("(el) => { el.value = el.max; el.dispatchEvent(new Event('input', {bubbles: true})); }")
         page.wait_for_timeout(400)

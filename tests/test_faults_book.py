@@ -1,4 +1,5 @@
 "Faults of the chapter cache and the book build: inputs in the cache key, corrupt entries, leftovers of killed runs, --strict."
+
 import json, signal, subprocess, sys, textwrap, time
 from pathlib import Path
 import pytest
@@ -12,18 +13,21 @@ from memgen.core import MemgenError
 
 def toy_root(tmp_path: Path, code: str) -> Path:
     "A checkout with a landing page and one toy chapter, toy.ipynb, running `code` after its parameters cell."
-    (tmp_path / '_config.yml').write_text('title: toy\nonly_build_toc_files: true\nexecute:\n  execute_notebooks: "off"\n'
-                                          'exclude_patterns: [_build]\n')
+    (tmp_path / '_config.yml').write_text(
+        'title: toy\nonly_build_toc_files: true\nexecute:\n  execute_notebooks: "off"\nexclude_patterns: [_build]\n'
+    )
     (tmp_path / '_toc.yml').write_text('format: jb-book\nroot: intro\nchapters:\n  - file: toy\n')
     (tmp_path / 'intro.md').write_text('# Intro\n')
     (tmp_path / 'toy.ipynb').write_text(_notebook(code))
     return tmp_path
 
 
-def quiet(*a): pass
+def quiet(*a):
+    pass
 
 
 # --- 1. the cache key covers what a chapter reads -----------------------------------------------------------------
+
 
 def test_declared_input_file_is_part_of_the_cache_key(tmp_path):
     "A chapter that reads a stored results file re-executes when the file changes (it was served stale before)."
@@ -44,13 +48,16 @@ def test_sweep_records_and_celeba_are_part_of_the_cache_key(tmp_path, monkeypatc
     (tmp_path / 's.yaml').write_text('name: t\ntask: theory_q\nproduct: {gamma: [0.5]}\nstore: res\n')
     p = ConvergenceParams(sweep='s.yaml')
     k0 = execution_key(conv, p, tmp_path)
-    (tmp_path / 'res/t/jobs/abc').mkdir(parents=True); (tmp_path / 'res/t/jobs/abc/result.csv').write_text('q\n0.5\n')
+    (tmp_path / 'res/t/jobs/abc').mkdir(parents=True)
+    (tmp_path / 'res/t/jobs/abc/result.csv').write_text('q\n0.5\n')
     assert execution_key(conv, p, tmp_path) != k0
     real = get_chapter('real')
     monkeypatch.delenv('MEMGEN_CELEBA', raising=False)
-    (tmp_path / 'nbs/chapters').mkdir(parents=True); (tmp_path / real.path).write_text(_notebook('pass'))
+    (tmp_path / 'nbs/chapters').mkdir(parents=True)
+    (tmp_path / real.path).write_text(_notebook('pass'))
     k_none = execution_key(real, real.profile('quick'), tmp_path)
-    (tmp_path / 'faces').mkdir(); (tmp_path / 'faces/a.png').write_bytes(b'1')
+    (tmp_path / 'faces').mkdir()
+    (tmp_path / 'faces/a.png').write_bytes(b'1')
     monkeypatch.setenv('MEMGEN_CELEBA', str(tmp_path / 'faces'))
     k_env = execution_key(real, real.profile('quick'), tmp_path)
     (tmp_path / 'faces/b.png').write_bytes(b'2')
@@ -67,6 +74,7 @@ def test_sweep_outside_the_repository_is_refused(tmp_path, sweep):
 
 
 # --- 4. sizes beyond the machine's memory fail when parameters are built --------------------------------------------
+
 
 def test_dimension_beyond_memory_fails_before_work():
     with pytest.raises(MemgenError, match=r'd=100000 needs about 298 GiB .* expected d <= \d+'):
@@ -88,20 +96,23 @@ def test_strict_corrupt_cache_and_leftovers(tmp_path):
     root = toy_root(tmp_path, CLAIM)
     toy = Chapter('toy', 'toy.ipynb', 'Toy', ToyParams, {'quick': ToyParams(), 'full': ToyParams(2)})
     logs = []
-    html = build_book(root=root, chapters=[toy], log=logs.append)             # not strict: builds, reports the claim
+    html = build_book(root=root, chapters=[toy], log=logs.append)  # not strict: builds, reports the claim
     assert 'toy page' in (html / 'toy.html').read_text()
-    assert '[1/1] toy: executed in' in '\n'.join(logs)                    # one line per chapter when stderr is not a terminal
+    assert '[1/1] toy: executed in' in '\n'.join(logs)  # one line per chapter when stderr is not a terminal
     assert any('1 claim(s) not reproduced' in l and 'toy/c_false: toy claim that fails' in l for l in logs), logs
-    with pytest.raises(MemgenError) as e:                                     # strict: fails naming the claim, book kept
+    with pytest.raises(MemgenError) as e:  # strict: fails naming the claim, book kept
         build_book(root=root, chapters=[toy], strict=True, log=quiet)
     assert str(e.value) == 'strict: 1 claim(s) not reproduced: toy/c_false: toy claim that fails'
     assert (html / 'toy.html').exists()
 
     # a truncated executed notebook and book record, and the leftovers of killed runs
     cache = root / '_build' / 'cache' / 'toy'
-    nb = next(cache.glob('*.ipynb')); nb.write_text(nb.read_text()[:200])
-    stamp = html / '.memgen-book.json'; stamp.write_text(stamp.read_text()[:30])
-    dead = subprocess.Popen(['true']); dead.wait()
+    nb = next(cache.glob('*.ipynb'))
+    nb.write_text(nb.read_text()[:200])
+    stamp = html / '.memgen-book.json'
+    stamp.write_text(stamp.read_text()[:30])
+    dead = subprocess.Popen(['true'])
+    dead.wait()
     (cache / f'.{nb.stem}.{dead.pid}.running.ipynb').write_text('{')
     (cache / f'.{nb.stem}.{dead.pid}.results.json').write_text('{')
     (root / '_build' / f'.stage-{dead.pid}-abcd').mkdir()
@@ -115,7 +126,8 @@ def test_strict_corrupt_cache_and_leftovers(tmp_path):
     assert sorted(p.name for p in cache.glob('.*')) == [] and not list((root / '_build').glob('.stage-*'))
 
     # a truncated .results.json alone is detected too (its checksum is recorded)
-    res = nb.with_suffix('.results.json'); res.write_text(res.read_text()[:40])
+    res = nb.with_suffix('.results.json')
+    res.write_text(res.read_text()[:40])
     logs = []
     build_book(root=root, chapters=[toy], log=logs.append)
     assert any('toy' in l and 'is corrupt' in l for l in logs), logs
@@ -124,10 +136,12 @@ def test_strict_corrupt_cache_and_leftovers(tmp_path):
 
 # --- 3. signals: temporary files removed, children killed ------------------------------------------------------------
 
+
 def _wait_for(path: Path, timeout: float = 300) -> str:
     t0 = time.time()
     while time.time() - t0 < timeout:
-        if path.exists() and path.read_text(): return path.read_text()
+        if path.exists() and path.read_text():
+            return path.read_text()
         time.sleep(0.1)
     raise AssertionError(f'{path} did not appear in {timeout}s')
 
@@ -135,15 +149,19 @@ def _wait_for(path: Path, timeout: float = 300) -> str:
 def _wait_gone(pid: int, timeout: float = 60) -> bool:
     t0 = time.time()
     while time.time() - t0 < timeout:
-        if not pid_alive(pid): return True
+        if not pid_alive(pid):
+            return True
         time.sleep(0.1)
     return False
 
 
 def test_sigterm_during_a_chapter_removes_its_temporary_files(tmp_path):
-    root = toy_root(tmp_path, "import os, time, json\n"
-                              "json.dump({'a': 1}, open(os.environ['MEMGEN_RESULTS'], 'w'))\n"
-                              "open('started', 'w').write(str(os.getpid()))\ntime.sleep(120)")
+    root = toy_root(
+        tmp_path,
+        "import os, time, json\n"
+        "json.dump({'a': 1}, open(os.environ['MEMGEN_RESULTS'], 'w'))\n"
+        "open('started', 'w').write(str(os.getpid()))\ntime.sleep(120)",
+    )
     script = textwrap.dedent(f'''\
         import sys; sys.path.insert(0, {str(ROOT / 'tests')!r})
         from pathlib import Path
@@ -160,7 +178,8 @@ def test_sigterm_during_a_chapter_removes_its_temporary_files(tmp_path):
         proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=120)
     finally:
-        if proc.poll() is None: proc.kill()
+        if proc.poll() is None:
+            proc.kill()
     assert proc.returncode == 128 + signal.SIGTERM, err[-2000:]
     assert list(cache.glob('.*')) == [] and list(cache.glob('*.ipynb')) == []
     assert _wait_gone(kernel), 'the kernel outlived the killed run'
@@ -180,6 +199,7 @@ def test_sigterm_kills_the_jupyter_book_process_group(tmp_path):
         proc.send_signal(signal.SIGTERM)
         proc.communicate(timeout=120)
     finally:
-        if proc.poll() is None: proc.kill()
+        if proc.poll() is None:
+            proc.kill()
     assert proc.returncode == 128 + signal.SIGTERM
     assert _wait_gone(child), 'the child outlived memgen'

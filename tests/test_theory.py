@@ -2,6 +2,7 @@
 
 Tolerances: `k * sem + bias`, with sem the Monte-Carlo standard error (k = 4) and `bias` the finite-d correction
 stated in the theory notebook (O(1/d) for white data, O(n/d) for memorisation, O(1/ln d) for alpha = 1)."""
+
 import warnings
 import numpy as np
 import pytest
@@ -52,13 +53,15 @@ def test_spikes_do_not_change_q():
 
 
 def _mc_Q(model, gamma, reps=3, seed=0):
-    rng = np.random.default_rng(seed); n = int(gamma * model.d)
+    rng = np.random.default_rng(seed)
+    n = int(gamma * model.d)
     vals = [metrics.latent_recovery(_cov(model, n, rng), model.latents)[0] for _ in range(reps)]
     return mean_sem(vals)
 
 
 def _cov(model, n, rng):
-    X = model.sample(n, rng); return X.T @ X / n
+    X = model.sample(n, rng)
+    return X.T @ X / n
 
 
 @pytest.mark.parametrize('beta', [2.0, 5.0])
@@ -70,7 +73,8 @@ def test_bbp_overlap_white_against_monte_carlo(beta):
 
 
 def test_bbp_closed_form_and_sharp_transition():
-    beta = 3.0; c = 1 / np.array([0.05, 0.1, 0.2, 1.0])
+    beta = 3.0
+    c = 1 / np.array([0.05, 0.1, 0.2, 1.0])
     expect = np.where(1 / c > 1 / beta**2, (1 - c / beta**2) / (1 + c / beta), 0.0)
     np.testing.assert_allclose(th.Q_bbp(1.0, 1 + beta, 1 / c), expect, atol=1e-12)
     gc = 1 / beta**2
@@ -92,7 +96,8 @@ def test_template_overlap_over_power_law_against_monte_carlo():
 
 
 def test_outlier_location_against_monte_carlo():
-    rng = np.random.default_rng(3); model = SpikedWhite(800, (3.0,), seed=4)
+    rng = np.random.default_rng(3)
+    model = SpikedWhite(800, (3.0,), seed=4)
     X = model.sample(1600, rng)
     top = np.linalg.eigvalsh(X.T @ X / 1600)[-1]
     assert top == pytest.approx(th.outlier_location(1.0, 4.0, 2.0), rel=0.02)
@@ -110,7 +115,9 @@ def test_memorisation_closed_forms():
 
 @pytest.mark.parametrize('n, lam, bias', [(2, 0.0, 0.005), (10, 0.0, 0.005), (100, 0.0, 0.012), (10, 0.5, 0.005)])
 def test_memorisation_against_monte_carlo(n, lam, bias):
-    rng = np.random.default_rng(n); d = 2000; vals = []
+    rng = np.random.default_rng(n)
+    d = 2000
+    vals = []
     for _ in range(4):
         X = rng.standard_normal((n, d))
         mdl = LinearGenerativeModel(th.RidgeSqrt(lam)).fit(X)
@@ -121,7 +128,9 @@ def test_memorisation_against_monte_carlo(n, lam, bias):
 
 @pytest.mark.parametrize('gamma, beta', [(0.5, 1.0), (0.5, 3.0), (2.0, 1.0), (2.0, 3.0)])
 def test_operator_distance_against_monte_carlo(gamma, beta):
-    rng = np.random.default_rng(5); model = SpikedWhite(800, (beta,), seed=3); n = int(gamma * 800)
+    rng = np.random.default_rng(5)
+    model = SpikedWhite(800, (beta,), seed=3)
+    n = int(gamma * 800)
     vals = [metrics.operator_distance(model.covariance(), _cov(model, n, rng)) for _ in range(3)]
     assert np.mean(vals) == pytest.approx(th.D_op(beta, gamma), rel=0.03)
 
@@ -129,19 +138,21 @@ def test_operator_distance_against_monte_carlo(gamma, beta):
 def test_operator_distance_is_blind_to_the_bbp_transition():
     # at gamma_c = 1/beta^2 the bulk edge moves by 2 beta + beta^2 > beta: up to 2 gamma_c the operator norm is the
     # no-spike value (2 sqrt(c) + c) / (1 + beta), with no feature at gamma_c
-    beta = 3.0; g = np.linspace(0.2, 2.0, 19) / beta**2; c = 1 / g
+    beta = 3.0
+    g = np.linspace(0.2, 2.0, 19) / beta**2
+    c = 1 / g
     np.testing.assert_allclose(th.D_op((beta,), g), (2 * np.sqrt(c) + c) / (1 + beta), rtol=1e-9)
 
 
 def test_latent_distance_threshold():
-    beta = 3.0; gc = 1 / beta**2
+    beta = 3.0
+    gc = 1 / beta**2
     np.testing.assert_array_equal(th.D_lat((beta,), np.linspace(0.001, 0.9999, 50) * gc), 1.0)
     above = th.D_lat((beta,), gc * np.linspace(1.0001, 100, 200))
     assert np.all(np.diff(above) < 0) and above[0] < 1
     # two spikes: the mean of the BBP overlaps, a kink at each 1/beta_k^2
     g = np.array([0.5, 3.0])
-    np.testing.assert_allclose(th.D_lat((1.0, 5.0), g),
-                               1 - (th.Q_bbp(1.0, 2.0, g) + th.Q_bbp(1.0, 6.0, g)) / 2, atol=1e-14)
+    np.testing.assert_allclose(th.D_lat((1.0, 5.0), g), 1 - (th.Q_bbp(1.0, 2.0, g) + th.Q_bbp(1.0, 6.0, g)) / 2, atol=1e-14)
 
 
 @pytest.mark.parametrize('betas, gammas', [((3.0,), (0.5, 2.0)), ((1.0, 5.0), (0.3, 3.0))])
@@ -152,16 +163,19 @@ def test_latent_distance_against_simulation(betas, gammas):
     for d in (200, 400):
         model = SpikedWhite(d, betas, seed=1)
         for gm in gammas:
-            rng = np.random.default_rng([d, int(gm * 10)]); n = int(gm * d)
-            vals = [metrics.latent_distance(LinearGenerativeModel().fit(model.sample(n, rng)).covariance(), model.latents)
-                    for _ in range(4)]
+            rng = np.random.default_rng([d, int(gm * 10)])
+            n = int(gm * d)
+            vals = [
+                metrics.latent_distance(LinearGenerativeModel().fit(model.sample(n, rng)).covariance(), model.latents) for _ in range(4)
+            ]
             m, s = mean_sem(vals)
             assert abs(m - th.D_lat(betas, gm)) < 3 * s + 0.03, (betas, d, gm, m, s)
 
 
 @pytest.mark.parametrize('alpha', [0.0, 0.5])
 def test_bulk_distance_against_monte_carlo(alpha):
-    rng = np.random.default_rng(6); model = PowerLaw(400, alpha)
+    rng = np.random.default_rng(6)
+    model = PowerLaw(400, alpha)
     for gm in (0.5, 2.0):
         S = _cov(model, int(gm * 400), rng)
         assert metrics.bulk_distance(model.covariance(), S) == pytest.approx(th.D_bulk(model.bulk_spectrum, gm), abs=0.01)
@@ -173,7 +187,7 @@ def test_bulk_distance_is_function_of_q_for_white_data():
 
 
 def test_solvers_are_robust_over_wide_ranges():
-    spec = np.logspace(0, -8, 3000)                 # 8 decades
+    spec = np.logspace(0, -8, 3000)  # 8 decades
     gammas = np.logspace(-3, 3, 25)
     with warnings.catch_warnings():
         warnings.simplefilter('error')
@@ -192,7 +206,7 @@ def test_effective_rank_and_finite_d_convergence_against_monte_carlo():
     assert 5 < th.effective_rank(lam) < 5.7 and th.effective_rank(np.ones(600)) == pytest.approx(600)
     np.testing.assert_allclose(th.convergence_q_finite(lam, [0.2, 0.7, 2.5]), [0.855, 0.947, 0.986], atol=3e-3)
     t = simulate(SimConfig(PowerLaw(600, 1.5), gammas=(0.2,), n_seeds=4, n_samples=200, quantities=('q',)), show_progress=False)
-    mc, sem = t.value.mean(), np.sqrt(np.mean(t['sem']**2) / len(t))
+    mc, sem = t.value.mean(), np.sqrt(np.mean(t['sem'] ** 2) / len(t))
     assert abs(mc - th.convergence_q_finite(lam, 0.2)) < 3 * sem, (mc, sem)
     assert abs(mc - th.convergence_q(lam, 0.2)) > 5 * sem, (mc, sem)
 
@@ -200,14 +214,16 @@ def test_effective_rank_and_finite_d_convergence_against_monte_carlo():
 def test_q_circ_closed_forms():
     assert th.q_circ(1) == pytest.approx(np.pi / 4, abs=1e-14)
     np.testing.assert_allclose(th.q_circ([2, 4, 16]), [0.8836, 0.9396, 0.9845], atol=1e-4)
-    n = np.logspace(0, 12, 60); q = th.q_circ(n)
+    n = np.logspace(0, 12, 60)
+    q = th.q_circ(n)
     assert np.all(np.diff(q) > 0) and np.all(q <= 1) and q[-1] == pytest.approx(1 - 1 / (4 * n[-1]), abs=1e-15)
     assert th.q_circ(0.5) == pytest.approx(special_q(0.5))
 
 
 def special_q(n):
     from scipy.special import gamma as G
-    return G(n + 0.5)**2 / (n * G(n)**2)
+
+    return G(n + 0.5) ** 2 / (n * G(n) ** 2)
 
 
 def test_q_white_guards_at_huge_gamma():
@@ -220,26 +236,29 @@ def test_q_white_guards_at_huge_gamma():
     assert th.q_white(1e12) == pytest.approx(1 - 1 / 4e12, abs=1e-15)
 
 
-@pytest.mark.parametrize('call, message', [
-    (lambda: th.convergence_q([1 + 1j, 1.0], 1.0), 'spectrum is complex'),
-    (lambda: th.q_white(1 + 1j), 'gamma is complex'),
-    (lambda: th.Q_bbp([1.0, 1j], 3.0, 1.0), 'bulk_spectrum is complex'),
-    (lambda: th.D_lat((3.0,), 0.0), 'gamma=0 is not allowed'),
-    (lambda: th.q_circ(0), 'n=0 is not allowed'),
-    (lambda: th.convergence_q_finite(np.ones(5), 1.0, n_z=0), 'n_z=0 is not allowed'),
-    (lambda: th.q_white(0.0), 'gamma=0 is not allowed'),
-    (lambda: th.q_white(-1.0), 'gamma=-1 is not allowed'),
-    (lambda: th.q_white(np.nan), 'NaN'),
-    (lambda: th.convergence_q([], 1.0), 'empty'),
-    (lambda: th.convergence_q([1.0, -1.0], 1.0), 'negative eigenvalue'),
-    (lambda: th.convergence_q([0.0, 0.0], 1.0), 'all zeros'),
-    (lambda: th.convergence_q(np.ones(5), 1.0, g='sqrt'), 'is not a spectral map'),
-    (lambda: th.m_white(0), 'n=0 is not allowed'),
-    (lambda: th.m_white(3, -0.1), 'lam=-0.1 is not allowed'),
-    (lambda: th.Q_bbp(1.0, 0.5, 1.0), 'not above the bulk'),
-    (lambda: th.power_law_spectrum(0, 1.0), 'd=0 is not allowed'),
-    (lambda: th.power_law_spectrum(10, -1.0), 'alpha=-1 is not allowed'),
-])
+@pytest.mark.parametrize(
+    'call, message',
+    [
+        (lambda: th.convergence_q([1 + 1j, 1.0], 1.0), 'spectrum is complex'),
+        (lambda: th.q_white(1 + 1j), 'gamma is complex'),
+        (lambda: th.Q_bbp([1.0, 1j], 3.0, 1.0), 'bulk_spectrum is complex'),
+        (lambda: th.D_lat((3.0,), 0.0), 'gamma=0 is not allowed'),
+        (lambda: th.q_circ(0), 'n=0 is not allowed'),
+        (lambda: th.convergence_q_finite(np.ones(5), 1.0, n_z=0), 'n_z=0 is not allowed'),
+        (lambda: th.q_white(0.0), 'gamma=0 is not allowed'),
+        (lambda: th.q_white(-1.0), 'gamma=-1 is not allowed'),
+        (lambda: th.q_white(np.nan), 'NaN'),
+        (lambda: th.convergence_q([], 1.0), 'empty'),
+        (lambda: th.convergence_q([1.0, -1.0], 1.0), 'negative eigenvalue'),
+        (lambda: th.convergence_q([0.0, 0.0], 1.0), 'all zeros'),
+        (lambda: th.convergence_q(np.ones(5), 1.0, g='sqrt'), 'is not a spectral map'),
+        (lambda: th.m_white(0), 'n=0 is not allowed'),
+        (lambda: th.m_white(3, -0.1), 'lam=-0.1 is not allowed'),
+        (lambda: th.Q_bbp(1.0, 0.5, 1.0), 'not above the bulk'),
+        (lambda: th.power_law_spectrum(0, 1.0), 'd=0 is not allowed'),
+        (lambda: th.power_law_spectrum(10, -1.0), 'alpha=-1 is not allowed'),
+    ],
+)
 def test_bad_input(call, message):
     with pytest.raises(MemgenError, match=message):
         call()
