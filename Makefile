@@ -25,11 +25,6 @@ $(VENV)/.memgen-installed: requirements/lock.txt settings.ini setup.py
 export: setup
 	$(BIN)/nbdev_export
 
-# One OpenMP/BLAS thread, as in `make test`: torch's CPU kernels then give the same numbers in every build (the
-# convolutional chapters' third decimal depends on the thread count). More threads: make book OMP_NUM_THREADS=8.
-book: export OMP_NUM_THREADS ?= 1
-book: export OPENBLAS_NUM_THREADS ?= 1
-book: export MKL_NUM_THREADS ?= 1
 book: export
 	$(BIN)/memgen book --profile quick --device cpu
 

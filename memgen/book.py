@@ -15,9 +15,10 @@ from .core import (pid_alive, MemgenError, atomic_write_json, atomic_write_text,
 from .chapters import Chapter, CHAPTERS, PROFILES, get_chapter, chapter_params
 
 # %% auto #0
-__all__ = ['find_root', 'toc_files', 'resolve_toc_file', 'notebook_source_hash', 'fingerprint', 'inside_root', 'sweep_records',
-           'chapter_inputs', 'execution_key', 'clean_leftovers', 'cleanup_on_signals', 'ChapterFailed', 'cache_problem',
-           'execute_chapter', 'chapter_results', 'repository_config', 'static_pages', 'build_book', 'run_chapter']
+__all__ = ['THREAD_VARS', 'find_root', 'toc_files', 'resolve_toc_file', 'notebook_source_hash', 'fingerprint', 'inside_root',
+           'sweep_records', 'chapter_inputs', 'execution_key', 'clean_leftovers', 'cleanup_on_signals', 'ChapterFailed',
+           'cache_problem', 'execute_chapter', 'chapter_results', 'repository_config', 'static_pages', 'build_book',
+           'run_chapter']
 
 # %% ../nbs/11_book.ipynb #a8756261
 def find_root(start: Path | str | None = None) -> Path:
@@ -158,6 +159,8 @@ class _DerivedParameters(logging.Filter):
 
 logging.getLogger('papermill').addFilter(_DerivedParameters())
 
+THREAD_VARS = ('OMP_NUM_THREADS', 'OPENBLAS_NUM_THREADS', 'MKL_NUM_THREADS')   # torch's CPU kernels: their sums depend on the count
+
 def execute_chapter(chapter: Chapter, params, root: Path, build_dir: Path, force: bool = False,
                     log=print) -> tuple[Path, bool]:
     "Execute `chapter` with `params` unless cached (and sound); return (executed notebook, reused from cache)."
@@ -175,7 +178,8 @@ def execute_chapter(chapter: Chapter, params, root: Path, build_dir: Path, force
     tmp = out.with_name(f'.{key}.{os.getpid()}.running.ipynb')
     res_tmp = out.with_name(f'.{key}.{os.getpid()}.results.json'); res_tmp.unlink(missing_ok=True)
     src = root / chapter.path
-    env = {'MEMGEN_BOOK': '1', 'MEMGEN_RESULTS': str(res_tmp), 'JUPYTER_PLATFORM_DIRS': os.environ.get('JUPYTER_PLATFORM_DIRS', '1')}
+    env = {'MEMGEN_BOOK': '1', 'MEMGEN_RESULTS': str(res_tmp), 'JUPYTER_PLATFORM_DIRS': os.environ.get('JUPYTER_PLATFORM_DIRS', '1'),
+           **{k: os.environ.get(k, '1') for k in THREAD_VARS}}      # one thread unless set: the same numbers in every build
     env_before = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
     t0 = time.time()

@@ -14,8 +14,8 @@ import numpy as np
 # %% auto #0
 __all__ = ['MemgenError', 'check_positive', 'check_int', 'check_array', 'to_jsonable', 'content_hash', 'hash_files',
            'package_dir', 'code_version', 'git_hash', 'versions', 'atomic_write_text', 'atomic_write_json', 'pid_alive',
-           'swap_dir', 'save_run_record', 'is_torch', 'array_module', 'to_numpy', 'resolve_device', 'progress',
-           'mean_sem']
+           'swap_dir', 'save_run_record', 'is_torch', 'array_module', 'as_float', 'to_numpy', 'resolve_device',
+           'progress', 'mean_sem']
 
 # %% ../nbs/00_core.ipynb #c75fd1d8
 class MemgenError(ValueError):
@@ -170,7 +170,14 @@ def is_torch(x) -> bool:
 def array_module(*xs):
     "The array-API namespace of the arrays `xs` (`array_api_compat.array_namespace`); lists and Python scalars count as numpy."
     arrays = [x for x in xs if array_api_compat.is_array_api_obj(x)]
-    return array_api_compat.array_namespace(*arrays) if arrays else array_api_compat.array_namespace(np.empty(0))
+    try: return array_api_compat.array_namespace(*arrays) if arrays else array_api_compat.array_namespace(np.empty(0))
+    except TypeError: raise MemgenError(f"arrays of several libraries ({', '.join(sorted({type(x).__module__.split('.')[0] for x in arrays}))}) "
+                                        "are mixed; expected arrays of one library (numpy or torch)") from None
+
+def as_float(x):
+    "`x` as a floating array of its own namespace and device (lists: numpy): float64 on the CPU, float32 on a GPU (no copy if it is one)."
+    xp = array_module(x); x = xp.asarray(x)
+    return xp.astype(x, xp.float64 if str(array_api_compat.device(x)) == 'cpu' else xp.float32, copy=False)
 
 def to_numpy(x) -> np.ndarray:
     "`x` as a float64 numpy array: the one host copy (tensors are detached and copied from their device)."

@@ -14,11 +14,11 @@ import numpy as np
 from .core import MemgenError, check_int, check_positive, check_array
 
 # %% auto #0
-__all__ = ['NATURAL_IMAGES', 'CELEBA_LAYOUT', 'IMAGE_DATASETS', 'DataModel', 'FinitePool', 'sample_disjoint', 'DisjointDraws',
-           'orthonormal_directions', 'add_latents', 'latent_covariance', 'SpikedWhite', 'PowerLaw', 'disjoint_split',
-           'blob_templates', 'StationaryImages', 'radial_power', 'ImagePool', 'standardise', 'fit_power_law',
-           'GaussianSurrogate', 'natural_patches', 'lfw_faces', 'patch_overlap', 'celeba_path', 'load_celeba',
-           'image_dataset']
+__all__ = ['NATURAL_IMAGES', 'CELEBA_LAYOUT', 'IMAGE_DATASETS', 'DataModel', 'FinitePool', 'sample_disjoint', 'is_model',
+           'model_at', 'DisjointDraws', 'orthonormal_directions', 'add_latents', 'latent_covariance', 'SpikedWhite',
+           'PowerLaw', 'disjoint_split', 'blob_templates', 'StationaryImages', 'radial_power', 'ImagePool',
+           'standardise', 'fit_power_law', 'GaussianSurrogate', 'natural_patches', 'lfw_faces', 'patch_overlap',
+           'celeba_path', 'load_celeba', 'image_dataset']
 
 # %% ../nbs/01_data.ipynb #50e8153c
 @runtime_checkable
@@ -52,6 +52,17 @@ def sample_disjoint(model: DataModel, n: int, rng: np.random.Generator, k: int =
         raise MemgenError(f"n={n} per set needs {sum(sizes)} images{held} but {model.name} has {len(model)}; "
                           f"expected n <= {(len(model) - n_test) // k}")
     return _permuted_sets(model.images, sizes, rng)
+
+def is_model(data) -> bool:
+    "Whether `data` is a data model (an instance: it samples) rather than a factory d -> model (a class, a partial, a function)."
+    return not isinstance(data, type) and callable(getattr(data, 'sample', None))
+
+def model_at(data, d: int) -> DataModel:
+    "The data model of dimension d: `data` itself if it is a model (its d must be d), else `data(d)`; None means SpikedWhite."
+    if is_model(data):
+        if data.d != d: raise MemgenError(f"d={d} is not allowed for a data model of d={data.d}; expected d={data.d}")
+        return data
+    return (SpikedWhite if data is None else data)(d)
 
 class DisjointDraws:
     "Base of the data models here: the method `sample_disjoint`, which calls the function `sample_disjoint`."
@@ -234,7 +245,7 @@ class StationaryImages(DisjointDraws):
         "BBP overlaps Q_k of the linear model for each template at load gamma: memgen.theory.Q_template on the power spectrum."
         from memgen.theory import Q_template
         coords = [np.abs(np.fft.fft2(u.reshape(self.H, self.W)).ravel()) / np.sqrt(self.d) for u in self.latents]
-        return np.array([Q_template(self.power.ravel(), c, b, gamma) for c, b in zip(coords, self.betas)])
+        return np.array([Q_template(self.power.ravel(), u_f, b, gamma) for u_f, b in zip(coords, self.betas)])
 
 # %% ../nbs/01_data.ipynb #38b4321d
 def radial_power(images: np.ndarray, H: int, W: int) -> tuple[np.ndarray, np.ndarray]:
@@ -305,7 +316,7 @@ def standardise(x: np.ndarray) -> np.ndarray:
 
 # %% ../nbs/01_data.ipynb #7cd172a5
 def fit_power_law(spectrum, lo: int = 2, hi: int | None = None) -> tuple[float, float]:
-    "Exponent alpha and prefactor c of lambda_j ~ c j^(-alpha), fitted on ranks lo..hi (1-based) of the sorted spectrum."
+    "Exponent alpha and prefactor a of lambda_j ~ a j^(-alpha), fitted on ranks lo..hi (1-based) of the sorted spectrum."
     lam = np.sort(check_array('spectrum', spectrum, ndim=1))[::-1]
     hi = hi or len(lam) // 2
     lo, hi = check_int('lo', lo), check_int('hi', hi)

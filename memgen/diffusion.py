@@ -11,7 +11,7 @@ import array_api_compat
 import numpy as np
 from scipy import integrate
 
-from .core import MemgenError, check_array, check_int, check_positive, progress, array_module, to_numpy
+from .core import MemgenError, check_array, check_int, check_positive, progress, array_module, as_float, to_numpy
 from .linear import spectral_fit, spectral_apply, spectral_matrix
 if TYPE_CHECKING: import pandas as pd
 
@@ -82,7 +82,7 @@ class SpectralDenoiser:
 
     def __call__(self, y, sigma):
         "x0_hat for noisy inputs y (m x d) at noise level sigma (scalar or one per row)."
-        xp, dev = array_module(y), array_api_compat.device(y)
+        y = as_float(y); xp, dev = array_module(y), array_api_compat.device(y)   # float64 on the CPU, float32 on a GPU
         sg = sigma if np.ndim(sigma) == 0 else to_numpy(sigma)             # w is a numpy function of (lam, sigma)
         wr, w0 = self.multipliers(sg)
         t = lambda a: xp.asarray(a, dtype=y.dtype, device=dev)             # in y's namespace, dtype and device
@@ -94,7 +94,7 @@ class SpectralDenoiser:
         return spectral_matrix(self.V, wr, float(w0), self.d)
 
 def optimal_denoiser(X, weight_decay: float = 0.0, cov_ridge: float = 0.0) -> SpectralDenoiser:
-    "The best linear denoiser on X, optionally with weight decay rho or covariance ridge (c in the table above)."
+    "The best linear denoiser on X, optionally with weight decay rho or covariance ridge (epsilon in the table above)."
     rho = float(check_positive('weight_decay', weight_decay, strict=False))
     ridge = float(check_positive('cov_ridge', cov_ridge, strict=False))
     return SpectralDenoiser(X, lambda lam, s: (lam + ridge) / (lam + ridge + s**2 + rho),
@@ -238,16 +238,16 @@ class DiffusionMap:
 # %% ../nbs/05_diffusion.ipynb #f25bbbbd
 def simulate_diffusion(w: Callable, d: int, ns, n_seeds: int = 2, n_samples: int = 100, schedule: Schedule | None = None,
                        steps: int = 100, eta: float = 0.0, data=None, seed: int = 0, show_progress: bool = True):
-    "m and q of diffusion models with linear denoisers w trained on disjoint sets: tidy table (n, gamma, seed, quantity, value, sem)."
+    "m and q of diffusion models with linear denoisers w trained on disjoint sets of `data` (a model, a factory d -> model, or None: SpikedWhite): tidy table."
     import pandas as pd
-    from memgen.data import SpikedWhite
+    from memgen.data import model_at, sample_disjoint
     from memgen import metrics
     d, n_seeds, n_samples = check_int('d', d), check_int('n_seeds', n_seeds), check_int('n_samples', n_samples)
     ns = [check_int('n', n) for n in np.atleast_1d(ns)]
-    schedule = schedule or linear_schedule(1000); model = (data or SpikedWhite)(d); rows = []
+    schedule = schedule or linear_schedule(1000); model = model_at(data, d); rows = []
     for n, s in progress([(n, s) for n in ns for s in range(n_seeds)], desc='diffusion pairs', enable=show_progress):
         rng = np.random.default_rng([seed, d, n, s])
-        XA, XB = model.sample_disjoint(n, rng, 2)
+        XA, XB = sample_disjoint(model, n, rng, 2)
         xT = rng.standard_normal((n_samples, d))
         run = lambda X: ddim_sample(SpectralDenoiser(X, w), schedule, xT, np.random.default_rng([seed, n, s, 1]), steps, eta)
         a, b = run(XA), run(XB)
@@ -372,7 +372,7 @@ class TrainedLinearDenoiser:
     def _index(self, sigma): return int(np.argmin(np.abs(np.log(self.sigmas) - math.log(float(np.max(sigma))))))
     def matrix(self, sigma) -> np.ndarray: return self.W[self._index(sigma)]
     def __call__(self, y, sigma):
-        xp = array_module(y)
+        y = as_float(y); xp = array_module(y)
         return y @ xp.asarray(self.matrix(sigma), dtype=y.dtype, device=array_api_compat.device(y)).T
 
 def train_linear_denoisers(X, sigmas, steps: int = 1000, lr: float = 1e-2, weight_decay: float = 0.0,

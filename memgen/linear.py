@@ -10,6 +10,7 @@ import pandas as pd
 
 from .core import MemgenError, check_array, check_int, check_positive, progress, is_torch, array_module, to_numpy
 from .theory import _as_map, _real
+from .data import sample_disjoint, is_model, model_at
 
 # %% auto #0
 __all__ = ['QUANTITIES', 'spectral_fit', 'spectral_apply', 'spectral_matrix', 'LinearGenerativeModel', 'draw_seeds',
@@ -125,14 +126,11 @@ class CirculantGenerativeModel:
 # %% ../nbs/03_linear.ipynb #8517ad3a
 def fit_pair(data_model, n: int, rng: np.random.Generator, g=None):
     "Fit two models on disjoint training sets of size n; return (model_A, model_B, X_A, X_B)."
-    from memgen.data import sample_disjoint
     XA, XB = sample_disjoint(data_model, n, rng, 2)
     return LinearGenerativeModel(g).fit(XA), LinearGenerativeModel(g).fit(XB), XA, XB
 
 # %% ../nbs/03_linear.ipynb #69be1185
 QUANTITIES = ('m', 'q', 'Q', 'D_bulk', 'D_lat', 'D_op')
-
-def _is_model(data) -> bool: return not isinstance(data, type) and hasattr(data, 'sample_disjoint')   # an instance, not a factory
 
 @dataclass(frozen=True)
 class SimConfig:
@@ -147,7 +145,7 @@ class SimConfig:
     seed: int = 0
 
     def __post_init__(self):
-        fixed = self.data.d if _is_model(self.data) else None
+        fixed = self.data.d if is_model(self.data) else None
         if not self.ds: object.__setattr__(self, 'ds', (fixed or 200,))
         for d in self.ds: check_int('d', d)
         if fixed is not None and set(self.ds) != {fixed}: raise MemgenError(f"ds={self.ds} is not allowed for a data model of d={fixed}; expected ({fixed},) or ()")
@@ -178,15 +176,13 @@ def _pair_rows(cfg: SimConfig, d: int, i: int, gm: float, s: int, model, Sigma_r
 
 def simulate(cfg: SimConfig, show_progress: bool = True) -> pd.DataFrame:
     "Run the simulation `cfg`: tidy table with columns d, gamma, n, seed, quantity, k, value, sem."
-    from memgen.data import SpikedWhite
     from memgen.metrics import psd_sqrt
-    data = cfg.data or SpikedWhite
     gammas = np.atleast_1d(np.asarray(cfg.gammas, dtype=float))
     jobs = [(d, i, gm, s) for d in cfg.ds for i, gm in enumerate(gammas) for s in range(cfg.n_seeds)]
     models, roots, rows = {}, {}, []
     for d, i, gm, s in progress(jobs, desc='simulate', enable=show_progress):
         if d not in models:
-            models[d] = data if _is_model(data) else data(d)
+            models[d] = model_at(cfg.data, d)
             roots[d] = psd_sqrt(models[d].covariance()) if 'D_bulk' in cfg.quantities else None
         rows += _pair_rows(cfg, d, i, gm, s, models[d], roots[d])
     return pd.DataFrame(rows)

@@ -9,7 +9,7 @@ import array_api_compat
 import numpy as np
 from scipy import linalg as sla
 
-from .core import MemgenError, check_array, mean_sem, array_module, to_numpy
+from .core import MemgenError, check_array, mean_sem, array_module, as_float, to_numpy
 
 # %% auto #0
 __all__ = ['centre_images', 'convergence', 'nearest_cosine', 'memorisation', 'nn_ratio_memorised', 'top_eigenvectors',
@@ -28,14 +28,9 @@ def _rows(name: str, x) -> np.ndarray:
     if x.ndim == 1: x = x[None]
     return x.reshape(len(x), -1)
 
-def _float(x):
-    "`x` as an array of its own namespace and device (lists: numpy), float64 on the CPU and float32 on a GPU (no copy if it is one)."
-    xp = array_module(x); x = xp.asarray(x)
-    return xp.astype(x, xp.float64 if str(array_api_compat.device(x)) == 'cpu' else xp.float32, copy=False)
-
 def _flat(name: str, x):
-    "Rows of x (real, non-empty, finite) flattened: numpy or torch (any device) alike, see `_float`."
-    x = _float(_real(name, x)); xp = array_module(x)
+    "Rows of x (real, non-empty, finite) flattened: numpy or torch (any device) alike, see `memgen.core.as_float`."
+    x = as_float(_real(name, x)); xp = array_module(x)
     if x.ndim == 0: raise MemgenError(f"{name} is a scalar; expected samples as rows (or one sample as a 1-D array)")
     if array_api_compat.size(x) == 0: raise MemgenError(f"{name} is empty; expected at least one entry")
     bad = int(xp.count_nonzero(~xp.isfinite(x)))
@@ -53,7 +48,7 @@ def _unit(x):
 # %% ../nbs/04_metrics.ipynb #0f1e1dea
 def centre_images(x):
     "Each image (row) minus its own mean pixel: the centred cosine of Kadkhodaie et al. compares these."
-    x = _float(x); xp = array_module(x)
+    x = as_float(x); xp = array_module(x)
     return x - xp.mean(x, axis=-1, keepdims=True)
 
 def convergence(samples_a, samples_b, centre: bool = False) -> tuple[float, float]:

@@ -4,10 +4,10 @@
 
 # %% ../nbs/15_pairs.ipynb #9d306153
 from __future__ import annotations
-import json
+import contextvars, json
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, NamedTuple
+from typing import TYPE_CHECKING, Callable, NamedTuple, TypeVar
 import numpy as np
 
 from .core import (MemgenError, check_int, check_positive, progress, resolve_device, to_jsonable, atomic_write_text,
@@ -16,9 +16,10 @@ from .data import sample_disjoint
 if TYPE_CHECKING:          # memgen.denoisers (and torch) load inside the functions that train and sample: the chapter
     from torch import nn   # registry imports this module for PairConfig, and `memgen list` needs no torch
     from memgen.denoisers import ModelConfig, TrainConfig, DDIM, Ascent
+T = TypeVar('T')
 
 # %% auto #0
-__all__ = ['PAIR_PROFILES', 'PAIR_COLUMNS', 'linear_latent_theory', 'run_pair_experiment', 'deferred_checks', 'PairConfig',
+__all__ = ['T', 'PAIR_PROFILES', 'PAIR_COLUMNS', 'linear_latent_theory', 'run_pair_experiment', 'deferred_checks', 'PairConfig',
            'run_pairs', 'task_denoisers', 'store_results', 'load_results', 'cpus_text', 'store_sweep', 'Source',
            'stored_or_live', 'pair_experiment_flops']
 
@@ -83,7 +84,7 @@ def run_pair_experiment(data, N_grid, model_config: ModelConfig, train_config: T
     from memgen.theory import convergence_q
     if sampler_config is None: sampler_config = Ascent()
     H, W = data.H, data.W; d = H * W; dev = resolve_device(device)
-    N_grid = [check_int('N', N) for N in N_grid]; checkpoints = tuple(check_int('checkpoint', s) for s in checkpoints)
+    N_grid = [check_int('N', N) for N in N_grid]; n_test = check_int('n_test', n_test); checkpoints = tuple(check_int('checkpoint', s) for s in checkpoints)
     spectrum = data.spectrum(); latents = data.latents
     rows, grids = [], {}
     host = _Host(dev if (dev == 'cuda' if on_device is None else on_device) else None)
@@ -127,15 +128,14 @@ def run_pair_experiment(data, N_grid, model_config: ModelConfig, train_config: T
     return pd.DataFrame(rows), grids
 
 # %% ../nbs/15_pairs.ipynb #a218c6bd
-_deferred = False                                          # True while deferred_checks runs
+_deferred = contextvars.ContextVar('memgen_pairs_deferred', default=False)   # True while deferred_checks runs (this context)
 
-def deferred_checks(make: Callable):
+def deferred_checks(make: Callable[[], T]) -> T:
     """`make()`, during which PairConfigs skip the checks that need memgen.denoisers (which imports torch): the preset and the
     sampler. For the profiles a module defines when it is imported (here and in memgen.chapters); the tests check them in full."""
-    global _deferred
-    before, _deferred = _deferred, True
+    token = _deferred.set(True)
     try: return make()
-    finally: _deferred = before
+    finally: _deferred.reset(token)
 
 @dataclass(frozen=True)
 class PairConfig:
@@ -171,7 +171,7 @@ class PairConfig:
         for k in ('train_steps', 'sampler_steps', 'n_samples', 'n_samples_Q', 'n_test', 'patience'): check_int(k, getattr(self, k))
         check_int('eval_every', self.eval_every, minimum=0); check_positive('plateau_tol', self.plateau_tol)
         if self.device not in ('auto', 'cpu', 'cuda'): raise MemgenError(f"device={self.device!r} is not allowed; expected one of ('auto', 'cpu', 'cuda')")
-        if not _deferred:                                  # the preset and sampler names are memgen.denoisers'
+        if not _deferred.get():                            # the preset and sampler names are memgen.denoisers'
             from memgen.denoisers import preset, make_sampler
             preset(self.preset); make_sampler(self.sampler, self.eta, self.sampler_steps)
 

@@ -253,7 +253,10 @@ class _Heartbeat:
 def _versions() -> dict: return versions()          # once per process
 
 @functools.lru_cache(maxsize=1)
-def _machine() -> dict: return {'cpus': os.cpu_count(), 'host': socket.gethostname()}   # the machine that runs the jobs
+def _machine() -> dict:
+    "The CPUs this process may use (its affinity: a Slurm job's share, not the node's) and the host that runs the jobs."
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else os.cpu_count()
+    return {'cpus': cpus, 'host': socket.gethostname()}
 
 def _record(out: Path, key: str) -> str:
     "'ok' for a complete job record, 'absent' for none, else what is wrong with it (cut or corrupt files)."

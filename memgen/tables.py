@@ -11,10 +11,11 @@ import pandas as pd
 from .core import MemgenError
 
 # %% auto #0
-__all__ = ['TIDY', 'summarise', 'with_theory', 'theory_curve', 'deviations']
+__all__ = ['TIDY', 'SUMMARY', 'summarise', 'with_theory', 'theory_curve', 'deviations']
 
 # %% ../nbs/16_tables.ipynb #c681f32b
 TIDY = ('quantity', 'value', 'sem')          # the columns every result table has, besides its keys
+SUMMARY = ('count', 'err', 'theory')          # columns a summary adds: never keys
 
 def _require(table: pd.DataFrame, columns: Iterable[str], what: str = 'table') -> None:
     missing = [c for c in columns if c not in table.columns]
@@ -24,13 +25,13 @@ def summarise(table: pd.DataFrame, over: str | tuple = 'seed', keys: Iterable[st
     "Mean of `value` over the replicates `over`, per group of `keys` (default: every other column): value, sem, err, count."
     over = (over,) if isinstance(over, str) else tuple(over)
     _require(table, ('quantity', 'value'))
-    keys = [c for c in table.columns if c not in ('value', 'sem', *over)] if keys is None else list(keys)
+    keys = [c for c in table.columns if c not in ('value', 'sem', *over, *SUMMARY)] if keys is None else list(keys)
     _require(table, keys, 'table (keys)')
     t = table.assign(sem2=table['sem']**2 if 'sem' in table else 0.0)
     g = t.groupby(keys, dropna=False, sort=True)
-    out = g.agg(value=('value', 'mean'), sd=('value', 'std'), count=('value', 'size'), sem2=('sem2', 'sum')).reset_index()
+    out = g.agg(value=('value', 'mean'), sd=('value', 'std'), count=('value', 'count'), sem2=('sem2', 'sum')).reset_index()   # count: non-NaN
     across = (out['sd'] / np.sqrt(out['count'])).fillna(0.0)          # the spread across replicates (0 for one)
-    within = np.sqrt(out['sem2']) / out['count']                       # the runs' own errors, pooled
+    within = np.sqrt(out['sem2']) / out['count'].where(out['count'] > 0)   # the runs' own errors, pooled
     out['sem'] = np.where(out['count'] > 1, across, within)
     out['err'] = np.maximum(across, within)
     return out.drop(columns=['sd', 'sem2'])
@@ -42,7 +43,13 @@ def with_theory(summary: pd.DataFrame, theory: dict[str, Callable], x: str) -> p
     out = summary.assign(theory=np.nan)
     for q, f in theory.items():
         rows = (out['quantity'] == q).to_numpy()
-        if rows.any(): out.loc[rows, 'theory'] = np.asarray(f(out.loc[rows, x].to_numpy()), dtype=float).reshape(-1)
+        if not rows.any(): continue
+        xs = out.loc[rows, x].to_numpy()
+        v = np.asarray(f(xs), dtype=float)
+        if v.ndim == 2:                                                     # one column per latent: row i takes column k
+            _require(out, ('k',), 'table (a theory with one column per latent)')
+            v = v[np.arange(len(xs)), out.loc[rows, 'k'].to_numpy().astype(int)]
+        out.loc[rows, 'theory'] = np.broadcast_to(v, (len(xs),))
     return out
 
 def theory_curve(theory: dict[str, Callable], x: str, grid, **columns) -> pd.DataFrame:
@@ -52,11 +59,12 @@ def theory_curve(theory: dict[str, Callable], x: str, grid, **columns) -> pd.Dat
                       for q, f in theory.items()], ignore_index=True)
 
 def deviations(summary: pd.DataFrame, by=('quantity',)) -> pd.DataFrame:
-    "Largest |value - theory|, relative and over sem, per group of a table with a `theory` column."
+    "Largest |value - theory|, relative and in units of the error (err, else sem), per group of a table with a `theory` column."
     if 'theory' not in summary: raise MemgenError("table has no 'theory' column; attach the theory first (memgen.tables.with_theory)")
     dev = (summary.value - summary.theory).abs()
-    z = dev / summary['sem'].where(summary['sem'] > 0)
+    e = summary['err'] if 'err' in summary else summary['sem']
+    z = dev / e.where(e > 0)
     rel = dev / summary.theory.abs().where(summary.theory.abs() > 1e-12)
     t = summary.assign(abs_dev=dev, z=z, rel=rel).groupby(list(by), dropna=False)
-    return pd.DataFrame({'max_abs_dev': t.abs_dev.max(), 'max_rel_dev': t.rel.max(), 'max_dev_over_sem': t.z.max(),
+    return pd.DataFrame({'max_abs_dev': t.abs_dev.max(), 'max_rel_dev': t.rel.max(), 'max_dev_over_err': t.z.max(),
                          'points': t.size()}).reset_index()

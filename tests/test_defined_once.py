@@ -31,6 +31,7 @@ def test_a_pair_default_reaches_the_chapter_the_sweep_and_the_benchmark(tmp_path
         import full_profile                           # the benchmark reads PAIR_PROFILES['medium'] from the package
         assert full_profile.pairs.__file__.startswith({str(tmp_path)!r}), full_profile.pairs.__file__
         assert full_profile.pairs.PAIR_PROFILES['medium'].sampler_steps == 37
+        print('flops', *full_profile.job_flops(full_profile.pairs.PAIR_PROFILES['medium'])[1].values())
         print('ok')
     ''')
     env = {
@@ -40,3 +41,9 @@ def test_a_pair_default_reaches_the_chapter_the_sweep_and_the_benchmark(tmp_path
     }
     r = subprocess.run([sys.executable, '-c', code], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
     assert r.returncode == 0 and r.stdout.strip().endswith('ok'), (r.stdout, r.stderr)
+    sys.path.insert(0, str(ROOT / 'benchmarks'))
+    import full_profile  # the checkout's benchmark (sampler_steps 50): the copy's costs less to sample, as much to train
+
+    train, sample = full_profile.job_flops(full_profile.pairs.PAIR_PROFILES['medium'])[1].values()
+    train37, sample37 = map(float, r.stdout.split('flops')[1].split()[:2])
+    assert train37 == train and sample37 < 0.8 * sample, (train37, train, sample37, sample)

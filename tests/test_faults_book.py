@@ -203,3 +203,16 @@ def test_sigterm_kills_the_jupyter_book_process_group(tmp_path):
             proc.kill()
     assert proc.returncode == 128 + signal.SIGTERM
     assert _wait_gone(child), 'the child outlived memgen'
+
+
+def test_chapters_execute_with_one_thread_unless_set(tmp_path, monkeypatch):
+    "A chapter's kernel runs one OpenMP/BLAS thread (torch's CPU sums then match from build to build) unless the caller sets it."
+    root = toy_root(tmp_path, "import os; print('threads', os.environ['OMP_NUM_THREADS'], os.environ['MKL_NUM_THREADS'])")
+    toy = Chapter('toy', 'toy.ipynb', 'Toy', ToyParams, {'quick': ToyParams()})
+    for var in ('OMP_NUM_THREADS', 'OPENBLAS_NUM_THREADS', 'MKL_NUM_THREADS'):
+        monkeypatch.delenv(var, raising=False)
+    nb, _ = execute_chapter(toy, ToyParams(), root, root / '_build', log=quiet)
+    assert 'threads 1 1' in nb.read_text()
+    monkeypatch.setenv('OMP_NUM_THREADS', '3')
+    nb, _ = execute_chapter(toy, ToyParams(), root, root / '_build', force=True, log=quiet)
+    assert 'threads 3 1' in nb.read_text()
