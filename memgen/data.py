@@ -292,11 +292,10 @@ class ImagePool(DisjointDraws):
     def spectrum(self) -> np.ndarray: return np.clip(self._eig[0], 0, None)
 
     def latent_theory(self, gamma) -> np.ndarray:
-        "BBP overlaps Q_k of the linear model for each top principal component over the rest of the spectrum (NaN if tied)."
+        "BBP overlaps Q_k of the linear model for each top principal component over the rest of the spectrum (NaN for a k tied with it)."
         from memgen.theory import Q_bbp
         spec, r = self.spectrum(), len(self.latents)
-        if spec[r - 1] <= spec[r]: return np.full(r, np.nan)
-        return np.array([Q_bbp(spec[r:], spec[k], gamma) for k in range(r)])
+        return np.array([Q_bbp(spec[r:], spec[k], gamma) if spec[k] > spec[r] else np.full(np.shape(gamma), np.nan) for k in range(r)])
 
     @property
     def latents(self) -> np.ndarray:
