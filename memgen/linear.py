@@ -5,6 +5,7 @@
 # %% ../nbs/03_linear.ipynb #80f73ac5
 from __future__ import annotations
 from dataclasses import dataclass
+import array_api_compat
 import numpy as np
 import pandas as pd
 
@@ -18,21 +19,17 @@ __all__ = ['QUANTITIES', 'spectral_fit', 'spectral_apply', 'spectral_matrix', 'L
 
 # %% ../nbs/03_linear.ipynb #3cc8d635
 def spectral_fit(X):
-    "Eigenvectors V (d x r, the span of X) and eigenvalues of Sigma_hat = X^T X / n: thin SVD if n < d, else eigh."
-    n, d = X.shape
-    if is_torch(X):
-        import torch
-        if n < d: _, sv, Vt = torch.linalg.svd(X, full_matrices=False); return Vt.T, sv**2 / n
-        lam, V = torch.linalg.eigh(X.T @ X / n); return V, lam.clamp_min(0)
-    if n < d: _, sv, Vt = np.linalg.svd(X, full_matrices=False); return Vt.T, sv**2 / n
-    lam, V = np.linalg.eigh(X.T @ X / n); return V, np.clip(lam, 0, None)
+    "Eigenvectors V (d x r, the span of X) and eigenvalues of Sigma_hat = X^T X / n: thin SVD if n < d, else eigh (numpy or torch)."
+    xp, (n, d) = array_module(X), X.shape
+    if n < d: _, sv, Vt = xp.linalg.svd(X, full_matrices=False); return Vt.T, sv**2 / n
+    lam, V = xp.linalg.eigh(X.T @ X / n); return V, xp.clip(lam, 0, None)
 
 def spectral_apply(y, V, w, w0):
     "f(Sigma_hat) y for f = w on the data directions V and w0 on their complement (w, w0 may carry a leading batch axis)."
-    c = y @ V
+    xp, c = array_module(y), y @ V
     out = (c * w) @ V.T
     d = y.shape[-1]
-    if V.shape[1] < d and np.any(np.asarray(w0 if not is_torch(w0) else w0.cpu()) != 0):
+    if V.shape[1] < d and bool(xp.any(xp.asarray(w0) != 0)):              # on the arrays' device: one scalar back
         out = out + (w0[..., None] if np.ndim(w0) else w0) * (y - c @ V.T)
     return out
 
@@ -40,7 +37,7 @@ def spectral_matrix(V, w, w0, d: int):
     "The d x d matrix of f(Sigma_hat) with f = w on the directions V and w0 on their complement."
     M = (V * w) @ V.T
     if V.shape[1] < d:
-        eye = np.eye(d) if not is_torch(V) else array_module(V).eye(d, dtype=V.dtype, device=V.device)
+        eye = array_module(V).eye(d, dtype=V.dtype, device=array_api_compat.device(V))
         M = M + w0 * (eye - V @ V.T)
     return M
 
