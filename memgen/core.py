@@ -174,9 +174,10 @@ def array_module(*xs):
     except TypeError: raise MemgenError(f"arrays of several libraries ({', '.join(sorted({type(x).__module__.split('.')[0] for x in arrays}))}) "
                                         "are mixed; expected arrays of one library (numpy or torch)") from None
 
-def as_float(x):
+def as_float(x, keep_floating: bool = False):
     "`x` as a floating array of its own namespace and device (lists: numpy): float64 on the CPU, float32 on a GPU (no copy if it is one)."
     xp = array_module(x); x = xp.asarray(x)
+    if keep_floating and xp.isdtype(x.dtype, 'real floating'): return x        # e.g. a float32 tensor stays float32
     return xp.astype(x, xp.float64 if str(array_api_compat.device(x)) == 'cpu' else xp.float32, copy=False)
 
 def to_numpy(x) -> np.ndarray:

@@ -82,7 +82,7 @@ class SpectralDenoiser:
 
     def __call__(self, y, sigma):
         "x0_hat for noisy inputs y (m x d) at noise level sigma (scalar or one per row)."
-        y = as_float(y); xp, dev = array_module(y), array_api_compat.device(y)   # float64 on the CPU, float32 on a GPU
+        y = as_float(y, keep_floating=True); xp, dev = array_module(y), array_api_compat.device(y)   # integers: float64
         sg = sigma if np.ndim(sigma) == 0 else to_numpy(sigma)             # w is a numpy function of (lam, sigma)
         wr, w0 = self.multipliers(sg)
         t = lambda a: xp.asarray(a, dtype=y.dtype, device=dev)             # in y's namespace, dtype and device
@@ -372,7 +372,7 @@ class TrainedLinearDenoiser:
     def _index(self, sigma): return int(np.argmin(np.abs(np.log(self.sigmas) - math.log(float(np.max(sigma))))))
     def matrix(self, sigma) -> np.ndarray: return self.W[self._index(sigma)]
     def __call__(self, y, sigma):
-        y = as_float(y); xp = array_module(y)
+        y = as_float(y, keep_floating=True); xp = array_module(y)
         return y @ xp.asarray(self.matrix(sigma), dtype=y.dtype, device=array_api_compat.device(y)).T
 
 def train_linear_denoisers(X, sigmas, steps: int = 1000, lr: float = 1e-2, weight_decay: float = 0.0,
