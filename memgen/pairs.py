@@ -16,10 +16,10 @@ from .data import sample_disjoint
 if TYPE_CHECKING:          # memgen.denoisers (and torch) load inside the functions that train and sample: the chapter
     from torch import nn   # registry imports this module for PairConfig, and `memgen list` needs no torch
     from memgen.denoisers import ModelConfig, TrainConfig, DDIM, Ascent
-T = TypeVar('T')
+_T = TypeVar('_T')
 
 # %% auto #0
-__all__ = ['T', 'PAIR_PROFILES', 'PAIR_COLUMNS', 'linear_latent_theory', 'run_pair_experiment', 'deferred_checks', 'PairConfig',
+__all__ = ['PAIR_PROFILES', 'PAIR_COLUMNS', 'linear_latent_theory', 'run_pair_experiment', 'deferred_checks', 'PairConfig',
            'run_pairs', 'task_denoisers', 'store_results', 'load_results', 'cpus_text', 'store_sweep', 'Source',
            'stored_or_live', 'pair_experiment_flops']
 
@@ -130,7 +130,7 @@ def run_pair_experiment(data, N_grid, model_config: ModelConfig, train_config: T
 # %% ../nbs/15_pairs.ipynb #a218c6bd
 _deferred = contextvars.ContextVar('memgen_pairs_deferred', default=False)   # True while deferred_checks runs (this context)
 
-def deferred_checks(make: Callable[[], T]) -> T:
+def deferred_checks(make: Callable[[], _T]) -> _T:
     """`make()`, during which PairConfigs skip the checks that need memgen.denoisers (which imports torch): the preset and the
     sampler. For the profiles a module defines when it is imported (here and in memgen.chapters); the tests check them in full."""
     token = _deferred.set(True)

@@ -52,11 +52,15 @@ def with_theory(summary: pd.DataFrame, theory: dict[str, Callable], x: str) -> p
         out.loc[rows, 'theory'] = np.broadcast_to(v, (len(xs),))
     return out
 
+def _curve(x: str, grid: np.ndarray, q: str, v: np.ndarray, columns: dict) -> pd.DataFrame:
+    "The rows of one quantity's line: one per grid point, or per grid point and latent k when v has one column per k."
+    if v.ndim < 2: return pd.DataFrame({x: grid, 'quantity': q, 'value': np.broadcast_to(v, grid.shape), **columns})
+    return pd.concat([pd.DataFrame({x: grid, 'quantity': q, 'k': k, 'value': v[:, k], **columns}) for k in range(v.shape[1])])
+
 def theory_curve(theory: dict[str, Callable], x: str, grid, **columns) -> pd.DataFrame:
-    "Tidy theory lines: one row per grid point and quantity (columns `x`, quantity, value and the constant `columns`)."
+    "Tidy theory lines: one row per grid point and quantity (and latent k, for a theory with one column per k), plus `columns`."
     grid = np.asarray(grid, dtype=float).reshape(-1)
-    return pd.concat([pd.DataFrame({x: grid, 'quantity': q, 'value': np.asarray(f(grid), dtype=float).reshape(-1), **columns})
-                      for q, f in theory.items()], ignore_index=True)
+    return pd.concat([_curve(x, grid, q, np.asarray(f(grid), dtype=float), columns) for q, f in theory.items()], ignore_index=True)
 
 def deviations(summary: pd.DataFrame, by=('quantity',)) -> pd.DataFrame:
     "Largest |value - theory|, relative and in units of the error (err, else sem), per group of a table with a `theory` column."
