@@ -4,21 +4,21 @@
 
 # %% ../nbs/11_book.ipynb #161d0350
 from __future__ import annotations
-import contextlib, logging, hashlib, json, os, re, shutil, signal, subprocess, sys, tempfile, threading, time
+import contextlib, logging, json, os, re, shutil, signal, subprocess, sys, tempfile, threading, time
 from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any, Iterable
 
 from .page import failed_claims
-from .core import (pid_alive, MemgenError, atomic_write_json, atomic_write_text, code_version, content_hash, hash_files, swap_dir,
+from .core import (pid_alive, MemgenError, check_int, file_sha256, atomic_write_json, atomic_write_text, code_version, content_hash, hash_files, swap_dir,
                          to_jsonable, versions, resolve_device)
 from .chapters import Chapter, CHAPTERS, PROFILES, get_chapter, chapter_params
 
 # %% auto #0
 __all__ = ['THREAD_VARS', 'find_root', 'toc_files', 'resolve_toc_file', 'notebook_source_hash', 'fingerprint', 'inside_root',
            'sweep_records', 'chapter_inputs', 'execution_key', 'clean_leftovers', 'cleanup_on_signals', 'ChapterFailed',
-           'cache_problem', 'execute_chapter', 'chapter_results', 'repository_config', 'static_pages', 'build_book',
-           'run_chapter']
+           'cache_problem', 'cached_chapter', 'execute_chapter', 'chapter_results', 'repository_config', 'static_pages',
+           'build_book', 'execute_chapters', 'run_chapter']
 
 # %% ../nbs/11_book.ipynb #a8756261
 def find_root(start: Path | str | None = None) -> Path:
@@ -137,8 +137,6 @@ def cleanup_on_signals():
 class ChapterFailed(MemgenError):
     "A chapter raised while executing."
 
-def _sha256(path: Path) -> str: return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-
 def cache_problem(out: Path) -> str | None:
     "Why the cached executed notebook `out` (with its .json record and .results.json) cannot be reused; None if sound."
     out, rec, res = Path(out), Path(out).with_suffix('.json'), Path(out).with_suffix('.results.json')
@@ -146,11 +144,20 @@ def cache_problem(out: Path) -> str | None:
         sums = json.loads(rec.read_text()).get('sha256', {}) if rec.exists() else {}
         for f in (out, res):
             if f.name in sums and not f.exists(): return f"{f.name} is missing"
-            if f.name in sums and _sha256(f) != sums[f.name]: return f"{f.name} does not match its recorded checksum (truncated?)"
+            if f.name in sums and file_sha256(f) != sums[f.name]: return f"{f.name} does not match its recorded checksum (truncated?)"
         if out.name not in sums:                                       # entries from before checksums: validate them
             import nbformat; nbformat.validate(nbformat.reads(out.read_text(), as_version=4, capture_validation_error={}))
         if res.exists() and not isinstance(json.loads(res.read_text()), dict): return f"{res.name} is not a JSON object"
     except Exception as e: return f"{type(e).__name__}: {(str(e).splitlines() or [''])[0][:200]}"
+    return None
+
+def cached_chapter(chapter: Chapter, params, root: Path, build_dir: Path, log=print) -> Path | None:
+    "The sound cached executed notebook of `chapter` with `params`, or None (a corrupt entry is reported)."
+    out = Path(build_dir) / 'cache' / chapter.name / f'{execution_key(chapter, params, root)}.ipynb'
+    if not out.exists(): return None
+    why = cache_problem(out)
+    if why is None: return out
+    log(f"cache entry {out} of chapter {chapter.name!r} is corrupt ({why}); executing it again")
     return None
 
 class _DerivedParameters(logging.Filter):
@@ -169,10 +176,7 @@ def execute_chapter(chapter: Chapter, params, root: Path, build_dir: Path, force
     key = execution_key(chapter, params, root)
     out = build_dir / 'cache' / chapter.name / f'{key}.ipynb'
     clean_leftovers(out.parent, log=log)
-    if out.exists() and not force:
-        why = cache_problem(out)
-        if why is None: return out, True
-        log(f"cache entry {out} of chapter {chapter.name!r} is corrupt ({why}); executing it again")
+    if not force and cached_chapter(chapter, params, root, build_dir, log) is not None: return out, True
     for f in (out, out.with_suffix('.json'), out.with_suffix('.results.json')): f.unlink(missing_ok=True)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f'.{key}.{os.getpid()}.running.ipynb')
@@ -188,7 +192,7 @@ def execute_chapter(chapter: Chapter, params, root: Path, build_dir: Path, force
             pm.execute_notebook(str(src), str(tmp), parameters=to_jsonable(params), kernel_name='python3', cwd=str(src.parent),
                                 progress_bar=False, log_output=False, extra_arguments=['--IPKernelApp.log_level=ERROR'])
             if not chapter.show_parameters: _hide_injected(tmp)
-            sums = {f.name: _sha256(g) for f, g in ((out, tmp), (out.with_suffix('.results.json'), res_tmp)) if g.exists()}
+            sums = {f.name: file_sha256(g) for f, g in ((out, tmp), (out.with_suffix('.results.json'), res_tmp)) if g.exists()}
             atomic_write_json(out.with_suffix('.json'), {'chapter': chapter.name, 'params': params, 'seconds': time.time() - t0,
                                                          'versions': versions(), 'sha256': sums})
             if res_tmp.exists(): os.replace(res_tmp, out.with_suffix('.results.json'))
@@ -307,8 +311,9 @@ def _check_claims(results: dict, strict: bool, log=print) -> None:
 def build_book(profile: str = 'quick', only: Iterable[str] | None = None, device: str = 'auto', force: bool = False,
                root: Path | str | None = None, build_dir: Path | str | None = None,
                chapters: Iterable[Chapter] = CHAPTERS, overrides: dict | None = None, repository_url: str | None = None,
-               strict: bool = False, log=print) -> Path:
-    "Execute the chapters (cached) and build the HTML book into `build_dir/html`, atomically; `strict`: fail on claims that do not hold."
+               strict: bool = False, workers: int | None = None, log=print) -> Path:
+    """Execute the chapters (cached; up to `workers` at once, default one per core) and build the HTML book into
+    `build_dir/html`, atomically; `strict`: fail on claims that do not hold."""
     root = find_root(root)
     repository_url = repository_url or os.environ.get('MEMGEN_REPOSITORY_URL') or None
     repository_config(repository_url)                        # a bad address fails before anything runs
@@ -324,21 +329,14 @@ def build_book(profile: str = 'quick', only: Iterable[str] | None = None, device
     resolve_device(device)                                    # a bad device fails before anything runs
     plan = [(ch, chapter_params(ch, profile, overrides.get(ch.name, {}), device)) for ch in selected]
     for ch, params in plan: chapter_inputs(ch, params, root)  # a sweep outside the repository fails before anything runs
+    workers = check_int('workers', workers) if workers is not None else (os.cpu_count() or 1)
     with cleanup_on_signals():
-        return _build(root, build_dir, profile, plan, intro, bool(only), force, repository_url, strict, log, chapters)
+        return _build(root, build_dir, profile, plan, intro, bool(only), force, repository_url, strict, log, chapters, workers)
 
-def _build(root, build_dir, profile, plan, intro, only, force, repository_url, strict, log, chapters=CHAPTERS) -> Path:
+def _build(root, build_dir, profile, plan, intro, only, force, repository_url, strict, log, chapters=CHAPTERS, workers=1) -> Path:
     "The work of `build_book` once its arguments are checked."
-    t0 = time.time(); executed, timings = {}, {}
-    from tqdm.std import tqdm
-    bar = tqdm(plan, desc='chapters', unit='chapter', disable=None)
-    for i, (ch, params) in enumerate(bar):
-        bar.set_postfix_str(ch.name)
-        t = time.time()
-        nb, reused = execute_chapter(ch, params, root, build_dir, force=force, log=log)
-        timings[ch.name] = {'seconds': round(time.time() - t, 2), 'cached': reused}
-        executed[str(Path(ch.path).with_suffix(''))] = nb
-        if bar.disable: log(f"[{i + 1}/{len(plan)}] {ch.name}: {'cached' if reused else 'executed'} in {time.time() - t:.1f}s")
+    t0 = time.time()
+    executed, timings = execute_chapters(plan, root, build_dir, force, workers, log)
     results = {ch.name: chapter_results(executed[str(Path(ch.path).with_suffix(''))]) for ch, _ in plan}
     if intro is not None:                               # the landing page summarises the others: execute it last
         params = replace(intro.profile(profile), results=json.dumps(results, sort_keys=True))
@@ -378,6 +376,65 @@ def _build(root, build_dir, profile, plan, intro, only, force, repository_url, s
     log(f"book built in {time.time() - t0:.1f}s: {html / 'index.html'}")
     _check_claims(results, strict, log)
     return html
+
+# %% ../nbs/11_book.ipynb #e588b4d9
+def _last_seconds(chapter: Chapter, build_dir: Path) -> float:
+    "The run time recorded by the chapter's most recent cache entry (0 if none)."
+    for f in sorted((Path(build_dir) / 'cache' / chapter.name).glob('*[0-9a-f].json'), key=lambda f: -f.stat().st_mtime):
+        with contextlib.suppress(OSError, ValueError, AttributeError, TypeError): return float(json.loads(f.read_text()).get('seconds', 0))
+    return 0.0
+
+def _worker_init() -> None:
+    "Chapter workers leave Ctrl-C to the driver, which stops them with SIGTERM (their cleanup runs)."
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+def _execute_job(chapter: Chapter, params, root: Path, build_dir: Path, force: bool) -> tuple:
+    "One chapter in a worker process: (notebook, reused, seconds, log lines)."
+    lines, t = [], time.time()
+    with cleanup_on_signals():
+        nb, reused = execute_chapter(chapter, params, root, build_dir, force=force, log=lines.append)
+    return nb, reused, time.time() - t, lines
+
+# %% ../nbs/11_book.ipynb #e99557b9
+def _in_pool(todo: list, root: Path, build_dir: Path, force: bool, workers: int, done) -> None:
+    "Execute the (chapter, params) pairs in `workers` spawned processes, calling `done(chapter, *result)` as each ends."
+    import concurrent.futures as cf, multiprocessing as mp
+    pool = cf.ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context('spawn'), initializer=_worker_init)
+    futures = {pool.submit(_execute_job, ch, params, root, build_dir, force): ch for ch, params in todo}
+    try:
+        for f in cf.as_completed(futures): done(futures[f], *f.result())
+    except (KeyboardInterrupt, SystemExit):
+        for p in list((getattr(pool, '_processes', None) or {}).values()):   # stop the running chapters: SIGTERM runs their cleanup
+            with contextlib.suppress(ProcessLookupError, OSError): p.terminate()
+        raise
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)                    # a failure: the running chapters finish, no new ones
+
+def execute_chapters(plan: list, root: Path, build_dir: Path, force: bool = False, workers: int = 1,
+                     log=print) -> tuple[dict[str, Path], dict]:
+    "Execute the (chapter, params) `plan`, cached chapters reused, the others up to `workers` at once: ({toc entry: notebook}, timings)."
+    from tqdm.std import tqdm
+    executed, timings, todo = {}, {}, []
+    for ch, params in plan:
+        nb = None if force else cached_chapter(ch, params, root, build_dir, log)
+        if nb is None: todo.append((ch, params))
+        else: executed[ch.name] = nb; timings[ch.name] = {'seconds': 0.0, 'cached': True}
+    todo.sort(key=lambda cp: -_last_seconds(cp[0], build_dir))           # longest first (stable: book order otherwise)
+    bar = tqdm(total=len(plan), initial=len(plan) - len(todo), desc='chapters', unit='chapter', disable=None)
+    def done(ch: Chapter, nb: Path, reused: bool, seconds: float, lines: list = ()) -> None:
+        for line in lines: log(line)
+        executed[ch.name] = nb; timings[ch.name] = {'seconds': round(seconds, 2), 'cached': reused}
+        bar.update(); bar.set_postfix_str(ch.name)
+        if bar.disable: log(f"[{len(timings)}/{len(plan)}] {ch.name}: {'cached' if reused else 'executed'} in {seconds:.1f}s")
+    try:
+        if workers > 1 and len(todo) > 1: _in_pool(todo, root, build_dir, force, min(workers, len(todo)), done)
+        else:
+            for ch, params in todo:
+                t = time.time(); nb, reused = execute_chapter(ch, params, root, build_dir, force=force, log=log)
+                done(ch, nb, reused, time.time() - t)
+    finally: bar.close()
+    return ({str(Path(ch.path).with_suffix('')): executed[ch.name] for ch, _ in plan},
+            {ch.name: timings[ch.name] for ch, _ in plan})
 
 # %% ../nbs/11_book.ipynb #bdf4df6b
 def run_chapter(name: str, profile: str = 'quick', overrides: Iterable[tuple[str, str]] = (), device: str = 'auto',

@@ -38,6 +38,7 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument('--device', default='auto', choices=('auto', 'cpu', 'cuda'))
     b.add_argument('--force', action='store_true', help='re-execute chapters even when cached')
     b.add_argument('--strict', action='store_true', help='fail (exit 2) if a checked claim of a chapter does not hold')
+    b.add_argument('--workers', type=_workers, default=None, help='chapters executed at once, >= 1 (default: one per core)')
     b.add_argument('--repository-url', metavar='URL', default=None,
                    help='https://HOST/OWNER/REPO: repository, edit and Binder buttons (default: $MEMGEN_REPOSITORY_URL)')
     r = sub.add_parser('run', help='execute one chapter; prints the executed notebook path')
@@ -107,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.cmd == 'list': print(list_text()); sys.stdout.flush()
         elif args.cmd == 'book': build_book(profile=args.profile, only=args.only, device=args.device, force=args.force,
-                                            repository_url=args.repository_url, strict=args.strict)
+                                            repository_url=args.repository_url, strict=args.strict, workers=args.workers)
         elif args.cmd == 'sweep': return _sweep(args)
         elif args.cmd == 'run':
             print(run_chapter(args.chapter, args.profile, args.param, device=args.device, force=args.force))

@@ -13,9 +13,9 @@ import numpy as np
 
 # %% auto #0
 __all__ = ['MemgenError', 'check_positive', 'check_int', 'check_array', 'to_jsonable', 'content_hash', 'hash_files',
-           'package_dir', 'code_version', 'git_hash', 'versions', 'atomic_write_text', 'atomic_write_json', 'pid_alive',
-           'swap_dir', 'save_run_record', 'is_torch', 'array_module', 'as_float', 'to_numpy', 'resolve_device',
-           'progress', 'mean_sem']
+           'package_dir', 'code_version', 'git_hash', 'versions', 'atomic_write_text', 'atomic_write_json',
+           'file_sha256', 'pid_alive', 'swap_dir', 'save_run_record', 'is_torch', 'array_module', 'as_float',
+           'to_numpy', 'resolve_device', 'progress', 'mean_sem']
 
 # %% ../nbs/00_core.ipynb #c75fd1d8
 class MemgenError(ValueError):
@@ -115,14 +115,15 @@ def versions() -> dict:
     return out
 
 # %% ../nbs/00_core.ipynb #44569e1f
-def atomic_write_text(path: Path | str, text: str) -> Path:
-    "Write `text` to `path` atomically (temporary file in the same folder, then rename)."
+def atomic_write_text(path: Path | str, text: str | bytes) -> Path:
+    "Write `text` (or bytes) to `path` atomically (temporary file in the same folder, then rename)."
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp')
     try:
         umask = os.umask(0); os.umask(umask)
         os.fchmod(fd, 0o666 & ~umask)                          # as open() would: mkstemp's 0600 hides results in a shared folder
-        with os.fdopen(fd, 'w', encoding='utf-8') as f: f.write(text); f.flush(); os.fsync(f.fileno())
+        with (os.fdopen(fd, 'wb') if isinstance(text, bytes) else os.fdopen(fd, 'w', encoding='utf-8')) as f:
+            f.write(text); f.flush(); os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True); raise
@@ -131,6 +132,10 @@ def atomic_write_text(path: Path | str, text: str) -> Path:
 def atomic_write_json(path: Path | str, obj: Any) -> Path:
     "Write `obj` as indented JSON, atomically."
     return atomic_write_text(path, json.dumps(to_jsonable(obj), indent=2, sort_keys=True) + '\n')
+
+def file_sha256(path: Path | str) -> str:
+    "SHA-256 of a file's bytes (hex): the seal of a stored result."
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 # %% ../nbs/00_core.ipynb #a1b2c3d4
 def pid_alive(pid: int) -> bool:

@@ -15,10 +15,10 @@ from .core import MemgenError, check_int, check_positive, check_array
 
 # %% auto #0
 __all__ = ['NATURAL_IMAGES', 'CELEBA_LAYOUT', 'IMAGE_DATASETS', 'DataModel', 'FinitePool', 'sample_disjoint', 'is_model',
-           'model_at', 'DisjointDraws', 'orthonormal_directions', 'add_latents', 'latent_covariance', 'SpikedWhite',
-           'PowerLaw', 'disjoint_split', 'blob_templates', 'StationaryImages', 'radial_power', 'ImagePool',
-           'standardise', 'fit_power_law', 'GaussianSurrogate', 'natural_patches', 'lfw_faces', 'patch_overlap',
-           'celeba_path', 'load_celeba', 'image_dataset']
+           'model_at', 'DisjointDraws', 'orthonormal_directions', 'add_latents', 'latent_covariance',
+           'low_rank_update_spectrum', 'SpikedWhite', 'PowerLaw', 'disjoint_split', 'blob_templates',
+           'StationaryImages', 'radial_power', 'ImagePool', 'standardise', 'fit_power_law', 'GaussianSurrogate',
+           'natural_patches', 'lfw_faces', 'patch_overlap', 'celeba_path', 'load_celeba', 'image_dataset']
 
 # %% ../nbs/01_data.ipynb #50e8153c
 @runtime_checkable
@@ -88,6 +88,21 @@ def add_latents(x: np.ndarray, betas: tuple, latents: np.ndarray, rng: np.random
 def latent_covariance(betas: tuple, latents: np.ndarray) -> np.ndarray:
     "sum_k beta_k u_k u_k^T."
     return (latents.T * np.asarray(betas, dtype=float)) @ latents
+
+# %% ../nbs/01_data.ipynb #b692696e
+def low_rank_update_spectrum(bulk: np.ndarray, coords: np.ndarray, betas: tuple) -> np.ndarray:
+    "Eigenvalues (descending) of diag(bulk) + coords diag(betas) coords^H; coords: (d, r) template coordinates in the bulk's eigenbasis."
+    bulk = np.asarray(bulk, dtype=float); W = np.asarray(coords).reshape(len(bulk), -1); b = np.asarray(betas, dtype=float)
+    keys = np.round(bulk / bulk.max(), 12) if bulk.max() > 0 else bulk     # eigenspaces: equal eigenvalues up to rounding
+    vals, group, m = np.unique(keys, return_inverse=True, return_counts=True)
+    p = np.bincount(group, bulk) / m                                         # each eigenspace's eigenvalue
+    G = np.zeros((len(vals), len(b), len(b)))                                # Gram matrix of the templates' projections on it
+    np.add.at(G, group, (W[:, :, None].conj() * W[:, None, :]).real)
+    w, V = np.linalg.eigh(G)
+    keep = w > 1e-12 * max(w.max(), 1e-300)                                  # k_p directions of each eigenspace move
+    C = (np.sqrt(np.where(keep, w, 0))[:, :, None] * np.swapaxes(V, 1, 2))[keep]   # rows: coordinates, C^T C = sum_p G_p
+    M = np.diag(np.repeat(p, keep.sum(1))) + (C * b) @ C.T
+    return np.sort(np.r_[np.linalg.eigvalsh(M), np.repeat(p, m - keep.sum(1))])[::-1]
 
 # %% ../nbs/01_data.ipynb #a8cdf24f
 @dataclass(frozen=True)
@@ -162,8 +177,9 @@ class PowerLaw(DisjointDraws):
         return B + latent_covariance(self.betas, self.latents)
 
     def spectrum(self) -> np.ndarray:
+        "Population eigenvalues, descending (low_rank_update_spectrum: no d x d eigendecomposition)."
         if not self.betas: return np.sort(self.bulk_spectrum)[::-1]
-        return np.linalg.eigvalsh(self.covariance())[::-1]
+        return low_rank_update_spectrum(self.bulk_spectrum, self.latent_coords().T, self.betas)
 
 # %% ../nbs/01_data.ipynb #95611b52
 def disjoint_split(data, n: int, rng: np.random.Generator, n_test: int = 0):
@@ -238,8 +254,10 @@ class StationaryImages(DisjointDraws):
         return B + latent_covariance(self.betas, self.latents)
 
     def spectrum(self) -> np.ndarray:
+        "Population eigenvalues, descending: the power spectrum moved by the templates (low_rank_update_spectrum in Fourier space)."
         if not self.betas: return self.bulk_spectrum
-        return np.linalg.eigvalsh(self.covariance())[::-1]
+        coords = np.fft.fft2(self.latents.reshape(-1, self.H, self.W)).reshape(len(self.betas), -1).T / np.sqrt(self.d)
+        return low_rank_update_spectrum(self.power.ravel(), coords, self.betas)
 
     def latent_theory(self, gamma) -> np.ndarray:
         "BBP overlaps Q_k of the linear model for each template at load gamma: memgen.theory.Q_template on the power spectrum."

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable, NamedTuple, TypeVar
 import numpy as np
 
-from .core import (MemgenError, check_int, check_positive, progress, resolve_device, to_jsonable, atomic_write_text,
+from .core import (MemgenError, check_int, check_positive, progress, resolve_device, to_jsonable, atomic_write_text, file_sha256, versions,
                          to_numpy, save_run_record)
 from .data import sample_disjoint
 if TYPE_CHECKING:          # memgen.denoisers (and torch) load inside the functions that train and sample: the chapter
@@ -20,8 +20,8 @@ _T = TypeVar('_T')
 
 # %% auto #0
 __all__ = ['PAIR_PROFILES', 'PAIR_COLUMNS', 'linear_latent_theory', 'run_pair_experiment', 'deferred_checks', 'PairConfig',
-           'run_pairs', 'task_denoisers', 'store_results', 'load_results', 'cpus_text', 'store_sweep', 'Source',
-           'stored_or_live', 'pair_experiment_flops']
+           'run_pairs', 'task_denoisers', 'store_results', 'load_results', 'load_grids', 'cpus_text', 'store_sweep',
+           'attach_grids', 'Source', 'stored_or_live', 'pair_experiment_flops']
 
 # %% ../nbs/15_pairs.ipynb #6b697a92
 def linear_latent_theory(data, gamma: float) -> np.ndarray:
@@ -205,33 +205,73 @@ def run_pairs(config: PairConfig, data=None, show_progress: bool = True):
 
 # %% ../nbs/15_pairs.ipynb #20096de2
 def task_denoisers(p: PairConfig, seed: int):
-    "One sweep job of the pair experiment: the config's N grid at one seed (the tidy table)."
-    return run_pairs(replace(p, seeds=(seed,)), show_progress=False)[0]
+    "One sweep job of the pair experiment: the config's N grid at one seed: (tidy table, sample grids as arrays named 'N/name')."
+    table, grids = run_pairs(replace(p, seeds=(seed,)), show_progress=False)
+    return table, {f'{N}/{k}': a for N, g in grids.items() for k, a in g.items()}
 
 # %% ../nbs/15_pairs.ipynb #eab57f7c
 PAIR_COLUMNS = ['N', 'seed', 'quantity', 'model', 'k', 'step', 'value', 'sem']
 
-def store_results(folder: Path | str, table, config, **provenance) -> Path:
-    "Write a tidy table (table.csv) and its run record (run.json: config, versions, `provenance`) into `folder`, each atomically."
+def _grids_bytes(grids: dict) -> bytes:
+    "Sample grids {N: {name: array}} as the bytes of an .npz file (keys 'N/name')."
+    import io
+    buf = io.BytesIO(); np.savez_compressed(buf, **{f'{N}/{k}': np.asarray(a) for N, g in grids.items() for k, a in g.items()})
+    return buf.getvalue()
+
+def store_results(folder: Path | str, table, config, grids: dict | None = None, **provenance) -> Path:
+    """Write a tidy table (table.csv), its sample grids (grids.npz, if given) and the run record (run.json: config, versions,
+    `provenance`, and the seal: rows and SHA-256 of each file) into `folder`, each atomically, the record last."""
     folder = Path(folder); folder.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(folder / 'table.csv', table.to_csv(index=False))
-    save_run_record(folder, config, rows=len(table), **provenance)
+    files = {'table.csv': atomic_write_text(folder / 'table.csv', table.to_csv(index=False))}
+    if grids: files['grids.npz'] = atomic_write_text(folder / 'grids.npz', _grids_bytes(grids))
+    save_run_record(folder, config, rows=len(table), sha256={k: file_sha256(f) for k, f in files.items()}, **provenance)
     return folder
 
+def _read_record(folder: Path) -> dict:
+    "A stored run's run.json, or a one-line refusal naming it."
+    f = folder / 'run.json'
+    try: rec = json.loads(f.read_text())
+    except (OSError, ValueError) as e: raise MemgenError(f"stored run record {f} cannot be read ({type(e).__name__}); store the run again") from None
+    if not isinstance(rec, dict) or not isinstance(rec.get('config'), dict) or not isinstance(rec.get('sha256'), dict):
+        raise MemgenError(f"stored run record {f} has no config or no seal (sha256 of its files); store the run again")
+    return rec
+
+def _check_sealed(folder: Path, rec: dict, name: str) -> Path:
+    "The file `name` of a stored run, refused unless its SHA-256 is the one run.json records."
+    f, want = folder / name, rec['sha256'].get(name)
+    if want is None: raise MemgenError(f"stored run {folder} records no {name}")
+    if not f.is_file(): raise MemgenError(f"stored file {f} is missing")
+    if file_sha256(f) != want: raise MemgenError(f"stored file {f} does not match the SHA-256 in {folder / 'run.json'} (edited or cut); store the run again")
+    return f
+
 def load_results(folder: Path | str, config) -> tuple:
-    "The stored table and run record in `folder`; refuses a missing or cut table, or one computed for another config."
+    """The stored table and run record in `folder`; refuses, in one line naming the file, a missing, unsealed, edited or cut
+    table, or one computed for another config."""
     import pandas as pd
     folder = Path(folder)
     if not (folder / 'table.csv').is_file() or not (folder / 'run.json').is_file():
         raise MemgenError(f"no stored results at {folder}: expected table.csv and run.json there")
-    rec = json.loads((folder / 'run.json').read_text()); want = json.loads(json.dumps(to_jsonable(config)))
-    got = rec.get('config') if isinstance(rec.get('config'), dict) else {}
+    rec = _read_record(folder); want = json.loads(json.dumps(to_jsonable(config)))
+    got = rec['config']
     bad = sorted(k for k in set(got) | set(want) if got.get(k) != want.get(k))
     if bad: raise MemgenError(f"stored results at {folder} were computed for another config: {bad[0]}={got.get(bad[0])!r} there, "
                               f"{want.get(bad[0])!r} here")
-    table = pd.read_csv(folder / 'table.csv')
-    if len(table) != rec.get('rows'): raise MemgenError(f"stored table {folder / 'table.csv'} has {len(table)} rows, not {rec.get('rows')} (cut)")
+    table = pd.read_csv(_check_sealed(folder, rec, 'table.csv'))
+    if list(table.columns) != PAIR_COLUMNS or len(table) != rec.get('rows'):
+        raise MemgenError(f"stored table {folder / 'table.csv'} has columns {list(table.columns)} and {len(table)} rows; "
+                          f"expected {PAIR_COLUMNS} and {rec.get('rows')}")
     return table, rec
+
+def load_grids(folder: Path | str, rec: dict) -> dict:
+    "The sample grids {N: {name: array}} of a stored run ({} if it stored none), checked against its seal."
+    if 'grids.npz' not in rec.get('sha256', {}): return {}
+    grids = {}
+    with np.load(_check_sealed(Path(folder), rec, 'grids.npz')) as z:
+        for key in z.files:
+            N, name = key.split('/'); grids.setdefault(int(N), {})[name] = z[key]
+    return grids
+
+def _listed(xs) -> str: return ', '.join(map(str, xs))
 
 def _recorded(records: list[dict], key: str) -> list:
     "The distinct values of a machine field over job records, sorted, and 'unknown' when a record lacks it (older records)."
@@ -248,7 +288,7 @@ def cpus_text(record: dict) -> str:
 
 def store_sweep(spec, folder: Path | str) -> tuple[PairConfig, Path]:
     "Check that a finished pair-experiment sweep splits one PairConfig by N and seed; store its table and provenance in `folder`."
-    from memgen.sweep import load_spec, expand, get_task, make_params, collect
+    from memgen.sweep import load_spec, expand, get_task, make_params, collect, _record
     spec = load_spec(spec); task = get_task(spec.task); jobs = expand(spec, yes=True)
     if task.params is not PairConfig: raise MemgenError(f"sweep {spec.name} runs task {task.name!r}; expected the pair experiment 'denoisers'")
     params = [make_params(task, j.params) for j in jobs]
@@ -257,19 +297,45 @@ def store_sweep(spec, folder: Path | str) -> tuple[PairConfig, Path]:
     for j, p in zip(jobs, params):
         if replace(p, N_grid=config.N_grid, seeds=config.seeds) != config:
             raise MemgenError(f"sweep {spec.name}: job {j.key} differs from the others beyond N: {to_jsonable(p)}")
+    bad = [(j, p, _record(spec.folder / 'jobs' / j.key, j.key)) for j, p in zip(jobs, params)]
+    bad = [(j, p, why) for j, p, why in bad if why != 'ok']
+    if bad: raise MemgenError(f"sweep {spec.name}: {len(bad)} of {len(jobs)} jobs have not finished or are damaged ("
+                              + '; '.join(f"N = {_listed(p.N_grid)}, seed {j.seed}: {why}" for j, p, why in bad[:5])
+                              + "); run the sweep first (damaged jobs are re-run)")
+    grids = {}
+    for j in jobs:
         rec = spec.folder / 'jobs' / j.key / 'config.json'
-        if not rec.is_file(): raise MemgenError(f"sweep {spec.name}: job {j.key} (N = {p.N_grid}, seed {j.seed}) has not finished; run the sweep first")
         records.append({**json.loads(rec.read_text()), 'finished': rec.stat().st_mtime})
+        if j.seed == spec.seeds[0] and (rec.parent / 'arrays.npz').is_file():      # the first seed's sample grids
+            with np.load(rec.parent / 'arrays.npz') as z:
+                for key in z.files: N, name = key.split('/'); grids.setdefault(int(N), {})[name] = z[key]
     table = collect(spec)[PAIR_COLUMNS]
     secs = [r['seconds'] for r in records]
     wall = max(r['finished'] for r in records) - min(r['finished'] - r['seconds'] for r in records)   # first start to last finish
-    return config, store_results(folder, table, config, sweep=spec.name, jobs=len(jobs), device=config.device,
+    return config, store_results(folder, table, config, grids=grids, sweep=spec.name, jobs=len(jobs), device=config.device,
                                  wall_seconds=round(wall, 1), job_seconds_total=round(sum(secs), 1), job_seconds_max=round(max(secs), 1),
                                  gits=sorted({str(r['versions'].get('git')) for r in records}),
                                  code_versions=sorted({str(r['versions'].get('memgen_code')) for r in records}),
                                  machine={'platform': records[0]['versions'].get('platform'), 'cpus': _recorded(records, 'cpus'),
                                           'hosts': _recorded(records, 'host')})
 
+
+# %% ../nbs/15_pairs.ipynb #dafd53c7
+def attach_grids(folder: Path | str, config: PairConfig, rerun, grids: dict, atol: float = 1e-6) -> dict:
+    """Seal the sample `grids` of a re-run (`rerun`: its table, seed config.seeds[0]) into the stored run in `folder`, if the
+    re-run's final measurements match the stored ones within `atol`; returns the updated record."""
+    folder = Path(folder); table, rec = load_results(folder, config)
+    keys = ['N', 'seed', 'quantity', 'model', 'k', 'step']
+    final = lambda t: t[t.step.isna() & t.N.isin(list(grids))].set_index(keys).value
+    a, b = final(table), final(rerun)
+    both = a.index.intersection(b.index)
+    if len(both) == 0 or len(both) != len(b): raise MemgenError(f"the re-run's {len(b)} final rows are not all in the stored table at {folder}")
+    dev = float(np.max(np.abs(a[both] - b[both])))
+    if not dev <= atol: raise MemgenError(f"the re-run does not reproduce the stored run at {folder}: largest deviation {dev:.3g} > {atol:g}")
+    keep = {k: v for k, v in rec.items() if k not in ('config', 'rows', 'sha256')}     # the run's own versions stay
+    keep['grids_rerun'] = {'N': sorted(grids), 'git': versions()['git'], 'max_deviation': dev}
+    store_results(folder, table, config, grids=grids, **keep)
+    return {**json.loads((folder / 'run.json').read_text())}
 
 # %% ../nbs/15_pairs.ipynb #c1d2a3b5
 class Source(NamedTuple):
@@ -278,8 +344,7 @@ class Source(NamedTuple):
     record: dict | None                                    # the stored run's record (run.json); None for a live run
     text: str                                              # one provenance sentence (Markdown)
     config: PairConfig                                     # the config the table was computed for
-
-def _listed(xs) -> str: return ', '.join(map(str, xs))
+    grids: dict = {}                                       # sample grids {N: {name: array}} of the first seed (stored or live)
 
 def _steps_text(c: PairConfig) -> str:
     return f"at most {c.train_steps} training steps with the plateau rule every {c.eval_every}" if c.eval_every else f"{c.train_steps} training steps"
@@ -295,11 +360,10 @@ def _stored_text(name: str | None, stored: str, c: PairConfig, rec: dict) -> str
             f"samples for Q per model; device `{rec.get('device', c.device)}` ({cpus_text(rec)}){timing}; memgen git "
             f"{_listed(rec.get('gits') or [(rec.get('versions') or {}).get('git')])}.")
 
-def stored_or_live(stored: str, profile: str | PairConfig, live: PairConfig, root: Path | str | None = None, data=None,
-                   live_table=None) -> Source:
+def stored_or_live(stored: str, profile: str | PairConfig, live: PairConfig, root: Path | str | None = None, data=None) -> Source:
     """The stored run of `profile` (a PAIR_PROFILES name or a config) in the folder `stored`, relative to `root` (default:
-    the checkout around the working directory), when one is named and present and was made on the data `live` describes;
-    else the live run of `live` (on `data` if given; `live_table` is its table when it has run already)."""
+    the checkout around the working directory), when one is named and present and was made on the data `live` describes,
+    with its sample grids; else the live run of `live` (on `data` if given). Nothing is trained when the stored run is read."""
     if isinstance(profile, str):
         if profile not in PAIR_PROFILES: raise MemgenError(f"profile {profile!r} is unknown; expected one of {sorted(PAIR_PROFILES)}")
         name, profile = profile, PAIR_PROFILES[profile]
@@ -311,12 +375,12 @@ def stored_or_live(stored: str, profile: str | PairConfig, live: PairConfig, roo
         folder = (Path(root) if root is not None else find_root()) / stored
     if folder is not None and same_data and folder.exists():
         table, rec = load_results(folder, profile)
-        return Source(table, rec, _stored_text(name, stored, profile, rec), profile)
+        return Source(table, rec, _stored_text(name, stored, profile, rec), profile, load_grids(folder, rec))
     why = ('no stored run is named' if folder is None else 'the stored run is for other data' if not same_data
            else f'no stored run at `{stored}`')
-    table = live_table if live_table is not None else run_pairs(live, data=data, show_progress=False)[0]
+    table, grids = run_pairs(live, data=data, show_progress=False)
     return Source(table, None, f"**Source: the live run of this build** ({why}): N = {_listed(live.N_grid)}, seeds "
-                               f"{_listed(live.seeds)}, preset `{live.preset}`, {_steps_text(live)}.", live)
+                               f"{_listed(live.seeds)}, preset `{live.preset}`, {_steps_text(live)}.", live, grids)
 
 # %% ../nbs/15_pairs.ipynb #8d1ec5d1
 def pair_experiment_flops(model_config: ModelConfig, train_config: TrainConfig, H: int, W: int, N_grid, n_seeds: int = 1,

@@ -267,6 +267,8 @@ def _record(out: Path, key: str) -> str:
     res = out / 'result.csv'
     try: size = res.stat().st_size
     except OSError: return 'result.csv is missing'
+    if 'arrays_bytes' in cfg and not (out / 'arrays.npz').is_file(): return 'arrays.npz is missing'
+    if 'arrays_bytes' in cfg and (out / 'arrays.npz').stat().st_size != cfg['arrays_bytes']: return 'arrays.npz is cut'
     if 'result_bytes' in cfg: return 'ok' if size == cfg['result_bytes'] else f"result.csv has {size} bytes, not {cfg['result_bytes']} (cut)"
     try: pd.read_csv(res); return 'ok'                                     # records written before result_bytes
     except Exception: return 'result.csv is cut or corrupt'
@@ -279,14 +281,18 @@ def _error_line(e: BaseException) -> str:
     "The first line of an exception as 'Type: message' (at most 300 characters)."
     return (traceback.format_exception_only(type(e), e)[-1].strip().splitlines() or [type(e).__name__])[0][:300]
 
-def _publish(job: Job, table: pd.DataFrame, folder: Path, seconds: float) -> str:
-    "Write the record into a temporary folder and rename it into place; 'done' (its copy discarded) if another was first."
+def _publish(job: Job, result: pd.DataFrame | tuple, folder: Path, seconds: float) -> str:
+    """Write the record (a task's table, and its named arrays when it returns (table, {name: array})) into a temporary
+    folder and rename it into place; 'done' (its copy discarded) if another was first."""
     out, tmp = folder / 'jobs' / job.key, folder / 'jobs' / f'.{job.key}.{uuid.uuid4().hex[:8]}'
+    table, arrays = result if isinstance(result, tuple) else (result, None)
     try:
         tmp.mkdir(parents=True)
         _write(tmp / 'result.csv', table.to_csv(index=False), atomic=False)
+        sizes = {'result_bytes': (tmp / 'result.csv').stat().st_size}
+        if arrays: np.savez_compressed(tmp / 'arrays.npz', **arrays); sizes['arrays_bytes'] = (tmp / 'arrays.npz').stat().st_size
         _write(tmp / 'config.json', json.dumps(to_jsonable({'task': get_task(job.task).name, 'params': job.params, 'seed': job.seed,
-               'key': job.key, 'seconds': round(seconds, 3), 'result_bytes': (tmp / 'result.csv').stat().st_size,
+               'key': job.key, 'seconds': round(seconds, 3), **sizes,
                'versions': _versions(), 'machine': _machine()}), indent=2, sort_keys=True) + '\n', atomic=False)
         try: os.rename(tmp, out)
         except OSError as e:
@@ -318,13 +324,13 @@ def run_job(job: Job, folder: str | Path, lease: float = 3600.0) -> str:
                 from threadpoolctl import threadpool_limits
                 task = get_task(job.task)
                 with threadpool_limits(limits=1):
-                    table = task.fn(make_params(task, job.params), job.seed)
+                    result = task.fn(make_params(task, job.params), job.seed)
             except Exception as e:
                 _write(folder / 'failed' / f'{job.key}.json', json.dumps(to_jsonable({'task': get_task(job.task).name,
                        'params': job.params, 'seed': job.seed, 'error': _error_line(e), 'traceback': traceback.format_exc()}),
                        indent=2, sort_keys=True) + '\n')
                 return 'failed'
-            return _publish(job, table, folder, time.time() - t0)
+            return _publish(job, result, folder, time.time() - t0)
     finally:
         lock.unlink(missing_ok=True)
 

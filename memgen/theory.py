@@ -91,6 +91,7 @@ def q_white(gamma, g=None, sigma2: float = 1.0) -> np.ndarray:
 # %% ../nbs/02_theory.ipynb #07ea9ba5
 class _Spectrum:
     "A population spectrum prepared for deterministic equivalents: h(u) tabulated and splined in log u."
+    PAD, STEP = 10.0, 0.05                                           # table: log u within PAD of the spectrum's, in STEPs
     def __init__(self, spectrum):
         eig = _check_array('spectrum', spectrum, ndim=1)             # eigenvalues (lam is kept for the ridge)
         if np.any(eig < 0): raise MemgenError(f"spectrum has a negative eigenvalue {eig.min():g}; expected eigenvalues >= 0")
@@ -102,34 +103,57 @@ class _Spectrum:
         self.m1 = pos.sum() / self.d
         self.m2 = np.sum(self.counts * self.vals**2) / self.d
         self.minv = np.sum(self.counts / self.vals) / self.d
-        self.r_lo, self.r_hi = math.log(self.vals[0]) - 30, math.log(self.vals[-1]) + 30
-        r = np.arange(self.r_lo, self.r_hi + 0.05, 0.05)
-        H = np.zeros_like(r)
+        self.r_lo, self.r_hi = math.log(self.vals[0]) - self.PAD, math.log(self.vals[-1]) + self.PAD   # beyond: series in u
+        self.r = np.arange(self.r_lo, self.r_hi + self.STEP, self.STEP)
+        H = np.zeros_like(self.r); eu = np.exp(self.r)
         for i in range(0, self.vals.size, 2048):                     # chunk: memory stays O(grid x 2048)
             v, cnt = self.vals[i:i + 2048], self.counts[i:i + 2048]
-            H += (cnt * v / (v + np.exp(r)[:, None])).sum(axis=1)
-        self._spline = CubicSpline(r, H / self.d)
+            H += (cnt * v) @ (1 / (v[:, None] + eu[None, :]))
+        self.H = H / self.d
+        self._spline = CubicSpline(self.r, self.H); self._dspline = self._spline.derivative()
 
-    def h(self, u):
-        "h(u) = (1/d) sum_k lam_k / (lam_k + u) for u >= 0."
-        u = np.asarray(u, dtype=float)
-        r = np.log(np.maximum(u, 1e-300))
-        out = self._spline(np.clip(r, self.r_lo, self.r_hi))
-        lo, hi = r < self.r_lo, r > self.r_hi
-        out = np.where(lo, self.p - u * self.minv, out)
-        return np.where(hi, self.m1 / np.maximum(u, 1e-300) - self.m2 / np.maximum(u, 1e-300)**2, out)
+    def h(self, u, nu: int = 0):
+        "h(u) = (1/d) sum_k lam_k / (lam_k + u) for u >= 0; nu = 1: its derivative in log u, u h'(u)."
+        u = np.asarray(u, dtype=float); um = np.maximum(u, 1e-300)
+        r = np.log(um); lo, hi = r < self.r_lo, r > self.r_hi
+        out = (self._dspline if nu else self._spline)(np.clip(r, self.r_lo, self.r_hi))
+        out = np.where(lo, (0 if nu else self.p) - u * self.minv, out)
+        return np.where(hi, (-self.m1 / um + 2 * self.m2 / um**2) if nu else (self.m1 / um - self.m2 / um**2), out)
+
+    def _u0(self, g: np.ndarray) -> np.ndarray:
+        "The roots u0 > 0 of h(u0) = g, for each load g < h(0+) = p: s(u) = u (1 - h(u)/g) is positive above u0 only."
+        j = np.maximum(np.argmax(self.H[None, :] < g[:, None], axis=1), 1)   # H decreases along the table, from about p
+        lu = self.r[j - 1] + self.STEP * (self.H[j - 1] - g) / (self.H[j - 1] - self.H[j])
+        lu = np.where(g > self.H[0], np.log(np.maximum(self.p - g, 1e-300) / self.minv), lu)   # below the table: h = p - u minv
+        for _ in range(4): u = np.exp(lu); lu = lu - (self.h(u) - g) / self.h(u, 1)   # Newton in log u
+        return np.exp(lu)
 
     def y(self, gamma, s):
-        "Solve 1 + delta(s) at load gamma and shift s > 0 by bisection in log y (broadcasts gamma and s)."
+        """1 + delta(s) at load gamma and shift s > 0 (broadcast). u = s y solves s = u (1 - h(u)/gamma), increasing in u, with
+        s <= u <= s + m1/gamma and u > u0: a guess from the inverted table, then Newton in log u kept inside that bracket."""
         gamma, s = np.broadcast_arrays(np.asarray(gamma, float), np.asarray(s, float))
-        lo = np.zeros_like(s); hi = np.log1p(self.m1 / (gamma * s))
-        for _ in range(64):
-            mid = (lo + hi) / 2; y = np.exp(mid)
-            pos = (1 - 1 / y) - self.h(s * y) / gamma > 0
-            hi = np.where(pos, mid, hi); lo = np.where(pos, lo, mid)
-        return np.exp((lo + hi) / 2)
+        gs, sv = gamma.ravel(), s.ravel()
+        ls = np.log(sv); lo, hi = ls.copy(), np.log(sv + self.m1 / gs); lu = np.empty(sv.size)
+        ug, inv = np.unique(gs, return_inverse=True)
+        for k, g in enumerate(ug):                                       # the guess: the tabulated s(u), inverted
+            i = inv == k; sg = np.exp(self.r) * (1 - self.H / g); ok = sg > 0
+            lu[i] = np.interp(ls[i], np.log(sg[ok]), self.r[ok])
+        if np.any(ug < self.p):
+            l0 = np.full(ug.size, -np.inf); l0[ug < self.p] = np.log(self._u0(ug[ug < self.p])); lo = np.maximum(lo, l0[inv])
+        act = np.arange(sv.size)                                         # the entries still moving
+        for _ in range(100):
+            x, g = np.clip(lu[act], lo[act], hi[act]), gs[act]
+            u = np.exp(x); h = self.h(u); E = u * (1 - h / g) - sv[act]  # E increases with u
+            lo[act] = np.where(E < 0, x, lo[act]); hi[act] = np.where(E > 0, x, hi[act])
+            new = x - E / (u * (1 - (h + self.h(u, 1)) / g))             # Newton step in log u ...
+            new = np.where((new >= lo[act]) & (new <= hi[act]), new, (lo[act] + hi[act]) / 2)   # ... or bisection
+            lu[act] = new; act = act[np.abs(new - x) > 1e-12]
+            if act.size == 0: break
+        return (np.exp(lu) / sv).reshape(gamma.shape)
 
 # %% ../nbs/02_theory.ipynb #2d707887
+_NODES = 64          # eigenvalues at which D is computed (more distinct ones: a cubic spline in log lambda, error < 1e-7 on q)
+
 def _diag_nodes(sp: _Spectrum, gamma: np.ndarray, lam: float, nodes: np.ndarray) -> np.ndarray:
     "D(lambda) = E[sqrt(Sigma_hat + lam)]_kk at eigenvalue `nodes`, for each gamma: shape (G, K)."
     t_lo = 0.5 * math.log(sp.vals[0]) - 12
@@ -138,13 +162,13 @@ def _diag_nodes(sp: _Spectrum, gamma: np.ndarray, lam: float, nodes: np.ndarray)
     r = np.arange(t_lo, t_hi + hr, hr); t = np.exp(r)
     out = np.empty((gamma.size, nodes.size))
     kappas = 1 / sp.y(gamma[:, None], (lam + t**2)[None, :])                # 1/(1+delta), shape (G, T), one solve
-    for i, kappa in enumerate(kappas):
-        A = nodes[None, :] * kappa[:, None] + lam                            # a_k + lam, (T, K)
-        phi = A / (A + t[:, None]**2)
-        body = hr * np.sum(t[:, None] * phi, axis=0)                         # trapezoid in r = log t
-        head = t[0] * phi[0]                                                 # int_0^{t_min}, phi ~ const there
-        tail = np.sqrt(A[-1]) * (np.pi / 2 - np.arctan(t[-1] / np.sqrt(np.maximum(A[-1], 1e-300))))
-        out[i] = 2 / np.pi * (body + head + tail)
+    for i in range(0, gamma.size, 64):                                       # blocks of loads: memory O(64 T K)
+        A = nodes[None, None, :] * kappas[i:i + 64, :, None] + lam           # a_k + lam, (G, T, K)
+        phi = A / (A + (t**2)[None, :, None])
+        body = hr * np.einsum('t,gtk->gk', t, phi)                           # trapezoid in r = log t
+        head = t[0] * phi[:, 0]                                              # int_0^{t_min}, phi ~ const there
+        tail = np.sqrt(A[:, -1]) * (np.pi / 2 - np.arctan(t[-1] / np.sqrt(np.maximum(A[:, -1], 1e-300))))
+        out[i:i + 64] = 2 / np.pi * (body + head + tail)
     return out
 
 def spectral_diag(spectrum, gamma, g=None) -> np.ndarray:
@@ -155,8 +179,8 @@ def spectral_diag(spectrum, gamma, g=None) -> np.ndarray:
                           "for other maps use white data (q_white)")
     gam = np.atleast_1d(np.asarray(_check_positive('gamma', gamma), dtype=float))
     sp = spectrum if isinstance(spectrum, _Spectrum) else _Spectrum(spectrum)
-    if sp.vals.size <= 1024: nodes = sp.vals
-    else: nodes = np.exp(np.linspace(np.log(sp.vals[0]), np.log(sp.vals[-1]), 1024))
+    if sp.vals.size <= _NODES: nodes = sp.vals                            # D(lambda) is smooth in log lambda: spline it
+    else: nodes = np.exp(np.linspace(np.log(sp.vals[0]), np.log(sp.vals[-1]), _NODES))
     Dn = _diag_nodes(sp, gam, g.lam, nodes)
     pos = sp.eig > 0
     D = np.full((gam.size, sp.d), math.sqrt(g.lam))                          # zero eigenvalues: sqrt(lam)
@@ -164,7 +188,7 @@ def spectral_diag(spectrum, gamma, g=None) -> np.ndarray:
         D[:, pos] = Dn[:, np.searchsorted(sp.vals, sp.eig[pos])]
     else:
         ln, lk = np.log(nodes), np.log(sp.eig[pos])
-        for i in range(gam.size): D[i, pos] = np.exp(CubicSpline(ln, np.log(Dn[i]))(lk))
+        D[:, pos] = np.exp(CubicSpline(ln, np.log(Dn), axis=1)(lk))
     return D[0] if np.ndim(gamma) == 0 else D
 
 def sqrt_diag(spectrum, gamma) -> np.ndarray:

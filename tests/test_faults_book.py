@@ -1,6 +1,6 @@
 "Faults of the chapter cache and the book build: inputs in the cache key, corrupt entries, leftovers of killed runs, --strict."
 
-import json, signal, subprocess, sys, textwrap, time
+import json, re, signal, subprocess, sys, textwrap, time
 from pathlib import Path
 import pytest
 from conftest import ROOT
@@ -216,3 +216,50 @@ def test_chapters_execute_with_one_thread_unless_set(tmp_path, monkeypatch):
     monkeypatch.setenv('OMP_NUM_THREADS', '3')
     nb, _ = execute_chapter(toy, ToyParams(), root, root / '_build', force=True, log=quiet)
     assert 'threads 3 1' in nb.read_text()
+
+
+# --- parallel chapters ----------------------------------------------------------------------------------------------
+
+
+def _two_toys(tmp_path: Path, second: str) -> tuple[Path, list]:
+    "A checkout with two toy chapters: toy prints a seeded sum and its process id; toy2 runs `second`."
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    root = toy_root(
+        tmp_path,
+        'import os, numpy as np\nprint("sum", repr(np.random.default_rng(x).standard_normal(1000).sum()), "pid", os.getpid(), "ppid", os.getppid())',
+    )
+    (root / '_toc.yml').write_text('format: jb-book\nroot: intro\nchapters:\n  - file: toy\n  - file: toy2\n')
+    (root / 'toy2.ipynb').write_text(_notebook(second))
+    chapters = [Chapter(n, f'{n}.ipynb', n, ToyParams, {'quick': ToyParams()}) for n in ('toy', 'toy2')]
+    return root, chapters
+
+
+def test_parallel_chapters_give_the_serial_numbers(tmp_path):
+    "Two workers execute the chapters in their own processes, with the numbers of a serial build; nothing re-runs after."
+    import os
+
+    outputs = {}
+    for workers in (1, 2):
+        root, chapters = _two_toys(tmp_path / f'w{workers}', 'print("second")')
+        logs = []
+        html = build_book(root=root, chapters=chapters, workers=workers, log=logs.append)
+        page = (html / 'toy.html').read_text()
+        outputs[workers] = page[page.index('sum') : page.index('pid')]
+        ppid = int(re.search(r'ppid (\d+)', page)[1])  # the kernel's parent: the process that executed the chapter
+        assert (ppid == os.getpid()) == (workers == 1), (workers, ppid)
+        stamp = json.loads((html / '.memgen-book.json').read_text())
+        assert {c: v['cached'] for c, v in stamp['chapters'].items()} == {'toy': False, 'toy2': False}
+        logs.clear()
+        build_book(root=root, chapters=chapters, workers=workers, log=logs.append)
+        assert any(line.startswith('book unchanged') for line in logs), logs
+    assert outputs[1] == outputs[2] and 'sum' in outputs[1]
+
+
+def test_parallel_failure_reports_the_chapter_and_keeps_the_others(tmp_path):
+    "A chapter failing in a worker stops the build with its name and cell; the chapter beside it finishes and is cached."
+    root, chapters = _two_toys(tmp_path, 'raise ValueError("boom")')
+    with pytest.raises(MemgenError) as e:
+        build_book(root=root, chapters=chapters, workers=2, log=quiet)
+    assert "chapter 'toy2' failed in cell" in str(e.value) and 'ValueError: boom' in str(e.value)
+    assert len(list((root / '_build' / 'cache' / 'toy').glob('*.ipynb'))) == 1
+    assert not (root / '_build' / 'html').exists()
