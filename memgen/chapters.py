@@ -159,7 +159,7 @@ class RealParams:
     n_seeds: int = 3
     n_samples: int = 100
     n_latents: int = 3                                    # top principal components treated as latent factors
-    N_grid: tuple = (1, 16, 256, 1024)                    # convolutional pairs (empty: skip)
+    N_grid: tuple = (1, 16, 256)                          # convolutional pairs (empty: skip)
     train_steps: int = 400
     preset: str = 'small'                                 # the convolutional denoisers' preset (memgen.denoisers.PRESETS)
     sampler_steps: int = 50

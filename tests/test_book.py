@@ -9,6 +9,9 @@ from memgen.chapters import Chapter, CHAPTERS, get_chapter
 from memgen.page import failed_claims
 from memgen.core import MemgenError, check_int
 
+# One xdist worker builds the quick book once (the module-scoped fixture) and runs every test that reads it.
+pytestmark = pytest.mark.xdist_group('book')
+
 # The quick book, built as `make book` builds it and strictly: every chapter end to end, every claim checked.
 # The claims that do not hold at the quick scale are listed, each with its reason, in tests/known_not_reproduced.txt; the
 # strict build must fail on exactly those (a new failure, or a listed claim that now holds, fails the test).

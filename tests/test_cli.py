@@ -1,6 +1,9 @@
-"The memgen command line: listing, and bad input rejected with exit code 2 before anything is written."
+"""The memgen command line: listing, and bad input rejected with exit code 2 before anything is written.
 
-import shutil, subprocess, sys
+Most cases run in-process through `memgen.cli.main` (the console script calls exactly that); a few subprocess smoke
+tests keep what only a process shows: the installed script, exit codes, a closed pipe, what gets imported."""
+
+import contextlib, io, os, shutil, subprocess, sys
 from pathlib import Path
 import pytest
 from conftest import ROOT
@@ -17,13 +20,43 @@ def checkout(tmp_path):
     return tmp_path
 
 
-def run(args, cwd):
-    return subprocess.run(MEMGEN + args, cwd=cwd, capture_output=True, text=True, timeout=300)
+def run(args, cwd, process: bool = False) -> subprocess.CompletedProcess:
+    "`memgen ARGS` in `cwd`: in-process through main() (argparse's exits included), or the installed script (`process`)."
+    if process:
+        return subprocess.run(MEMGEN + args, cwd=cwd, capture_output=True, text=True, timeout=300)
+    from memgen.cli import main
+
+    out, err, here = io.StringIO(), io.StringIO(), os.getcwd()
+    os.chdir(cwd)
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                code = main(args)
+            except SystemExit as e:
+                code = e.code
+    finally:
+        os.chdir(here)
+    return subprocess.CompletedProcess(args, code or 0, out.getvalue(), err.getvalue())
 
 
-def test_list(checkout):
-    r = run(['list'], checkout)
+@pytest.mark.parametrize('process', [False, True])
+def test_list(checkout, process):
+    r = run(['list'], checkout, process)
     assert r.returncode == 0 and 'convergence' in r.stdout and 'quick=' in r.stdout and 'full=' in r.stdout
+
+
+@pytest.mark.parametrize(
+    'args, message',
+    [
+        (['run', 'convergence', '-p', 'ds', '0'], 'd=0 is not allowed; expected d >= 1'),
+        (['book', '--profile', 'huge'], "invalid choice: 'huge'"),
+    ],
+)
+def test_the_installed_script_exits_2_with_one_line(checkout, args, message):
+    "The console script in a process: exit code 2 and one line on stderr, as main() returns in-process."
+    r = run(args, checkout, process=True)
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and message in r.stderr, r.stderr
+    assert not (checkout / '_build').exists()
 
 
 @pytest.mark.parametrize(
