@@ -151,6 +151,17 @@ def cache_problem(out: Path) -> str | None:
     except Exception as e: return f"{type(e).__name__}: {(str(e).splitlines() or [''])[0][:200]}"
     return None
 
+def _commit_entry(out: Path, nb: Path, results: Path, record: Path) -> None:
+    "Replace the cache entry `out` (notebook, .results.json, .json record) by the new files, with interrupts held off meanwhile."
+    signals = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, signals)           # a kill now waits for the three renames
+    try:
+        os.replace(record, out.with_suffix('.json'))
+        if results.exists(): os.replace(results, out.with_suffix('.results.json'))
+        else: out.with_suffix('.results.json').unlink(missing_ok=True)
+        os.replace(nb, out)                                            # last: the notebook's presence commits the entry
+    finally: signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
 def cached_chapter(chapter: Chapter, params, root: Path, build_dir: Path, log=print) -> Path | None:
     "The sound cached executed notebook of `chapter` with `params`, or None (a corrupt entry is reported)."
     out = Path(build_dir) / 'cache' / chapter.name / f'{execution_key(chapter, params, root)}.ipynb'
@@ -177,10 +188,10 @@ def execute_chapter(chapter: Chapter, params, root: Path, build_dir: Path, force
     out = build_dir / 'cache' / chapter.name / f'{key}.ipynb'
     clean_leftovers(out.parent, log=log)
     if not force and cached_chapter(chapter, params, root, build_dir, log) is not None: return out, True
-    for f in (out, out.with_suffix('.json'), out.with_suffix('.results.json')): f.unlink(missing_ok=True)
-    out.parent.mkdir(parents=True, exist_ok=True)
+    out.parent.mkdir(parents=True, exist_ok=True)                      # the previous entry stays until the new one is complete
     tmp = out.with_name(f'.{key}.{os.getpid()}.running.ipynb')
     res_tmp = out.with_name(f'.{key}.{os.getpid()}.results.json'); res_tmp.unlink(missing_ok=True)
+    rec_tmp = out.with_name(f'.{key}.{os.getpid()}.record.json')
     src = root / chapter.path
     env = {'MEMGEN_BOOK': '1', 'MEMGEN_RESULTS': str(res_tmp), 'JUPYTER_PLATFORM_DIRS': os.environ.get('JUPYTER_PLATFORM_DIRS', '1'),
            **{k: os.environ.get(k, '1') for k in THREAD_VARS}}      # one thread unless set: the same numbers in every build
@@ -193,17 +204,16 @@ def execute_chapter(chapter: Chapter, params, root: Path, build_dir: Path, force
                                 progress_bar=False, log_output=False, extra_arguments=['--IPKernelApp.log_level=ERROR'])
             if not chapter.show_parameters: _hide_injected(tmp)
             sums = {f.name: file_sha256(g) for f, g in ((out, tmp), (out.with_suffix('.results.json'), res_tmp)) if g.exists()}
-            atomic_write_json(out.with_suffix('.json'), {'chapter': chapter.name, 'params': params, 'seconds': time.time() - t0,
-                                                         'versions': versions(), 'sha256': sums})
-            if res_tmp.exists(): os.replace(res_tmp, out.with_suffix('.results.json'))
-            os.replace(tmp, out)                                       # last: the notebook's presence commits the entry
+            atomic_write_json(rec_tmp, {'chapter': chapter.name, 'params': params, 'seconds': time.time() - t0,
+                                        'versions': versions(), 'sha256': sums})
+            _commit_entry(out, tmp, res_tmp, rec_tmp)
     except pm.PapermillExecutionError as e:
         failed = build_dir / 'failed' / f'{chapter.name}.ipynb'
         failed.parent.mkdir(parents=True, exist_ok=True); os.replace(tmp, failed)
         raise ChapterFailed(f"chapter {chapter.name!r} failed in cell {e.exec_count} (index {e.cell_index}): "
                             f"{e.ename}: {e.evalue}; executed notebook kept at {failed}") from None
     finally:
-        tmp.unlink(missing_ok=True); res_tmp.unlink(missing_ok=True)
+        for f in (tmp, res_tmp, rec_tmp): f.unlink(missing_ok=True)
         for k, v in env_before.items():
             if v is None: os.environ.pop(k, None)
             else: os.environ[k] = v

@@ -185,6 +185,39 @@ def test_sigterm_during_a_chapter_removes_its_temporary_files(tmp_path):
     assert _wait_gone(kernel), 'the kernel outlived the killed run'
 
 
+def test_killed_force_rerun_keeps_the_previous_entry(tmp_path):
+    "`--force` executes beside the cached entry and replaces it only when complete: killed midway, the old entry is intact."
+    from memgen.book import cache_problem
+
+    root = toy_root(
+        tmp_path, "import os, time\nprint('answer', 42)\nif os.path.exists('slow'):\n    open('started', 'w').write('1'); time.sleep(120)"
+    )
+    toy = Chapter('toy', 'toy.ipynb', 'Toy', ToyParams, {'quick': ToyParams()})
+    nb, reused = execute_chapter(toy, ToyParams(), root, root / '_build', log=quiet)
+    before = {f.name: f.read_bytes() for f in nb.parent.glob(nb.stem + '*')}
+    assert not reused and len(before) == 2 and cache_problem(nb) is None  # the notebook and its record
+    (root / 'slow').write_text('')
+    script = textwrap.dedent(f'''\
+        import sys; sys.path.insert(0, {str(ROOT / 'tests')!r})
+        from pathlib import Path
+        from test_book import ToyParams
+        from memgen.book import execute_chapter
+        from memgen.chapters import Chapter
+        toy = Chapter('toy', 'toy.ipynb', 'Toy', ToyParams, {{'quick': ToyParams()}})
+        execute_chapter(toy, ToyParams(), Path({str(root)!r}), Path({str(root / '_build')!r}), force=True)''')
+    proc = subprocess.Popen([sys.executable, '-c', script], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        _wait_for(root / 'started')
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 128 + signal.SIGTERM
+    assert {f.name: f.read_bytes() for f in nb.parent.glob(nb.stem + '*')} == before and cache_problem(nb) is None
+    assert list(nb.parent.glob('.*')) == []  # the killed run's temporary files are gone
+
+
 def test_sigterm_kills_the_jupyter_book_process_group(tmp_path):
     "The book's jupyter-book subprocess runs in its own process group, killed when memgen is killed."
     flag = tmp_path / 'child'
