@@ -221,6 +221,12 @@ class Chapter:
 # %% ../nbs/14_chapters.ipynb #7aa451eb
 PROFILES = ('quick', 'full')
 
+def _stored_input(p, root) -> list:
+    "The stored run a chapter reads (named functions, not lambdas: chapters travel to the book's worker processes)."
+    return [Path(p.stored)] if p.stored else []
+
+def _cnn_stored_input(p, root) -> list: return [Path(p.cnn_stored)] if p.cnn_stored else []
+
 CHAPTERS: tuple[Chapter, ...] = deferred_checks(lambda: (   # importing the registry imports no torch: the tests check them
     Chapter('intro', 'nbs/chapters/intro.ipynb', 'memgen: memorisation, convergence and generalisation',
             IntroParams, {'quick': IntroParams(), 'full': IntroParams()}, show_parameters=False),
@@ -248,7 +254,7 @@ CHAPTERS: tuple[Chapter, ...] = deferred_checks(lambda: (   # importing the regi
     Chapter('training', 'nbs/chapters/training.ipynb', 'Training time', TrainingParams,
             {'quick': TrainingParams(), 'full': TrainingParams(taus=(0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0), ds=(200, 400, 800),
                                                                steps=100, n_seeds=10, n_samples=200, tau_ds=(1000, 4000, 16000))},
-            inputs=lambda p, root: [Path(p.cnn_stored)] if p.cnn_stored else []),
+            inputs=_cnn_stored_input),
     Chapter('explorer', 'nbs/chapters/explorer.ipynb', 'Explore the phase diagram', ExplorerParams,
             {'quick': ExplorerParams(), 'full': ExplorerParams(n_gamma=100, n_beta=100)}),
     Chapter('real', 'nbs/chapters/real.ipynb', 'Real images', RealParams,
@@ -265,7 +271,7 @@ CHAPTERS: tuple[Chapter, ...] = deferred_checks(lambda: (   # importing the regi
                                                       train_steps=50_000, eval_every=1000, sampler_steps=250, n_samples=256,
                                                       n_samples_Q=4096, n_test=256, seeds=(0, 1, 2), checkpoints=(1000, 10_000),
                                                       device='cuda')},
-            inputs=lambda p, root: [Path(p.stored)] if p.stored else []),
+            inputs=_stored_input),
 ))
 
 # %% ../nbs/14_chapters.ipynb #b9def782

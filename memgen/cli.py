@@ -9,7 +9,7 @@ from dataclasses import fields
 from pathlib import Path
 
 from .core import MemgenError
-from .book import build_book, run_chapter, find_root, toc_files
+from .book import build_book, run_chapter, find_root, toc_files, cleanup_on_signals
 from .chapters import CHAPTERS, PROFILES
 
 # %% auto #0
@@ -109,7 +109,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.cmd == 'list': print(list_text()); sys.stdout.flush()
         elif args.cmd == 'book': build_book(profile=args.profile, only=args.only, device=args.device, force=args.force,
                                             repository_url=args.repository_url, strict=args.strict, workers=args.workers)
-        elif args.cmd == 'sweep': return _sweep(args)
+        elif args.cmd == 'sweep':
+            with cleanup_on_signals(): return _sweep(args)            # SIGTERM stops the workers as Ctrl-C does
         elif args.cmd == 'run':
             print(run_chapter(args.chapter, args.profile, args.param, device=args.device, force=args.force))
     except BrokenPipeError:                                    # `memgen list | head`: the reader left; stop quietly

@@ -4,7 +4,7 @@
 
 # %% ../nbs/07_sweep.ipynb #eb54be13
 from __future__ import annotations
-import dataclasses, errno, functools, importlib, itertools, json, math, os, re, shutil, socket, sys, tempfile, threading, time, traceback, uuid
+import contextlib, dataclasses, errno, functools, importlib, itertools, json, math, os, re, shutil, signal, socket, sys, tempfile, threading, time, traceback, uuid
 from collections import Counter
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field, fields
@@ -338,7 +338,8 @@ def run_job(job: Job, folder: str | Path, lease: float = 3600.0) -> str:
 _THREAD_VARS = ('OMP_NUM_THREADS', 'OPENBLAS_NUM_THREADS', 'MKL_NUM_THREADS', 'NUMEXPR_NUM_THREADS')
 
 def _worker_init(parent: int) -> None:
-    "Pool worker start: a watchdog thread ends the worker within a second once its parent process is gone."
+    "Pool worker start: Ctrl-C is the parent's to handle; a watchdog thread ends the worker within a second once its parent is gone."
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     def watch():
         while os.getppid() == parent: time.sleep(1.0)
         os._exit(1)
@@ -351,12 +352,18 @@ def _run_local(jobs, folder, workers: int, show_progress: bool) -> list[tuple[Jo
     saved = {k: os.environ.get(k) for k in _THREAD_VARS}
     os.environ.update({k: '1' for k in _THREAD_VARS})
     try:
-        with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context('spawn'), initializer=_worker_init,
-                                 initargs=(os.getpid(),)) as ex:
+        ex = ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context('spawn'), initializer=_worker_init,
+                                 initargs=(os.getpid(),))
+        try:
             futs = {ex.submit(run_job, j, str(folder)): j for j in jobs}
             for f in progress(as_completed(futs), desc='jobs', total=len(futs), enable=show_progress):
                 try: results.append((futs[f], f.result(), ''))
                 except Exception as e: results.append((futs[f], 'failed', _error_line(e)))
+        except (KeyboardInterrupt, SystemExit):             # stop now: queued jobs never start, running ones are killed
+            for p in list((getattr(ex, '_processes', None) or {}).values()):   # (their locks go stale: the next run re-runs them;
+                with contextlib.suppress(OSError): p.terminate()              #  a record is published by one rename or not at all)
+            raise
+        finally: ex.shutdown(wait=True, cancel_futures=True)
     finally:
         for k, v in saved.items():
             if v is None: os.environ.pop(k, None)

@@ -333,3 +333,51 @@ def test_workers_must_be_a_positive_integer(tmp_path, workers):
     with pytest.raises(MemgenError, match=r'workers=.* is not allowed; expected a positive integer, or None for all cores'):
         sw.run_sweep(theory_spec(tmp_path / 'store', n=2), 'local', workers=workers, show_progress=False)
     assert not (tmp_path / 'store').exists()
+
+
+@pytest.mark.parametrize('sig', [signal.SIGINT, signal.SIGTERM])
+def test_interrupt_stops_a_local_sweep_within_seconds(tmp_path, sig):
+    "Ctrl-C (or SIGTERM) on a local sweep, as `memgen sweep` runs it: queued jobs never start, running ones stop, nothing half-recorded."
+    (tmp_path / 'slowtask.py').write_text(
+        textwrap.dedent('''
+        import os, time, pandas as pd
+        from dataclasses import dataclass
+        from memgen.sweep import Task
+        @dataclass(frozen=True)
+        class P:
+            x: int = 0
+        def slow(p, seed):
+            time.sleep(float(os.environ['SLOW_WAIT'])); return pd.DataFrame([{'value': p.x}])
+        SLOW = Task('slow', slow, P)
+    ''')
+    )
+
+    def sweep():  # the task sleeps $SLOW_WAIT seconds: the same jobs (keys) whatever the wait
+        return (
+            'import sys, slowtask; from memgen import sweep as sw; from memgen.book import cleanup_on_signals\n'
+            'try:\n    with cleanup_on_signals():\n'
+            f"        print(sw.run_sweep(sw.SweepSpec('w', slowtask.SLOW, product={{'x': list(range(8))}}, "
+            f"store={str(tmp_path / 'store')!r}), 'local', workers=2, show_progress=False))\n"
+            'except KeyboardInterrupt:\n    sys.exit(130)'
+        )
+
+    env = {**os.environ, 'PYTHONPATH': str(tmp_path), 'SLOW_WAIT': '20'}
+    p = subprocess.Popen([sys.executable, '-c', sweep()], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        t0 = time.time()
+        while time.time() - t0 < 90 and len(list((tmp_path / 'store' / 'w' / 'running').glob('*.lock'))) < 2:
+            time.sleep(0.1)
+        kids = _children(p.pid)
+        t1 = time.time()
+        p.send_signal(sig)
+        out, err = p.communicate(timeout=30)
+        stopped = time.time() - t1
+    finally:
+        if p.poll() is None:
+            p.kill()
+    assert stopped < 10 and p.returncode in (130, 128 + sig), (stopped, p.returncode, err[-2000:])
+    assert not list((tmp_path / 'store' / 'w' / 'jobs').glob('*/config.json'))  # no job finished, none half-written
+    time.sleep(0.5)
+    assert all(not Path(f'/proc/{k}').exists() or ') Z ' in Path(f'/proc/{k}/stat').read_text() for k in kids), kids
+    r = subprocess.run([sys.executable, '-c', sweep()], env={**env, 'SLOW_WAIT': '0'}, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and "'ran': 8" in r.stdout, (r.stdout, r.stderr[-2000:])  # the interrupted jobs run again
