@@ -34,14 +34,14 @@ book: export
 test: export OMP_NUM_THREADS ?= 1
 test: export OPENBLAS_NUM_THREADS ?= 1
 test: export MKL_NUM_THREADS ?= 1
-# pytest runs on two workers (-n 2; the quick book's tests stay together on one, see tests/test_book.py) while
+# pytest runs on two workers (-n 2, whole files per worker: the quick book's tests share one build) while
 # nbdev_test runs the library notebooks beside it; the make fails if either fails.
 test: setup
 	$(BIN)/ruff check memgen tests benchmarks
 	$(BIN)/ruff format --check tests benchmarks setup.py
 	@log=$$(mktemp); $(BIN)/nbdev_test --n_workers 1 >$$log 2>&1 & nb=$$!; \
 	  trap 'kill $$nb 2>/dev/null; rm -f $$log' EXIT; \
-	  $(BIN)/python -m pytest tests -q -p no:cacheprovider -n 2 --dist loadgroup; rc=$$?; \
+	  $(BIN)/python -m pytest tests -q -p no:cacheprovider -n 2 --dist loadfile; rc=$$?; \
 	  wait $$nb; nbrc=$$?; echo "nbdev_test (library notebooks):"; cat $$log; \
 	  if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing"; exit 1; fi; \
 	  if [ $$nbrc -ne 0 ]; then echo "nbdev_test failed (exit $$nbrc)"; exit $$nbrc; fi; exit $$rc

@@ -21,7 +21,10 @@ def _grid(name: str, x) -> np.ndarray:
     "A non-empty 1-D grid of positive finite numbers."
     x = np.atleast_1d(np.asarray(x, dtype=float))
     if x.ndim != 1 or x.size == 0: raise MemgenError(f"{name} is empty or not 1-D (shape {x.shape}); expected a non-empty list of values")
-    return check_positive(name, x)
+    check_positive(name, x)
+    if not np.all(np.isfinite(x)): raise MemgenError(f"{name} holds {x[~np.isfinite(x)][0]}; expected finite values")
+    if np.any(np.diff(x) <= 0): raise MemgenError(f"{name} is not strictly increasing (at {x[1:][np.diff(x) <= 0][0]:g}); the cells would be drawn out of place")
+    return x
 
 def bbp_white(gamma, beta) -> np.ndarray:
     "BBP overlap Q(gamma, beta) of a spike beta over a white bulk, broadcast over gamma and beta."
@@ -85,6 +88,7 @@ def explorer_grid(gammas, betas, alphas=(0.0, 0.25, 0.5, 0.75), lams=(0.0, 0.25,
     if not alphas or not lams: raise MemgenError("alphas and lams must each hold at least one value")
     if max(alphas) >= 1: raise MemgenError(f"alphas={alphas} is not allowed: the proportional limit needs alpha < 1 (alpha >= 1 has O(1) effective rank)")
     d, d_m = check_int('d', d), check_int('d_m', d_m)
+    if g[-1] * d_m > 2**53: raise MemgenError(f"gammas up to {g[-1]:g} with d_m={d_m} give n = gamma d_m = {g[-1] * d_m:.3g} training points; expected n <= 2^53")
     glo, ghi = _edges(g); blo, bhi = _edges(b)
     GI, BI = np.meshgrid(np.arange(g.size), np.arange(b.size), indexing='ij')
     cells = pd.DataFrame({'gi': GI.ravel(), 'bi': BI.ravel(), 'gamma': g[GI.ravel()], 'beta': b[BI.ravel()],

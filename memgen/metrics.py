@@ -77,15 +77,14 @@ def nearest_cosine(samples, train, chunk: int = 8192, absolute: bool = True, sub
     chunk = _chunk(chunk)
     s, t, xp, dev = _pair(samples, train)
     if subtract_mean: mu = xp.mean(t, axis=0); s, t = s - mu, t - mu
-    unit = lambda a: a / xp.linalg.vector_norm(a, axis=1, keepdims=True)
     for name, a in (('sample', s), ('training point', t)):
-        if bool(xp.any(xp.linalg.vector_norm(a, axis=1) == 0)):
+        if bool(xp.any(xp.max(xp.abs(a), axis=1) == 0)):
             raise MemgenError(f"a {name} has zero norm (after subtracting the mean: a single training point?); cosine similarity is undefined")
-    s = unit(s)
+    s = _unit(s)                                            # scaled before squaring: any magnitude (1e-200 to 1e200)
     best = xp.full((s.shape[0],), -math.inf, dtype=s.dtype, device=dev)
     arg = xp.zeros((s.shape[0],), dtype=xp.int64, device=dev)
     for i in range(0, t.shape[0], chunk):
-        cos = s @ unit(t[i:i + chunk]).T                     # (samples, chunk) cosines
+        cos = s @ _unit(t[i:i + chunk]).T                    # (samples, chunk) cosines
         if absolute: cos = xp.abs(cos)
         v, j = xp.max(cos, axis=1), xp.argmax(cos, axis=1)
         better = v > best
@@ -111,6 +110,8 @@ def nn_ratio_memorised(samples, train, threshold: float = 1 / 3, chunk: int = 81
     chunk = _chunk(chunk)
     s, t, xp, dev = _pair(samples, train)
     if t.shape[0] < 2: raise MemgenError(f"train has {t.shape[0]} point(s); the distance ratio needs at least 2")
+    scale = max(float(xp.max(xp.abs(s))), float(xp.max(xp.abs(t))))   # ratios of distances do not change with one common
+    if scale > 0: s, t = s / scale, t / scale                         # scale: squares neither overflow nor underflow
     ss = xp.sum(s * s, axis=1)[:, None]
     d1 = d2 = xp.full((s.shape[0],), math.inf, dtype=s.dtype, device=dev)        # squared distances: nearest, second
     for i in range(0, t.shape[0], chunk):

@@ -27,6 +27,8 @@ def summarise(table: pd.DataFrame, over: str | tuple = 'seed', keys: Iterable[st
     _require(table, ('quantity', 'value'))
     keys = [c for c in table.columns if c not in ('value', 'sem', *over, *SUMMARY)] if keys is None else list(keys)
     _require(table, keys, 'table (keys)')
+    bad = np.isinf(table['value'].to_numpy(dtype=float)) | (np.isinf(table['sem'].to_numpy(dtype=float)) if 'sem' in table else False)
+    if bad.any(): raise MemgenError(f"table has {int(bad.sum())} infinite value(s) or sem(s) (first: {table[bad].iloc[0].to_dict()}); expected finite numbers or NaN")
     t = table.assign(sem2=table['sem']**2 if 'sem' in table else 0.0)
     g = t.groupby(keys, dropna=False, sort=True)
     out = g.agg(value=('value', 'mean'), sd=('value', 'std'), count=('value', 'count'), sem2=('sem2', 'sum')).reset_index()   # count: non-NaN

@@ -75,14 +75,18 @@ def mp_moment(f, gamma, sigma2: float = 1.0) -> np.ndarray:
 
 # %% ../nbs/02_theory.ipynb #1d513997
 _Q_ASYMPTOTIC = 1e6   # above this gamma, q = 1 - c sigma2^2 g'(sigma2)^2 / g(sigma2)^2 + O(c^2), c = 1/gamma, beats the quadrature
+_Q_TINY = 1e-10       # below it, the n nonzero eigenvalues sit at sigma2/gamma (relative spread O(sqrt(gamma))): q to O(gamma)
 
 def q_white(gamma, g=None, sigma2: float = 1.0) -> np.ndarray:
     "Asymptotic convergence q(gamma) of two linear models on disjoint white data, for the spectral map g."
     g = _as_map(g)
     gam = np.asarray(_check_positive('gamma', gamma), dtype=float); _check_positive('sigma2', sigma2)
-    big = gam > _Q_ASYMPTOTIC
-    gq = np.where(big, 1.0, gam)                                  # the quadrature loses all digits as mu -> delta
+    big, tiny = gam > _Q_ASYMPTOTIC, gam < _Q_TINY
+    gq = np.where(big | tiny, 1.0, gam)                           # the quadrature loses all digits as mu -> delta
     q = mp_moment(g, gq, sigma2)**2 / mp_moment(lambda s: np.asarray(g(s), dtype=float)**2, gq, sigma2)
+    if np.any(tiny):                                              # mass 1 - gamma at 0, gamma at sigma2/gamma: error O(gamma)
+        gt = np.where(tiny, gam, 1.0); g0, gs = (np.asarray(g(v), dtype=float) for v in (np.zeros_like(gt), sigma2 / gt))
+        q = np.where(tiny, ((1 - gt) * g0 + gt * gs)**2 / ((1 - gt) * g0**2 + gt * gs**2), q)
     if np.any(big):
         h = 1e-4 * sigma2; gm, g0, gp = np.asarray(g(sigma2 + h * np.array([-1.0, 0.0, 1.0])), dtype=float)
         q = np.where(big, 1 - sigma2**2 * ((gp - gm) / (2 * h))**2 / g0**2 / gam, q)
@@ -207,7 +211,7 @@ def convergence_q(spectrum, gamma, g=None) -> np.ndarray:
         return q_white(gamma, g, sigma2=float(np.asarray(spectrum)[0]))
     sp = _Spectrum(spectrum)
     D = spectral_diag(sp, gamma, g)
-    return np.sum(D**2, axis=-1) / (sp.eig.sum() + sp.d * g.lam)
+    return np.clip(np.sum(D**2, axis=-1) / (sp.eig.sum() + sp.d * g.lam), 0.0, 1.0)   # a cosine (quadrature error ~1e-7)
 
 # %% ../nbs/02_theory.ipynb #ce6af41f
 def power_law_spectrum(d: int, alpha: float) -> np.ndarray:
@@ -236,13 +240,17 @@ def convergence_q_finite(spectrum, gamma, n_z: int = 2000, seed: int = 0) -> np.
     return q[0] if np.ndim(gamma) == 0 else q
 
 # %% ../nbs/02_theory.ipynb #cc14ba8d
+def _log_gamma_half(x) -> np.ndarray:
+    "log(Gamma(x + 1/2) / (sqrt(x) Gamma(x))) for x > 0, to full precision at every size (gammaln differences lose digits)."
+    x = np.asarray(x, dtype=float); small = np.minimum(x, 50.0)
+    L = special.gammaln(small + 0.5) - special.gammaln(small) - 0.5 * np.log(small)
+    u = 1 / np.maximum(x, 50.0)
+    return np.where(x < 50, L, -u / 8 + u**3 / 192 - u**5 / 640)       # the series above 50
+
 def q_circ(n) -> np.ndarray:
     "Convergence Gamma(n + 1/2)^2 / (n Gamma(n)^2) of two circulant (stationary) models fitted on n images each."
     n = np.asarray(_check_positive('n', n), dtype=float)
-    small = np.minimum(n, 50.0)                          # gammaln differences lose digits at large n: use the series
-    L = special.gammaln(small + 0.5) - special.gammaln(small) - 0.5 * np.log(small)
-    L = np.where(n < 50, L, -1 / (8 * n) + 1 / (192 * n**3) - 1 / (640 * n**5))   # log(Gamma(n+1/2) / (sqrt(n) Gamma(n)))
-    return np.exp(2 * L)[()]
+    return np.exp(2 * _log_gamma_half(n))[()]
 
 # %% ../nbs/02_theory.ipynb #51e33eca
 def _bulk(bulk_spectrum) -> np.ndarray:
@@ -321,6 +329,7 @@ def expected_max_abs_gaussian(n) -> np.ndarray:
 def _radius_factor(n: int, lam: float) -> float:
     "E[R / sqrt(R^2 + n lam)] for R ~ chi_n."
     if lam == 0: return 1.0
+    if n > 1e6: return 1 / math.sqrt(1 + lam)                               # R^2 = n (1 + O(n^-1/2)): the density underflows
     logc = -(n / 2 - 1) * math.log(2) - special.gammaln(n / 2)
     dens = lambda r: np.exp(logc + (n - 1) * np.log(r) - r * r / 2)
     f = lambda r: r / math.sqrt(r * r + n * lam) * dens(r)
@@ -333,8 +342,8 @@ def m_white(n, lam=0.0) -> np.ndarray:
     _check_positive('lam', lam, strict=False)
     def one(k, l):
         k = check_int('n', k)
-        ER = math.exp(0.5 * math.log(2) + special.gammaln((k + 1) / 2) - special.gammaln(k / 2))
-        return float(expected_max_abs_gaussian(k)) / ER * _radius_factor(k, float(l))
+        ER = math.sqrt(k) * math.exp(float(_log_gamma_half(k / 2)))        # E ||g|| = sqrt(2) Gamma((k+1)/2) / Gamma(k/2)
+        return min(1.0, float(expected_max_abs_gaussian(k)) / ER * _radius_factor(k, float(l)))   # a cosine
     return np.vectorize(one, otypes=[float])(n, lam)
 
 def memorisation_map(n, d: int, g) -> np.ndarray:

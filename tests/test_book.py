@@ -9,8 +9,8 @@ from memgen.chapters import Chapter, CHAPTERS, get_chapter
 from memgen.page import failed_claims
 from memgen.core import MemgenError, check_int
 
-# One xdist worker builds the quick book once (the module-scoped fixture) and runs every test that reads it.
-pytestmark = pytest.mark.xdist_group('book')
+# `make test` distributes test files over xdist workers (--dist loadfile): one worker builds the quick book once
+# (the module-scoped fixture below) and runs every test of this file that reads it.
 
 # The quick book, built as `make book` builds it and strictly: every chapter end to end, every claim checked.
 # The claims that do not hold at the quick scale are listed, each with its reason, in tests/known_not_reproduced.txt; the
