@@ -95,7 +95,7 @@ def q_white(gamma, g=None, sigma2: float = 1.0) -> np.ndarray:
 # %% ../nbs/02_theory.ipynb #07ea9ba5
 class _Spectrum:
     "A population spectrum prepared for deterministic equivalents: h(u) tabulated and splined in log u."
-    PAD, STEP = 10.0, 0.05                                           # table: log u within PAD of the spectrum's, in STEPs
+    PAD, STEP = 8.0, 0.05                                            # table: log u within PAD of the spectrum's, in STEPs
     def __init__(self, spectrum):
         eig = _check_array('spectrum', spectrum, ndim=1)             # eigenvalues (lam is kept for the ridge)
         if np.any(eig < 0): raise MemgenError(f"spectrum has a negative eigenvalue {eig.min():g}; expected eigenvalues >= 0")
@@ -110,19 +110,24 @@ class _Spectrum:
         self.r_lo, self.r_hi = math.log(self.vals[0]) - self.PAD, math.log(self.vals[-1]) + self.PAD   # beyond: series in u
         self.r = np.arange(self.r_lo, self.r_hi + self.STEP, self.STEP)
         H = np.zeros_like(self.r); eu = np.exp(self.r)
-        for i in range(0, self.vals.size, 2048):                     # chunk: memory stays O(grid x 2048)
-            v, cnt = self.vals[i:i + 2048], self.counts[i:i + 2048]
-            H += (cnt * v) @ (1 / (v[:, None] + eu[None, :]))
+        for i in range(0, self.vals.size, 4096):                     # chunk: memory stays O(grid x 4096)
+            v, cnt = self.vals[i:i + 4096], self.counts[i:i + 4096]
+            M = np.add.outer(v, eu); np.reciprocal(M, out=M)          # 1 / (lam_k + u), in place
+            H += (cnt * v) @ M
         self.H = H / self.d
-        self._spline = CubicSpline(self.r, self.H); self._dspline = self._spline.derivative()
+        self._c = CubicSpline(self.r, self.H).c                      # (4, intervals): the spline's cubic pieces
 
     def h(self, u, nu: int = 0):
         "h(u) = (1/d) sum_k lam_k / (lam_k + u) for u >= 0; nu = 1: its derivative in log u, u h'(u)."
         u = np.asarray(u, dtype=float); um = np.maximum(u, 1e-300)
         r = np.log(um); lo, hi = r < self.r_lo, r > self.r_hi
-        out = (self._dspline if nu else self._spline)(np.clip(r, self.r_lo, self.r_hi))
+        x = np.clip(r, self.r_lo, self.r_hi) - self.r_lo
+        j = np.minimum((x / self.STEP).astype(int), self._c.shape[1] - 1); x -= j * self.STEP   # uniform table: no search
+        c = self._c[:, j]
+        out = ((3 * c[0] * x + 2 * c[1]) * x + c[2]) if nu else (((c[0] * x + c[1]) * x + c[2]) * x + c[3])
         out = np.where(lo, (0 if nu else self.p) - u * self.minv, out)
-        return np.where(hi, (-self.m1 / um + 2 * self.m2 / um**2) if nu else (self.m1 / um - self.m2 / um**2), out)
+        uh = np.where(hi, um, 1.0)                                   # above the table: the series in 1/u
+        return np.where(hi, (2 * self.m2 / uh - self.m1) / uh if nu else (self.m1 - self.m2 / uh) / uh, out)
 
     def _u0(self, g: np.ndarray) -> np.ndarray:
         "The roots u0 > 0 of h(u0) = g, for each load g < h(0+) = p: s(u) = u (1 - h(u)/g) is positive above u0 only."
@@ -141,9 +146,14 @@ class _Spectrum:
         ug, inv = np.unique(gs, return_inverse=True)
         for k, g in enumerate(ug):                                       # the guess: the tabulated s(u), inverted
             i = inv == k; sg = np.exp(self.r) * (1 - self.H / g); ok = sg > 0
-            lu[i] = np.interp(ls[i], np.log(sg[ok]), self.r[ok])
-        if np.any(ug < self.p):
-            l0 = np.full(ug.size, -np.inf); l0[ug < self.p] = np.log(self._u0(ug[ug < self.p])); lo = np.maximum(lo, l0[inv])
+            lu[i] = np.interp(ls[i], np.log(sg[ok]), self.r[ok], left=-np.inf, right=np.inf)
+        above = lu == np.inf; lu[above] = np.log(sv[above] + self.m1 / gs[above])          # s large: u = s + m1/gamma
+        u0 = np.zeros(ug.size); u0[ug < self.p] = self._u0(ug[ug < self.p])
+        below = lu == -np.inf; g, s_ = gs[below], sv[below]; ub = u0[inv[below]]
+        a, b = self.minv / g, 1 - self.p / g                         # s small: u = u0 + s / s'(u0), or s = b u + a u^2
+        lu[below] = np.where(ub > 0, np.log(ub - s_ * g / self.h(np.maximum(ub, 1e-300), 1)),
+                             np.log(2 * s_ / (b + np.sqrt(b * b + 4 * a * s_))))
+        lo = np.maximum(lo, np.log(np.maximum(u0[inv], 1e-300)))
         act = np.arange(sv.size)                                         # the entries still moving
         for _ in range(100):
             x, g = np.clip(lu[act], lo[act], hi[act]), gs[act]
@@ -166,13 +176,13 @@ def _diag_nodes(sp: _Spectrum, gamma: np.ndarray, lam: float, nodes: np.ndarray)
     r = np.arange(t_lo, t_hi + hr, hr); t = np.exp(r)
     out = np.empty((gamma.size, nodes.size))
     kappas = 1 / sp.y(gamma[:, None], (lam + t**2)[None, :])                # 1/(1+delta), shape (G, T), one solve
-    for i in range(0, gamma.size, 64):                                       # blocks of loads: memory O(64 T K)
-        A = nodes[None, None, :] * kappas[i:i + 64, :, None] + lam           # a_k + lam, (G, T, K)
-        phi = A / (A + (t**2)[None, :, None])
+    for i in range(0, gamma.size, 16):                                       # blocks of loads: memory O(16 T K)
+        A = np.multiply.outer(kappas[i:i + 16], nodes); A += lam              # a_k + lam, (G, T, K)
+        phi = A + (t**2)[None, :, None]; np.divide(A, phi, out=phi)          # A / (A + t^2), in place
         body = hr * np.einsum('t,gtk->gk', t, phi)                           # trapezoid in r = log t
         head = t[0] * phi[:, 0]                                              # int_0^{t_min}, phi ~ const there
         tail = np.sqrt(A[:, -1]) * (np.pi / 2 - np.arctan(t[-1] / np.sqrt(np.maximum(A[:, -1], 1e-300))))
-        out[i:i + 64] = 2 / np.pi * (body + head + tail)
+        out[i:i + 16] = 2 / np.pi * (body + head + tail)
     return out
 
 def spectral_diag(spectrum, gamma, g=None) -> np.ndarray:
