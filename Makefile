@@ -50,10 +50,13 @@ test: setup
 # results). The sweep store is committed every minute while it fills, so an interrupted run resumes from the
 # repository (run `make medium` again: finished jobs are skipped); at the end the checked results are stored and committed.
 MEDIUM_STORE := results/sweeps/denoisers-medium
+# Ctrl-C (or SIGTERM) reaches the sweep, which stops within seconds; what finished is committed, then make stops.
 medium: setup
 	$(BIN)/memgen sweep sweeps/denoisers-medium.yaml --workers 2 & pid=$$!; \
-	  while kill -0 $$pid 2>/dev/null; do sleep 60; git add $(MEDIUM_STORE) && \
-	    { git diff --cached --quiet -- $(MEDIUM_STORE) || git commit -q -m "results: denoisers-medium sweep store, partial" -- $(MEDIUM_STORE); }; done; \
+	  commit() { git add $(MEDIUM_STORE) && \
+	    { git diff --cached --quiet -- $(MEDIUM_STORE) || git commit -q -m "results: denoisers-medium sweep store, partial" -- $(MEDIUM_STORE); }; }; \
+	  trap 'kill -TERM $$pid 2>/dev/null; wait $$pid; commit; exit 130' INT TERM; \
+	  while kill -0 $$pid 2>/dev/null; do sleep 60 & wait $$!; commit; done; \
 	  wait $$pid
 	$(BIN)/memgen sweep sweeps/denoisers-medium.yaml --store results/denoisers-medium
 	git add $(MEDIUM_STORE) results/denoisers-medium

@@ -92,7 +92,7 @@ def chapter_inputs(chapter: Chapter, params, root: Path) -> list:
         p = params.celeba_path or env                                  # relative paths: from the chapter's folder
         out.append(('celeba', params.celeba_path, env, fingerprint((root / chapter.path).parent / Path(p).expanduser()) if p else []))
     for item in (chapter.inputs(params, root) if chapter.inputs else []):
-        if isinstance(item, Path): out.append(('file', str(item), fingerprint(item if item.is_absolute() else root / item)))
+        if isinstance(item, Path): out.append(('file', str(item), fingerprint(inside_root(f'{chapter.name} input', str(item), root))))
         elif str(item).startswith('$'): out.append(('env', item, os.environ.get(item[1:])))
         else: out.append(('value', str(item)))
     return out
@@ -151,6 +151,16 @@ def cache_problem(out: Path) -> str | None:
     except Exception as e: return f"{type(e).__name__}: {(str(e).splitlines() or [''])[0][:200]}"
     return None
 
+def _quiet_kernel(log: Path) -> type:
+    """A kernel manager whose kernel process writes its own stdout and stderr (not its cells' outputs, which papermill
+    records) to `log`: a kernel stopped by an interrupted build prints no tracebacks into the terminal."""
+    from jupyter_client import AsyncKernelManager
+    class QuietKernel(AsyncKernelManager):
+        async def _async_launch_kernel(self, kernel_cmd, **kw):
+            with open(log, 'ab') as f:                                 # the kernel keeps its own copy of the descriptor
+                return await super()._async_launch_kernel(kernel_cmd, **{'stdout': f, 'stderr': f, **kw})
+    return QuietKernel
+
 def _commit_entry(out: Path, nb: Path, results: Path, record: Path) -> None:
     "Replace the cache entry `out` (notebook, .results.json, .json record) by the new files, with interrupts held off meanwhile."
     signals = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
@@ -192,6 +202,7 @@ def execute_chapter(chapter: Chapter, params, root: Path, build_dir: Path, force
     tmp = out.with_name(f'.{key}.{os.getpid()}.running.ipynb')
     res_tmp = out.with_name(f'.{key}.{os.getpid()}.results.json'); res_tmp.unlink(missing_ok=True)
     rec_tmp = out.with_name(f'.{key}.{os.getpid()}.record.json')
+    klog = out.with_name(f'.{key}.{os.getpid()}.kernel.log')
     src = root / chapter.path
     env = {'MEMGEN_BOOK': '1', 'MEMGEN_RESULTS': str(res_tmp), 'JUPYTER_PLATFORM_DIRS': os.environ.get('JUPYTER_PLATFORM_DIRS', '1'),
            **{k: os.environ.get(k, '1') for k in THREAD_VARS}}      # one thread unless set: the same numbers in every build
@@ -201,7 +212,8 @@ def execute_chapter(chapter: Chapter, params, root: Path, build_dir: Path, force
     try:
         with cleanup_on_signals():
             pm.execute_notebook(str(src), str(tmp), parameters=to_jsonable(params), kernel_name='python3', cwd=str(src.parent),
-                                progress_bar=False, log_output=False, extra_arguments=['--IPKernelApp.log_level=ERROR'])
+                                progress_bar=False, log_output=False, extra_arguments=['--IPKernelApp.log_level=ERROR'],
+                                kernel_manager_class=_quiet_kernel(klog))
             if not chapter.show_parameters: _hide_injected(tmp)
             sums = {f.name: file_sha256(g) for f, g in ((out, tmp), (out.with_suffix('.results.json'), res_tmp)) if g.exists()}
             atomic_write_json(rec_tmp, {'chapter': chapter.name, 'params': params, 'seconds': time.time() - t0,
@@ -210,10 +222,11 @@ def execute_chapter(chapter: Chapter, params, root: Path, build_dir: Path, force
     except pm.PapermillExecutionError as e:
         failed = build_dir / 'failed' / f'{chapter.name}.ipynb'
         failed.parent.mkdir(parents=True, exist_ok=True); os.replace(tmp, failed)
+        if klog.exists() and klog.stat().st_size: os.replace(klog, failed.with_suffix('.kernel.log'))   # the kernel's own messages
         raise ChapterFailed(f"chapter {chapter.name!r} failed in cell {e.exec_count} (index {e.cell_index}): "
                             f"{e.ename}: {e.evalue}; executed notebook kept at {failed}") from None
     finally:
-        for f in (tmp, res_tmp, rec_tmp): f.unlink(missing_ok=True)
+        for f in (tmp, res_tmp, rec_tmp, klog): f.unlink(missing_ok=True)
         for k, v in env_before.items():
             if v is None: os.environ.pop(k, None)
             else: os.environ[k] = v
@@ -394,31 +407,52 @@ def _last_seconds(chapter: Chapter, build_dir: Path) -> float:
         with contextlib.suppress(OSError, ValueError, AttributeError, TypeError): return float(json.loads(f.read_text()).get('seconds', 0))
     return 0.0
 
-def _worker_init() -> None:
-    "Chapter workers leave Ctrl-C to the driver, which stops them with SIGTERM (their cleanup runs)."
+def _worker_main(job: str, result: str) -> None:
+    """A chapter worker process: the pickled (sys.path, (chapter, params, root, build_dir, force)) in file `job`, the pickled
+    ('ok', (notebook, reused, seconds, log lines)) or ('error', exception) into file `result`. Ctrl-C is the driver's."""
+    import pickle
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-
-def _execute_job(chapter: Chapter, params, root: Path, build_dir: Path, force: bool) -> tuple:
-    "One chapter in a worker process: (notebook, reused, seconds, log lines)."
+    path, blob = pickle.loads(Path(job).read_bytes()); sys.path[:] = path    # the driver's path: its chapters' modules import
     lines, t = [], time.time()
-    with cleanup_on_signals():
-        nb, reused = execute_chapter(chapter, params, root, build_dir, force=force, log=lines.append)
-    return nb, reused, time.time() - t, lines
+    try:
+        with cleanup_on_signals():
+            chapter, params, root, build_dir, force = pickle.loads(blob)
+            nb, reused = execute_chapter(chapter, params, root, build_dir, force=force, log=lines.append)
+        out = ('ok', (nb, reused, time.time() - t, lines))
+    except Exception as e: out = ('error', e)
+    atomic_write_text(result, pickle.dumps(out))
 
 # %% ../nbs/11_book.ipynb #e99557b9
-def _in_pool(todo: list, root: Path, build_dir: Path, force: bool, workers: int, done) -> None:
-    "Execute the (chapter, params) pairs in `workers` spawned processes, calling `done(chapter, *result)` as each ends."
-    import concurrent.futures as cf, multiprocessing as mp
-    pool = cf.ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context('spawn'), initializer=_worker_init)
-    futures = {pool.submit(_execute_job, ch, params, root, build_dir, force): ch for ch, params in todo}
+def _in_workers(todo: list, root: Path, build_dir: Path, force: bool, workers: int, done) -> None:
+    """Execute the (chapter, params) pairs in up to `workers` worker processes (plain `python -c` children: nothing of the
+    caller's main module is imported again), calling `done(chapter, *result)` as each ends. A failure lets the running
+    chapters finish and starts no more; an interrupt stops them with SIGTERM."""
+    import pickle
+    Path(build_dir).mkdir(parents=True, exist_ok=True)                # jobs and results: removed after, or by the next build
+    tmp = Path(tempfile.mkdtemp(prefix=f'.stage-{os.getpid()}-workers-', dir=build_dir))
+    queue, running, error = list(todo), {}, None
     try:
-        for f in cf.as_completed(futures): done(futures[f], *f.result())
+        while queue or running:
+            while queue and error is None and len(running) < workers:
+                ch, params = queue.pop(0); job, res = tmp / f'{ch.name}.job', tmp / f'{ch.name}.result'
+                job.write_bytes(pickle.dumps((list(sys.path), pickle.dumps((ch, params, Path(root), Path(build_dir), force)))))
+                cmd = [sys.executable, '-c', f'from memgen.book import _worker_main; _worker_main({str(job)!r}, {str(res)!r})']
+                running[subprocess.Popen(cmd, stdin=subprocess.DEVNULL)] = (ch, res)
+            if error is not None: queue.clear()
+            for proc in [p for p in running if p.poll() is not None]:
+                ch, res = running.pop(proc)
+                try: kind, value = pickle.loads(res.read_bytes())
+                except (OSError, EOFError, pickle.UnpicklingError):
+                    kind, value = 'error', ChapterFailed(f"chapter {ch.name!r}: its worker process ended (exit {proc.returncode}) without a result")
+                if kind == 'ok': done(ch, *value)
+                elif error is None: error = value
+            time.sleep(0.05)
+        if error is not None: raise error
     except (KeyboardInterrupt, SystemExit):
-        for p in list((getattr(pool, '_processes', None) or {}).values()):   # stop the running chapters: SIGTERM runs their cleanup
-            with contextlib.suppress(ProcessLookupError, OSError): p.terminate()
+        for proc in running: proc.terminate()                            # SIGTERM: each removes its temporary files and kernel
+        for proc in running: proc.wait()
         raise
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)                    # a failure: the running chapters finish, no new ones
+    finally: shutil.rmtree(tmp, ignore_errors=True)
 
 def execute_chapters(plan: list, root: Path, build_dir: Path, force: bool = False, workers: int = 1,
                      log=print) -> tuple[dict[str, Path], dict]:
@@ -437,7 +471,7 @@ def execute_chapters(plan: list, root: Path, build_dir: Path, force: bool = Fals
         bar.update(); bar.set_postfix_str(ch.name)
         if bar.disable: log(f"[{len(timings)}/{len(plan)}] {ch.name}: {'cached' if reused else 'executed'} in {seconds:.1f}s")
     try:
-        if workers > 1 and len(todo) > 1: _in_pool(todo, root, build_dir, force, min(workers, len(todo)), done)
+        if workers > 1 and len(todo) > 1: _in_workers(todo, root, build_dir, force, min(workers, len(todo)), done)
         else:
             for ch, params in todo:
                 t = time.time(); nb, reused = execute_chapter(ch, params, root, build_dir, force=force, log=log)

@@ -15,7 +15,7 @@ from .core import MemgenError, resolve_device, check_int, check_positive
 __all__ = ['DENSE_MATRICES', 'PROFILES', 'CHAPTERS', 'machine_memory', 'check_dim', 'ConvergenceParams', 'MemorisationParams',
            'LatentParams', 'PowerLawParams', 'DiffusionParams', 'DenoisersParams', 'RealParams', 'DistancesParams',
            'ApiParams', 'IntroParams', 'Chapter', 'chapter_defaults', 'get_chapter', 'parse_value', 'with_overrides',
-           'chapter_params', 'ChapterTaskParams', 'task_chapter']
+           'chapter_params', 'check_size', 'ChapterTaskParams', 'task_chapter']
 
 # %% ../nbs/14_chapters.ipynb #a0bf732a
 DENSE_MATRICES = 4          # dense d x d float64 matrices a linear simulation holds at once (data covariance, its estimate, eigenvectors, a product)
@@ -136,6 +136,7 @@ class DiffusionParams:
         for n in self.ns + self.step_grid + self.sgd_steps: check_int('steps or n', n)
         check_positive('gammas', self.gammas)
         for k in ('rho', 'cov_ridge', 'tau'): check_positive(k, getattr(self, k), strict=False)
+        check_int('seed', self.seed, minimum=0)
 
 # %% ../nbs/14_chapters.ipynb #997ac80a
 from .pairs import PairConfig, PAIR_PROFILES, deferred_checks
@@ -171,6 +172,7 @@ class RealParams:
         check_int('patch', self.patch, minimum=4); check_dim('patch^2', self.patch**2); check_int('max_patches', self.max_patches); check_positive('gammas', self.gammas)
         for k in ('n_seeds', 'n_samples', 'n_latents', 'train_steps'): check_int(k, getattr(self, k))
         for N in self.N_grid: check_int('N', N)
+        check_int('seed', self.seed, minimum=0)
 
 # %% ../nbs/14_chapters.ipynb #7ffaa940
 @dataclass(frozen=True)
@@ -189,6 +191,7 @@ class DistancesParams:
         check_dim('d', self.d); check_dim('d_large', self.d_large); check_positive('gammas', self.gammas)
         for k in ('beta', 'beta_weak'): check_positive(k, getattr(self, k))
         check_int('n_seeds', self.n_seeds); check_int('n_samples', self.n_samples)
+        check_positive('alpha', self.alpha, strict=False); check_int('seed', self.seed, minimum=0)
 
 @dataclass(frozen=True)
 class ApiParams:
@@ -200,6 +203,10 @@ class ApiParams:
 class IntroParams:
     "Parameters of the landing page: the headline results of the other chapters (JSON, injected by the build)."
     results: str = ''
+    def __post_init__(self):
+        try: ok = self.results == '' or isinstance(json.loads(self.results), dict)
+        except ValueError: ok = False
+        if not ok: raise MemgenError(f"results={self.results[:40]!r} is not allowed; expected a JSON object of the chapters' results")
 
 # %% ../nbs/14_chapters.ipynb #5e055a4a
 @dataclass(frozen=True)
@@ -332,7 +339,24 @@ def chapter_params(chapter: Chapter, profile: str, overrides=(), device: str = '
     if 'device' in {f.name for f in fields(params)}:
         asked = [v for k, v in items if k == 'device']
         params = replace(params, device=resolve_device(asked[-1]) if asked else device_now)
+    check_size(params)
     return params
+
+_DIMS = ('d', 'd_m', 'd_small', 'd_cov', 'd_q', 'd_large', 'ds', 'fss_ds', 'tau_ds')   # fields that are dimensions (or lists of them)
+_SIDES = ('H', 'patch')                                                               # image sides: d = side^2
+_COUNTS = ('n_samples', 'n_samples_Q', 'cnn_samples', 'n_test', 'n_gamma')             # rows drawn at once, grid sizes
+
+def check_size(params) -> None:
+    "One size guard for any chapter: the largest sample count times the largest dimension, in float64, fits in memory."
+    vals = {f.name: getattr(params, f.name) for f in fields(params)}
+    flat = lambda v: [x for x in (v if isinstance(v, (tuple, list)) else (v,)) if isinstance(x, (int, float)) and not isinstance(x, bool)]
+    dims = [x for k in _DIMS if k in vals for x in flat(vals[k])] + [x * x for k in _SIDES if k in vals for x in flat(vals[k])]
+    counts = [x for k in _COUNTS if k in vals for x in flat(vals[k])]
+    if not dims or not counts: return
+    (k, n), d = max(((k, x) for k in _COUNTS if k in vals for x in flat(vals[k])), key=lambda t: t[1]), max(dims)
+    need, have = DENSE_MATRICES * 8 * n * d, machine_memory()
+    if need > have: raise MemgenError(f"{k}={n} rows of dimension {d} need about {need / 2**30:.0f} GiB but this machine has "
+                                      f"{have / 2**30:.0f} GiB; expected {k} x dimension <= {int(have / (DENSE_MATRICES * 8))}")
 
 # %% ../nbs/14_chapters.ipynb #4c623290
 @dataclass(frozen=True)

@@ -83,7 +83,9 @@ def _sweep(args) -> int:
     if args.status: print(json.dumps(sweep_status(spec))); return 0
     if args.collect:
         if Path(args.collect).is_dir(): raise MemgenError(f"--collect {args.collect} is a folder; expected a file path such as out.csv")
-        t = collect(spec); atomic_write_text(args.collect, t.to_csv(index=False)); print(f"{len(t)} rows -> {args.collect}"); return 0
+        t = collect(spec)
+        if t.empty: raise MemgenError(f"sweep {spec.name} has no finished job; --collect wrote nothing (run the sweep first)")
+        atomic_write_text(args.collect, t.to_csv(index=False)); print(f"{len(t)} rows -> {args.collect}"); return 0
     if args.store:
         from memgen.pairs import store_sweep
         cfg, out = store_sweep(spec, args.store); print(f"{len(cfg.N_grid)} N x {len(cfg.seeds)} seeds -> {out}"); return 0

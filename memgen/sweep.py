@@ -13,7 +13,7 @@ from typing import Any, Callable
 import numpy as np
 import pandas as pd
 
-from .core import pid_alive, MemgenError, code_version, content_hash, progress, to_jsonable, versions
+from .core import pid_alive, MemgenError, code_version, content_hash, progress, resolve_device, to_jsonable, versions
 
 # %% auto #0
 __all__ = ['TASKS', 'LAZY_TASKS', 'MAX_JOBS', 'Task', 'register_task', 'get_task', 'make_params', 'SweepSpec', 'load_spec', 'Job',
@@ -118,6 +118,7 @@ class SweepSpec:
         if both: raise MemgenError(f"parameter {both[0]!r} is in both product and zip; expected it in one of them")
         if isinstance(self.store, bool) or not isinstance(self.store, (str, os.PathLike)) or not str(self.store):
             raise MemgenError(f"store={_short(self.store)} is not allowed; expected a folder path")
+        object.__setattr__(self, 'store', os.path.expanduser(str(self.store)))   # `~/x` is the home folder's x, not ./~/x
         for p in (Path(self.store), self.folder):
             if p.exists() and not p.is_dir(): raise MemgenError(f"store folder {p} is a file; expected a folder (or a path not yet made)")
 
@@ -129,7 +130,14 @@ def _read_yaml(p: Path):
     import yaml
     try: text = p.read_text(encoding='utf-8')
     except (OSError, UnicodeDecodeError) as e: raise MemgenError(f"sweep spec {p} cannot be read ({type(e).__name__}); expected a UTF-8 YAML file") from None
-    try: return yaml.safe_load(text)
+    class Unique(yaml.SafeLoader): pass
+    def mapping(loader, node, deep=False):                           # a key given twice is an error, not "the last wins"
+        keys = [loader.construct_object(k, deep=deep) for k, _ in node.value]
+        dup = next((k for i, k in enumerate(keys) if k in keys[:i]), None)
+        if dup is not None: raise yaml.constructor.ConstructorError(None, None, f"key {dup!r} is given twice", node.start_mark)
+        return loader.construct_mapping(node, deep)
+    Unique.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, mapping)
+    try: return yaml.load(text, Loader=Unique)
     except yaml.YAMLError as e:
         mark = getattr(e, 'problem_mark', None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ''
@@ -422,6 +430,9 @@ def run_sweep(spec, executor: str = 'local', workers: int | None = None, yes: bo
     allowed = ('serial', 'local', 'slurm', 'submitit-local')
     if executor not in allowed: raise MemgenError(f"executor={executor!r} is not allowed; expected one of {allowed}")
     workers = _check_workers(workers); jobs = expand(spec, yes=yes)           # everything checked before anything runs
+    if executor != 'slurm':                                              # jobs run here: the devices they name must be here
+        for dev in sorted({j.params['device'] for j in jobs if isinstance(j.params, dict) and j.params.get('device') not in (None, 'auto', 'cpu')}):
+            resolve_device(dev)
     folder = spec.folder
     try: folder.mkdir(parents=True, exist_ok=True)
     except OSError as e: raise MemgenError(f"store folder {folder} cannot be made ({e.strerror}); expected a writable folder") from None

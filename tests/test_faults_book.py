@@ -1,6 +1,6 @@
 "Faults of the chapter cache and the book build: inputs in the cache key, corrupt entries, leftovers of killed runs, --strict."
 
-import json, re, signal, subprocess, sys, textwrap, time
+import json, os, re, signal, subprocess, sys, textwrap, time
 from pathlib import Path
 import pytest
 from conftest import ROOT
@@ -296,3 +296,44 @@ def test_parallel_failure_reports_the_chapter_and_keeps_the_others(tmp_path):
     assert "chapter 'toy2' failed in cell" in str(e.value) and 'ValueError: boom' in str(e.value)
     assert len(list((root / '_build' / 'cache' / 'toy').glob('*.ipynb'))) == 1
     assert not (root / '_build' / 'html').exists()
+
+
+@pytest.mark.parametrize('workers', [1, 2])
+def test_ctrl_c_on_a_book_build_is_one_line(tmp_path, workers):
+    "Ctrl-C (SIGINT to the whole process group, as a terminal sends it) during chapters: exit 130, one line, nothing left behind."
+    root, chapters = _two_toys(tmp_path, "import os, time\nopen(f'started-{os.getpid()}', 'w').write('1')\ntime.sleep(120)")
+    (root / 'toy.ipynb').write_text(_notebook("import os, time\nopen(f'started-{os.getpid()}', 'w').write('1')\ntime.sleep(120)"))
+    script = textwrap.dedent(f'''\
+        import sys; sys.path.insert(0, {str(ROOT / 'tests')!r})
+        from pathlib import Path
+        from test_book import ToyParams
+        from memgen.book import build_book
+        from memgen.chapters import Chapter
+        chapters = [Chapter(n, f'{{n}}.ipynb', n, ToyParams, {{'quick': ToyParams()}}) for n in ('toy', 'toy2')]
+        try:
+            build_book(root=Path({str(root)!r}), chapters=chapters, workers={workers}, log=lambda *a: None)
+        except KeyboardInterrupt:
+            print('memgen: interrupted', file=sys.stderr); sys.exit(130)''')
+    proc = subprocess.Popen(
+        [sys.executable, '-c', script],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+    try:
+        t0 = time.time()
+        while time.time() - t0 < 120 and len(list(root.glob('started-*'))) < min(workers, 2):
+            time.sleep(0.1)
+        kernels = [int(f.name.split('-')[1]) for f in root.glob('started-*')]
+        assert kernels, 'no chapter started'
+        os.killpg(proc.pid, signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 130 and err.strip() == 'memgen: interrupted', err[-3000:]
+    assert all(_wait_gone(k) for k in kernels), 'a kernel outlived the interrupted build'
+    build = root / '_build'
+    assert not list(build.glob('.stage-*')) and not [p for p in build.rglob('.*') if p.is_file()], list(build.rglob('.*'))
