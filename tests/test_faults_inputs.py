@@ -1,8 +1,6 @@
 """Limits and paths (reliability round 3, case 6): every input that could only fail at run time, walk outside the
 repository or allocate beyond the machine is refused before any work, in one line; each case failed on the previous main."""
 
-import os
-from pathlib import Path
 import pytest
 import yaml
 from test_cli import checkout, run  # noqa: F401  (the fixture and the in-process runner)
