@@ -82,3 +82,12 @@ def open_page(
 def open_offline(browser, html: Path, selector: str = '.memgen-chart svg.marks', timeout_ms: int = 20000) -> dict:
     "Open a built page from file:// (see open_page)."
     return open_page(browser, Path(html).resolve().as_uri(), selector, timeout_ms)
+
+
+@pytest.fixture
+def checkout(tmp_path):
+    "A minimal copy of the book sources (no _build), to see that bad input writes nothing."
+    for f in ('_toc.yml', '_config.yml'):
+        shutil.copy2(ROOT / f, tmp_path / f)
+    shutil.copytree(ROOT / 'nbs' / 'chapters', tmp_path / 'nbs' / 'chapters')
+    return tmp_path

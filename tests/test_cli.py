@@ -3,21 +3,12 @@
 Most cases run in-process through `memgen.cli.main` (the console script calls exactly that); a few subprocess smoke
 tests keep what only a process shows: the installed script, exit codes, a closed pipe, what gets imported."""
 
-import contextlib, io, os, shutil, subprocess, sys
+import contextlib, io, os, subprocess, sys
 from pathlib import Path
 import pytest
 from conftest import ROOT
 
 MEMGEN = [str(Path(sys.executable).parent / 'memgen')]  # the installed console script
-
-
-@pytest.fixture
-def checkout(tmp_path):
-    "A minimal copy of the book sources (no _build), to see that bad input writes nothing."
-    for f in ('_toc.yml', '_config.yml'):
-        shutil.copy2(ROOT / f, tmp_path / f)
-    shutil.copytree(ROOT / 'nbs' / 'chapters', tmp_path / 'nbs' / 'chapters')
-    return tmp_path
 
 
 def run(args, cwd, process: bool = False) -> subprocess.CompletedProcess:

@@ -3,7 +3,7 @@ repository or allocate beyond the machine is refused before any work, in one lin
 
 import pytest
 import yaml
-from test_cli import checkout, run  # noqa: F401  (the fixture and the in-process runner)
+from test_cli import run  # the in-process runner (the checkout fixture is conftest's)
 from memgen import sweep as sw
 from memgen.core import MemgenError
 
