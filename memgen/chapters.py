@@ -4,37 +4,18 @@
 
 # %% ../nbs/14_chapters.ipynb #190430e7
 from __future__ import annotations
-import json, math, os, typing
+import json, math, typing
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Iterable
 
-from .core import MemgenError, resolve_device, check_int, check_positive
+from .core import MemgenError, resolve_device, check_int, check_positive, check_dim, check_size
 
 # %% auto #0
-__all__ = ['DENSE_MATRICES', 'PROFILES', 'CHAPTERS', 'machine_memory', 'check_dim', 'ConvergenceParams', 'MemorisationParams',
-           'LatentParams', 'PowerLawParams', 'DiffusionParams', 'DenoisersParams', 'RealParams', 'DistancesParams',
-           'ApiParams', 'IntroParams', 'Chapter', 'chapter_defaults', 'get_chapter', 'parse_value', 'with_overrides',
-           'chapter_params', 'check_size', 'ChapterTaskParams', 'task_chapter']
-
-# %% ../nbs/14_chapters.ipynb #a0bf732a
-DENSE_MATRICES = 4          # dense d x d float64 matrices a linear simulation holds at once (data covariance, its estimate, eigenvectors, a product)
-
-def machine_memory() -> int:
-    "Bytes of physical memory of this machine ($MEMGEN_MEMORY_BYTES overrides it, e.g. for a smaller job allocation)."
-    if os.environ.get('MEMGEN_MEMORY_BYTES'): return int(os.environ['MEMGEN_MEMORY_BYTES'])
-    try: return os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES')
-    except (ValueError, OSError, AttributeError): return 16 * 2**30
-
-def check_dim(name: str, d: int, n_matrices: int = DENSE_MATRICES) -> int:
-    "Check a dimension `d` is a positive int whose dense d x d float64 matrices fit in this machine's memory."
-    check_int(name, d)
-    need, have = n_matrices * 8 * d * d, machine_memory()
-    if need > have:
-        d_max = int((have / (8 * n_matrices))**0.5)
-        raise MemgenError(f"{name}={d} needs about {need / 2**30:.0f} GiB ({n_matrices} dense {d}x{d} float64 matrices) "
-                          f"but this machine has {have / 2**30:.0f} GiB of memory; expected {name} <= {d_max}")
-    return d
+__all__ = ['PROFILES', 'CHAPTERS', 'ConvergenceParams', 'MemorisationParams', 'LatentParams', 'PowerLawParams', 'DiffusionParams',
+           'DenoisersParams', 'RealParams', 'DistancesParams', 'ApiParams', 'IntroParams', 'Chapter',
+           'chapter_defaults', 'get_chapter', 'parse_value', 'with_overrides', 'chapter_params', 'ChapterTaskParams',
+           'task_chapter']
 
 # %% ../nbs/14_chapters.ipynb #8db3f463
 from .diffusion import TrainingParams          # the experiments that define their own configuration
@@ -341,22 +322,6 @@ def chapter_params(chapter: Chapter, profile: str, overrides=(), device: str = '
         params = replace(params, device=resolve_device(asked[-1]) if asked else device_now)
     check_size(params)
     return params
-
-_DIMS = ('d', 'd_m', 'd_small', 'd_cov', 'd_q', 'd_large', 'ds', 'fss_ds', 'tau_ds')   # fields that are dimensions (or lists of them)
-_SIDES = ('H', 'patch')                                                               # image sides: d = side^2
-_COUNTS = ('n_samples', 'n_samples_Q', 'cnn_samples', 'n_test', 'n_gamma')             # rows drawn at once, grid sizes
-
-def check_size(params) -> None:
-    "One size guard for any chapter: the largest sample count times the largest dimension, in float64, fits in memory."
-    vals = {f.name: getattr(params, f.name) for f in fields(params)}
-    flat = lambda v: [x for x in (v if isinstance(v, (tuple, list)) else (v,)) if isinstance(x, (int, float)) and not isinstance(x, bool)]
-    dims = [x for k in _DIMS if k in vals for x in flat(vals[k])] + [x * x for k in _SIDES if k in vals for x in flat(vals[k])]
-    counts = [x for k in _COUNTS if k in vals for x in flat(vals[k])]
-    if not dims or not counts: return
-    (k, n), d = max(((k, x) for k in _COUNTS if k in vals for x in flat(vals[k])), key=lambda t: t[1]), max(dims)
-    need, have = DENSE_MATRICES * 8 * n * d, machine_memory()
-    if need > have: raise MemgenError(f"{k}={n} rows of dimension {d} need about {need / 2**30:.0f} GiB but this machine has "
-                                      f"{have / 2**30:.0f} GiB; expected {k} x dimension <= {int(have / (DENSE_MATRICES * 8))}")
 
 # %% ../nbs/14_chapters.ipynb #4c623290
 @dataclass(frozen=True)

@@ -5,6 +5,7 @@
 # %% ../nbs/00_core.ipynb #8d52fb1a
 from __future__ import annotations
 import dataclasses, functools, hashlib, json, math, os, platform, subprocess, tempfile
+from dataclasses import fields
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -12,10 +13,11 @@ import array_api_compat
 import numpy as np
 
 # %% auto #0
-__all__ = ['MemgenError', 'check_positive', 'check_int', 'check_array', 'to_jsonable', 'content_hash', 'hash_files',
-           'package_dir', 'code_version', 'git_hash', 'versions', 'atomic_write_text', 'atomic_write_json',
-           'file_sha256', 'pid_alive', 'swap_dir', 'save_run_record', 'is_torch', 'array_module', 'as_float',
-           'to_numpy', 'resolve_device', 'progress', 'mean_sem']
+__all__ = ['DENSE_MATRICES', 'MemgenError', 'check_positive', 'check_int', 'check_array', 'machine_memory', 'check_dim',
+           'check_size', 'to_jsonable', 'content_hash', 'hash_files', 'package_dir', 'code_version', 'git_hash',
+           'versions', 'atomic_write_text', 'atomic_write_json', 'file_sha256', 'pid_alive', 'swap_dir',
+           'save_run_record', 'is_torch', 'array_module', 'as_float', 'to_numpy', 'resolve_device', 'progress',
+           'mean_sem']
 
 # %% ../nbs/00_core.ipynb #c75fd1d8
 class MemgenError(ValueError):
@@ -52,6 +54,42 @@ def check_array(name: str, x, *, ndim: int | None = None, finite: bool = True) -
     if finite and not np.all(np.isfinite(a)):
         raise MemgenError(f"{name} contains {int(np.sum(~np.isfinite(a)))} NaN/inf entries; expected finite values")
     return a
+
+# %% ../nbs/00_core.ipynb #de9a7412
+DENSE_MATRICES = 4          # dense d x d float64 matrices a linear simulation holds at once (data covariance, its estimate, eigenvectors, a product)
+
+def machine_memory() -> int:
+    "Bytes of physical memory of this machine ($MEMGEN_MEMORY_BYTES overrides it, e.g. for a smaller job allocation)."
+    if os.environ.get('MEMGEN_MEMORY_BYTES'): return int(os.environ['MEMGEN_MEMORY_BYTES'])
+    try: return os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES')
+    except (ValueError, OSError, AttributeError): return 16 * 2**30
+
+def check_dim(name: str, d: int, n_matrices: int = DENSE_MATRICES) -> int:
+    "Check a dimension `d` is a positive int whose dense d x d float64 matrices fit in this machine's memory."
+    check_int(name, d)
+    need, have = n_matrices * 8 * d * d, machine_memory()
+    if need > have:
+        d_max = int((have / (8 * n_matrices))**0.5)
+        raise MemgenError(f"{name}={d} needs about {need / 2**30:.0f} GiB ({n_matrices} dense {d}x{d} float64 matrices) "
+                          f"but this machine has {have / 2**30:.0f} GiB of memory; expected {name} <= {d_max}")
+    return d
+
+# %% ../nbs/00_core.ipynb #46b3e982
+_DIMS = ('d', 'd_m', 'd_small', 'd_cov', 'd_q', 'd_large', 'ds', 'fss_ds', 'tau_ds')   # fields that are dimensions (or lists of them)
+_SIDES = ('H', 'patch')                                                               # image sides: d = side^2
+_COUNTS = ('n_samples', 'n_samples_Q', 'cnn_samples', 'n_test', 'n_gamma')             # rows drawn at once, grid sizes
+
+def check_size(params) -> None:
+    "One size guard for any parameters (a chapter's, a sweep task's): the largest row count times the largest dimension, in float64, fits in memory."
+    vals = {f.name: getattr(params, f.name) for f in fields(params)}
+    flat = lambda v: [x for x in (v if isinstance(v, (tuple, list)) else (v,)) if isinstance(x, (int, float)) and not isinstance(x, bool)]
+    dims = [x for k in _DIMS if k in vals for x in flat(vals[k])] + [x * x for k in _SIDES if k in vals for x in flat(vals[k])]
+    counts = [x for k in _COUNTS if k in vals for x in flat(vals[k])]
+    if not dims or not counts: return
+    (k, n), d = max(((k, x) for k in _COUNTS if k in vals for x in flat(vals[k])), key=lambda t: t[1]), max(dims)
+    need, have = DENSE_MATRICES * 8 * n * d, machine_memory()
+    if need > have: raise MemgenError(f"{k}={n} rows of dimension {d} need about {need / 2**30:.0f} GiB but this machine has "
+                                      f"{have / 2**30:.0f} GiB; expected {k} x dimension <= {int(have / (DENSE_MATRICES * 8))}")
 
 # %% ../nbs/00_core.ipynb #3279e1a2
 def to_jsonable(obj: Any) -> Any:

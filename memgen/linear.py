@@ -9,7 +9,7 @@ import array_api_compat
 import numpy as np
 import pandas as pd
 
-from .core import MemgenError, check_array, check_int, check_positive, progress, is_torch, array_module, to_numpy
+from .core import MemgenError, check_array, check_dim, check_int, check_positive, progress, is_torch, array_module, to_numpy
 from .theory import _as_map, _real
 from .data import sample_disjoint, is_model, model_at
 
@@ -198,7 +198,7 @@ class LinearTaskParams:
     ridge: float = 0.0              # g(s) = sqrt(s + ridge)
     quantities: tuple = ('m', 'q', 'Q', 'D_bulk', 'D_lat')
     def __post_init__(self):
-        check_int('d', self.d); check_positive('gamma', self.gamma); check_positive('ridge', self.ridge, strict=False)
+        check_dim('d', self.d); check_positive('gamma', self.gamma); check_positive('ridge', self.ridge, strict=False)
         check_positive('alpha', self.alpha, strict=False); check_int('n_seeds', self.n_seeds); check_int('n_samples', self.n_samples)
         if self.data not in ('white', 'spiked', 'power'): raise MemgenError(f"data={self.data!r} is not allowed; expected white, spiked or power")
 

@@ -13,7 +13,7 @@ from typing import Any, Callable
 import numpy as np
 import pandas as pd
 
-from .core import pid_alive, MemgenError, code_version, content_hash, progress, resolve_device, to_jsonable, versions
+from .core import pid_alive, MemgenError, check_size, code_version, content_hash, progress, resolve_device, to_jsonable, versions
 
 # %% auto #0
 __all__ = ['TASKS', 'LAZY_TASKS', 'MAX_JOBS', 'Task', 'register_task', 'get_task', 'make_params', 'SweepSpec', 'load_spec', 'Job',
@@ -71,9 +71,11 @@ def make_params(task: Task, values: dict):
     if unknown: raise MemgenError(f"parameter {unknown[0]!r} is unknown for task {task.name!r}; expected one of {sorted(allowed)}")
     conv = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
     for k, v in conv.items(): _check_type(task, allowed[k], v)
-    try: return task.params(**conv)
+    try: params = task.params(**conv)
     except MemgenError: raise
     except (TypeError, ValueError) as e: raise MemgenError(f"bad parameters for task {task.name!r}: {' '.join(str(e).split())}") from None
+    check_size(params)                                                # the guard every chapter's parameters pass too
+    return params
 
 # %% ../nbs/07_sweep.ipynb #146e95f8
 _NAME = re.compile(r'[A-Za-z0-9][A-Za-z0-9._-]{0,127}')

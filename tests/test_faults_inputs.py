@@ -91,3 +91,15 @@ def test_store_of_a_damaged_sweep_exits_2(checkout):
     r = run(['sweep', 'p.yaml', '--store', 'stored'], checkout)
     assert r.returncode == 2 and '1 of 2 jobs have not finished or are damaged' in r.stderr, r.stderr
     assert not (checkout / 'stored').exists()
+
+
+@pytest.mark.parametrize(
+    'fixed, message',
+    [({'d': 300000}, 'd=300000 needs about 2682 GiB'), ({'n_samples': 10**18}, 'n_samples=1000000000000000000 rows of dimension 200 need')],
+)
+def test_a_sweep_that_cannot_fit_is_refused_before_any_job(tmp_path, fixed, message):
+    "A linear spec with d: 300000 ran until MemoryError; sweep tasks pass the size guard the chapters pass."
+    spec = {'name': 't', 'task': 'linear', 'product': {'gamma': [0.5]}, 'fixed': fixed, 'store': str(tmp_path)}
+    with pytest.raises(MemgenError, match=message):
+        sw.run_sweep(spec, 'serial', show_progress=False)
+    assert not (tmp_path / 't').exists()
