@@ -437,13 +437,16 @@ def _in_workers(todo: list, root: Path, build_dir: Path, force: bool, workers: i
                 ch, params = queue.pop(0); job, res = tmp / f'{ch.name}.job', tmp / f'{ch.name}.result'
                 job.write_bytes(pickle.dumps((list(sys.path), pickle.dumps((ch, params, Path(root), Path(build_dir), force)))))
                 cmd = [sys.executable, '-c', f'from memgen.book import _worker_main; _worker_main({str(job)!r}, {str(res)!r})']
-                running[subprocess.Popen(cmd, stdin=subprocess.DEVNULL)] = (ch, res)
+                with open(tmp / f'{ch.name}.log', 'wb') as out:          # the worker's own output (its log lines come back)
+                    running[subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)] = (ch, res)
             if error is not None: queue.clear()
             for proc in [p for p in running if p.poll() is not None]:
                 ch, res = running.pop(proc)
                 try: kind, value = pickle.loads(res.read_bytes())
                 except (OSError, EOFError, pickle.UnpicklingError):
-                    kind, value = 'error', ChapterFailed(f"chapter {ch.name!r}: its worker process ended (exit {proc.returncode}) without a result")
+                    tail = (tmp / f'{ch.name}.log').read_text(errors='replace').strip().splitlines()[-5:]
+                    kind, value = 'error', ChapterFailed(f"chapter {ch.name!r}: its worker process ended (exit {proc.returncode}) "
+                                                         f"without a result; its last output: {' | '.join(tail) or 'none'}")
                 if kind == 'ok': done(ch, *value)
                 elif error is None: error = value
             time.sleep(0.05)
