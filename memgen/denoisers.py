@@ -18,7 +18,7 @@ from .core import (MemgenError, check_int, check_positive, progress, resolve_dev
 # %% auto #0
 __all__ = ['PRESETS', 'MAX_PIXEL', 'SAMPLERS', 'BiasFreeBatchNorm', 'BFCNN', 'BFUNet', 'ModelConfig', 'uniform_sigma',
            'TrainConfig', 'preset', 'psnr', 'load_checkpoint', 'gpu_features', 'denoising_loss', 'plateaued',
-           'train_denoiser', 'as_denoiser', 'DDIM', 'Ascent', 'make_sampler', 'step_flops']
+           'train_denoiser', 'as_denoiser', 'DDIM', 'Ascent', 'make_sampler', 'sampler_gate', 'step_flops']
 
 # %% ../nbs/06_denoisers.ipynb #5af6dfdb
 class BiasFreeBatchNorm(nn.Module):
@@ -309,7 +309,7 @@ def as_denoiser(model: nn.Module, H: int, W: int, batch: int = 512) -> Callable:
     return D
 
 # %% ../nbs/06_denoisers.ipynb #a854ff5b
-from .diffusion import kadkhodaie_sample, ddim_sample, sigma_schedule
+from .diffusion import kadkhodaie_sample, ddim_sample, sigma_schedule, effective_map
 
 def _check_eta(eta: float) -> float:
     if isinstance(eta, bool) or not (isinstance(eta, (int, float)) and 0 <= eta <= 1):
@@ -329,10 +329,18 @@ class DDIM:
         for k in ('steps', 'n_samples'): check_int(k, getattr(self, k))
         _check_eta(self.eta); check_positive('init_scale', self.init_scale)
         if not 0 < self.sigma_min < self.sigma_max: raise MemgenError(f"sigma_min={self.sigma_min}, sigma_max={self.sigma_max}: expected 0 < sigma_min < sigma_max")
+    def schedule(self):
+        "The noise levels this sampler visits, as a memgen.diffusion schedule."
+        return sigma_schedule(np.geomspace(self.sigma_min, self.sigma_max, self.steps))
     def run(self, denoiser, init, generator):
         "Samples from `init` (n, d); `generator` (numpy or torch) draws the injected noise."
-        sch = sigma_schedule(np.geomspace(self.sigma_min, self.sigma_max, self.steps))
-        return ddim_sample(denoiser, sch, init, generator, eta=self.eta)
+        return ddim_sample(denoiser, self.schedule(), init, generator, eta=self.eta)
+    def gain(self, lam) -> np.ndarray:
+        """Exact variance ratio g(lam)^2 / lam of what this sampler returns for Gaussian data of variance lam, with the
+        exact (Wiener) denoiser lam / (lam + sigma^2) and initial noise N(0, 1): 1 where it is calibrated."""
+        if self.init_scale != 1: raise MemgenError(f"init_scale={self.init_scale}: the exact gain assumes initial noise N(0, 1)")
+        lam = np.asarray(check_positive('lam', lam), dtype=float)
+        return effective_map(lambda l, s: l / (l + s**2), lam, self.schedule(), eta=self.eta)**2 / lam
 
 @dataclass(frozen=True)
 class Ascent:
@@ -358,6 +366,16 @@ def make_sampler(kind: str = 'ddim', eta: float = 1.0, steps: int = 50, sigma_ma
     _check_eta(eta); check_int('steps', steps)
     if kind == 'ddim': return DDIM(steps=steps, eta=eta, sigma_max=sigma_max, n_samples=n_samples)
     return Ascent(max_iter=20 * steps, init_scale=sigma_max, n_samples=n_samples)
+
+# %% ../nbs/06_denoisers.ipynb #65a8f4cb
+def sampler_gate(sampler: DDIM, X, tol_norm: float = 0.02, tol_cov: float = 0.05) -> dict:
+    """Gate (a) for `sampler` on a training set X (N x d), exactly: the norm ratio sqrt(sum lam gain / sum lam) and the
+    covariance error ||C - Sigma_hat||_F / ||Sigma_hat||_F over the eigenvalues lam of Sigma_hat = X^T X / N (C has lam gain);
+    holds when |norm ratio - 1| <= tol_norm and the covariance error <= tol_cov."""
+    X = np.asarray(X, dtype=float); s = np.linalg.svd(X, compute_uv=False)**2 / len(X)
+    lam = s[s > 1e-9 * s.max()]; r = sampler.gain(lam)
+    norm = float(np.sqrt(np.sum(lam * r) / np.sum(lam))); cov = float(np.sqrt(np.sum((lam * (r - 1))**2) / np.sum(lam**2)))
+    return {'norm_ratio': norm, 'cov_error': cov, 'lam_max': float(lam.max()), 'holds': bool(abs(norm - 1) <= tol_norm and cov <= tol_cov)}
 
 # %% ../nbs/06_denoisers.ipynb #5bf204d6
 def step_flops(model_config: ModelConfig, H: int, W: int, batch: int = 1, train: bool = True) -> float:

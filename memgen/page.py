@@ -18,7 +18,7 @@ __all__ = ['KINDS', 'RESULTS', 'Claim', 'start', 'claim', 'page_claims', 'device
            'result_verdict', 'results_table', 'failed_claims']
 
 # %% ../nbs/08_page.ipynb #045c512e
-KINDS = ('measured', 'theory')
+KINDS = ('measured', 'theory', 'gate')     # gate: a calibration of the pipeline on a model whose answer is known
 _KEY = re.compile(r'[A-Za-z][A-Za-z0-9_.-]*')
 
 def _finite_numbers(key: str, name: str, v) -> Any:
@@ -41,7 +41,7 @@ class Claim:
     statement: str                        # template: formatted with value and numbers
     value: Any                            # the number (or numbers) the sentence is about
     holds: bool                           # verdict of the criterion on the numbers
-    kind: str = 'measured'                # measured | theory
+    kind: str = 'measured'                # measured | theory | gate
     criterion: str = ''                   # what would refute the sentence, in words and symbols
     result: int | None = None             # the headline result (1..7 in RESULTS) this claim is evidence for
     numbers: dict = field(default_factory=dict)
