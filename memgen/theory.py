@@ -60,9 +60,15 @@ def mp_density(x, gamma, sigma2: float = 1.0) -> np.ndarray:
 _THETA, _WTHETA = special.roots_legendre(2048)           # scipy: O(n^2), 0.1 s (numpy leggauss: O(n^3), 12 s)
 _THETA, _WTHETA = np.pi * (_THETA + 1) / 2, np.pi * _WTHETA / 2
 
+_MP_TINY = 1e-10   # below this load the n nonzero eigenvalues sit at sigma2/gamma (relative spread O(sqrt(gamma))): two atoms
+
 def mp_moment(f, gamma, sigma2: float = 1.0) -> np.ndarray:
     "Integral of f against the Marchenko-Pastur law (atom at 0 included); array-valued in gamma."
-    g = np.asarray(_check_positive('gamma', gamma), dtype=float)
+    g0 = np.asarray(_check_positive('gamma', gamma), dtype=float)
+    tiny = g0 < _MP_TINY; g = np.where(tiny, 1.0, g0)             # the quadrature loses every digit there: error O(gamma)
+    if np.any(tiny):
+        two = (1 - g0) * float(np.asarray(f(np.zeros(1)), dtype=float)[0]) + g0 * np.asarray(f(sigma2 / np.where(tiny, g0, 1.0)), dtype=float)
+        return np.where(tiny, two, mp_moment(f, g, sigma2))
     a, b = mp_edges(g, sigma2)
     h = (b - a)[..., None] / 2
     half = _THETA / 2
@@ -75,18 +81,14 @@ def mp_moment(f, gamma, sigma2: float = 1.0) -> np.ndarray:
 
 # %% ../nbs/02_theory.ipynb #1d513997
 _Q_ASYMPTOTIC = 1e6   # above this gamma, q = 1 - c sigma2^2 g'(sigma2)^2 / g(sigma2)^2 + O(c^2), c = 1/gamma, beats the quadrature
-_Q_TINY = 1e-10       # below it, the n nonzero eigenvalues sit at sigma2/gamma (relative spread O(sqrt(gamma))): q to O(gamma)
 
 def q_white(gamma, g=None, sigma2: float = 1.0) -> np.ndarray:
     "Asymptotic convergence q(gamma) of two linear models on disjoint white data, for the spectral map g."
     g = _as_map(g)
     gam = np.asarray(_check_positive('gamma', gamma), dtype=float); _check_positive('sigma2', sigma2)
-    big, tiny = gam > _Q_ASYMPTOTIC, gam < _Q_TINY
-    gq = np.where(big | tiny, 1.0, gam)                           # the quadrature loses all digits as mu -> delta
+    big = gam > _Q_ASYMPTOTIC
+    gq = np.where(big, 1.0, gam)                                  # the quadrature loses all digits as mu -> delta
     q = mp_moment(g, gq, sigma2)**2 / mp_moment(lambda s: np.asarray(g(s), dtype=float)**2, gq, sigma2)
-    if np.any(tiny):                                              # mass 1 - gamma at 0, gamma at sigma2/gamma: error O(gamma)
-        gt = np.where(tiny, gam, 1.0); g0, gs = (np.asarray(g(v), dtype=float) for v in (np.zeros_like(gt), sigma2 / gt))
-        q = np.where(tiny, ((1 - gt) * g0 + gt * gs)**2 / ((1 - gt) * g0**2 + gt * gs**2), q)
     if np.any(big):
         h = 1e-4 * sigma2; gm, g0, gp = np.asarray(g(sigma2 + h * np.array([-1.0, 0.0, 1.0])), dtype=float)
         q = np.where(big, 1 - sigma2**2 * ((gp - gm) / (2 * h))**2 / g0**2 / gam, q)
@@ -134,6 +136,7 @@ class _Spectrum:
         j = np.maximum(np.argmax(self.H[None, :] < g[:, None], axis=1), 1)   # H decreases along the table, from about p
         lu = self.r[j - 1] + self.STEP * (self.H[j - 1] - g) / (self.H[j - 1] - self.H[j])
         lu = np.where(g > self.H[0], np.log(np.maximum(self.p - g, 1e-300) / self.minv), lu)   # below the table: h = p - u minv
+        lu = np.where(g <= self.H[-1], np.log(self.m1 / g), lu)                                 # above it: h = m1 / u
         for _ in range(4): u = np.exp(lu); lu = lu - (self.h(u) - g) / self.h(u, 1)   # Newton in log u
         return np.exp(lu)
 
@@ -146,13 +149,15 @@ class _Spectrum:
         ug, inv = np.unique(gs, return_inverse=True)
         for k, g in enumerate(ug):                                       # the guess: the tabulated s(u), inverted
             i = inv == k; sg = np.exp(self.r) * (1 - self.H / g); ok = sg > 0
-            lu[i] = np.interp(ls[i], np.log(sg[ok]), self.r[ok], left=-np.inf, right=np.inf)
+            lu[i] = np.interp(ls[i], np.log(sg[ok]), self.r[ok], left=-np.inf, right=np.inf) if ok.sum() > 1 else np.inf
         above = lu == np.inf; lu[above] = np.log(sv[above] + self.m1 / gs[above])          # s large: u = s + m1/gamma
         u0 = np.zeros(ug.size); u0[ug < self.p] = self._u0(ug[ug < self.p])
         below = lu == -np.inf; g, s_ = gs[below], sv[below]; ub = u0[inv[below]]
         a, b = self.minv / g, 1 - self.p / g                         # s small: u = u0 + s / s'(u0), or s = b u + a u^2
-        lu[below] = np.where(ub > 0, np.log(ub - s_ * g / self.h(np.maximum(ub, 1e-300), 1)),
-                             np.log(2 * s_ / (b + np.sqrt(b * b + 4 * a * s_))))
+        root = ub > 0                                                # each branch where it applies
+        lb = np.log(2 * s_ / (b + np.sqrt(b * b + 4 * a * s_)))
+        lb[root] = np.log(ub[root] - s_[root] * g[root] / self.h(ub[root], 1))
+        lu[below] = lb
         lo = np.maximum(lo, np.log(np.maximum(u0[inv], 1e-300)))
         act = np.arange(sv.size)                                         # the entries still moving
         for _ in range(100):
@@ -163,7 +168,7 @@ class _Spectrum:
             new = np.where((new >= lo[act]) & (new <= hi[act]), new, (lo[act] + hi[act]) / 2)   # ... or bisection
             lu[act] = new; act = act[np.abs(new - x) > 1e-12]
             if act.size == 0: break
-        return (np.exp(lu) / sv).reshape(gamma.shape)
+        with np.errstate(over='ignore'): return (np.exp(lu) / sv).reshape(gamma.shape)   # inf: 1 + delta beyond floats (kappa = 0)
 
 # %% ../nbs/02_theory.ipynb #2d707887
 _NODES = 64          # eigenvalues at which D is computed (more distinct ones: a cubic spline in log lambda, error < 1e-7 on q)
@@ -298,8 +303,12 @@ def bulk_edge(bulk_spectrum, gamma) -> np.ndarray:
     b = _bulk(bulk_spectrum); tmax = b.max()
     out = []
     for gm in np.atleast_1d(np.asarray(_check_positive('gamma', gamma), float)):
+        c = 1 / gm
+        if c > 1e8:                                                   # n << d: the n eigenvalues at c m1 (spread 2 sqrt(c m2))
+            out.append(float(c * np.mean(b) + 2 * np.sqrt(c * np.mean(b**2)))); continue
         f = lambda l: float(psi_prime(l, b, gm))
         lo, hi = tmax * (1 + 1e-12) + 1e-300, tmax * 2 + 1.0
+        if f(lo) > 0: out.append(float(psi(lo, b, gm))); continue    # c -> 0: the edge is at the top of the bulk
         while f(hi) <= 0: hi *= 2
         out.append(float(psi(brentq(f, lo, hi, xtol=1e-14, rtol=1e-13), b, gm)))
     return np.asarray(out) if np.ndim(gamma) else out[0]
@@ -377,11 +386,12 @@ def D_bulk(spectrum, gamma, g=None) -> np.ndarray:
     g = _as_map(g)
     if _is_flat(spectrum):
         s2 = float(np.asarray(spectrum)[0])
-        return s2 + mp_moment(lambda s: np.asarray(g(s), float)**2, gamma, s2) - 2 * math.sqrt(s2) * mp_moment(g, gamma, s2)
+        D = s2 + mp_moment(lambda s: np.asarray(g(s), float)**2, gamma, s2) - 2 * math.sqrt(s2) * mp_moment(g, gamma, s2)
+        return np.maximum(D, 0.0)[()]                                 # a squared distance (rounding at large gamma)
     if not (isinstance(g, RidgeSqrt) and g.lam == 0):
         raise MemgenError(f"D_bulk for a non-white spectrum supports only g = sqrt (RidgeSqrt(0)), got {g!r}")
     eig = _check_array('spectrum', spectrum, ndim=1)
-    return (2 * eig.sum() - 2 * np.sum(sqrt_diag(eig**2, gamma), axis=-1)) / eig.size
+    return np.maximum((2 * eig.sum() - 2 * np.sum(sqrt_diag(eig**2, gamma), axis=-1)) / eig.size, 0.0)[()]
 
 # %% ../nbs/02_theory.ipynb #e1148761
 def D_lat(betas, gamma) -> np.ndarray:

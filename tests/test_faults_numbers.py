@@ -74,3 +74,30 @@ def test_summarise_refuses_infinite_values():
     t = pd.DataFrame({'quantity': 'q', 'seed': [0, 1, 2], 'value': [0.5, np.inf, 0.4]})
     with pytest.raises(MemgenError, match='infinite value'):
         summarise(t)
+
+
+SPEC = th.power_law_spectrum(200, 1.0)
+RANGES = {  # function of one positive input, and the range its values must lie in
+    'q_white': (th.q_white, (0, 1)),
+    'q_white ridge': (lambda g: th.q_white(g, th.RidgeSqrt(0.5)), (0, 1)),
+    'convergence_q': (lambda g: th.convergence_q(SPEC, g), (0, 1)),
+    'convergence_q ridge': (lambda g: th.convergence_q(SPEC, g, th.RidgeSqrt(0.5)), (0, 1)),
+    'q_circ': (th.q_circ, (0, 1)),
+    'Q_bbp': (lambda g: th.Q_bbp(1.0, 3.0, g), (0, 1)),
+    'Q_bbp power-law bulk': (lambda g: th.Q_bbp(SPEC[5:], SPEC[0] * 3, g), (0, 1)),
+    'D_lat': (lambda g: th.D_lat((2.0,), g), (0, 1)),
+    'D_bulk white': (lambda g: th.D_bulk(np.ones(50), g), (0, np.inf)),
+    'D_bulk power law': (lambda g: th.D_bulk(SPEC, g), (0, np.inf)),
+    'bulk_edge': (lambda g: th.bulk_edge(np.ones(50), g), (1, np.inf)),
+    'm_white': (lambda n: th.m_white(max(1, round(n))) if n < 1e300 else th.m_white(1e300), (0, 1)),
+}
+
+
+@pytest.mark.parametrize('name', list(RANGES))
+@pytest.mark.parametrize('x', [1e-300, 1e-50, 1e-12, 1e-3, 0.5, 1.0, 2.0, 1e3, 1e12, 1e50, 1e300])
+def test_theory_functions_stay_finite_and_in_range(name, x):
+    "Every finite positive input gives a finite value in the function's range, without overflow, invalid or divide-by-zero."
+    f, (lo, hi) = RANGES[name]
+    with np.errstate(over='raise', invalid='raise', divide='raise'):  # underflow to 0 is exact enough
+        y = np.asarray(f(x), dtype=float)
+    assert np.all(np.isfinite(y)) and np.all((lo <= y) & (y <= hi)), (name, x, y)
