@@ -50,14 +50,9 @@ test: setup
 # results). The sweep store is committed every minute while it fills, so an interrupted run resumes from the
 # repository (run `make medium` again: finished jobs are skipped); at the end the checked results are stored and committed.
 MEDIUM_STORE := results/sweeps/denoisers-medium
-# Ctrl-C (or SIGTERM) reaches the sweep, which stops within seconds; what finished is committed, then make stops.
+# Ctrl-C (or SIGTERM) stops the sweep within seconds; what finished is committed on the way out, then make stops.
 medium: setup
-	$(BIN)/memgen sweep sweeps/denoisers-medium.yaml --workers 2 & pid=$$!; \
-	  commit() { git add $(MEDIUM_STORE) && \
-	    { git diff --cached --quiet -- $(MEDIUM_STORE) || git commit -q -m "results: denoisers-medium sweep store, partial" -- $(MEDIUM_STORE); }; }; \
-	  trap 'kill -TERM $$pid 2>/dev/null; wait $$pid; commit; exit 130' INT TERM; \
-	  while kill -0 $$pid 2>/dev/null; do sleep 60 & wait $$!; commit; done; \
-	  wait $$pid
+	$(BIN)/memgen sweep sweeps/denoisers-medium.yaml --workers 2 --commit-every 60
 	$(BIN)/memgen sweep sweeps/denoisers-medium.yaml --store results/denoisers-medium
 	git add $(MEDIUM_STORE) results/denoisers-medium
 	git commit -q -m "results: denoisers-medium stored" -- $(MEDIUM_STORE) results/denoisers-medium

@@ -57,6 +57,8 @@ def _parser() -> argparse.ArgumentParser:
     w.add_argument('--store', metavar='FOLDER', help='pair-experiment sweeps: check the finished jobs against one config, '
                    'write its table and provenance (table.csv, run.json) into FOLDER and exit')
     w.add_argument('--yes', action='store_true', help=f'allow sweeps of more than {MAX_JOBS} jobs')
+    w.add_argument('--commit-every', type=float, default=None, metavar='SECONDS',
+                   help='commit the store folder to git every SECONDS while the sweep runs, and when it ends or is interrupted')
     return p
 
 def book_order(chapters=CHAPTERS, root: Path | str | None = None) -> list:
@@ -89,7 +91,12 @@ def _sweep(args) -> int:
     if args.store:
         from memgen.pairs import store_sweep
         cfg, out = store_sweep(spec, args.store); print(f"{len(cfg.N_grid)} N x {len(cfg.seeds)} seeds -> {out}"); return 0
-    res = run_sweep(spec, args.executor, args.workers, yes=args.yes)
+    if args.commit_every is not None:
+        if not args.commit_every > 0: raise MemgenError(f"--commit-every {args.commit_every} is not allowed; expected seconds > 0")
+        from memgen.sweep import committing
+        with committing(spec.folder, args.commit_every, f"results: {spec.name} sweep store, partial"):
+            res = run_sweep(spec, args.executor, args.workers, yes=args.yes)
+    else: res = run_sweep(spec, args.executor, args.workers, yes=args.yes)
     print(json.dumps(res))
     n = res.get('failed', 0)
     if not n: return 0

@@ -4,7 +4,7 @@
 
 # %% ../nbs/07_sweep.ipynb #eb54be13
 from __future__ import annotations
-import contextlib, dataclasses, errno, functools, importlib, itertools, json, math, os, re, shutil, signal, socket, sys, tempfile, threading, time, traceback, uuid
+import contextlib, dataclasses, errno, functools, importlib, itertools, json, math, os, re, shutil, signal, socket, subprocess, sys, tempfile, threading, time, traceback, uuid
 from collections import Counter
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field, fields
@@ -17,7 +17,7 @@ from .core import pid_alive, MemgenError, check_size, code_version, content_hash
 
 # %% auto #0
 __all__ = ['TASKS', 'LAZY_TASKS', 'MAX_JOBS', 'Task', 'register_task', 'get_task', 'make_params', 'SweepSpec', 'load_spec', 'Job',
-           'n_jobs', 'expand', 'run_job', 'run_sweep', 'sweep_status', 'collect']
+           'n_jobs', 'expand', 'run_job', 'commit_store', 'committing', 'run_sweep', 'sweep_status', 'collect']
 
 # %% ../nbs/07_sweep.ipynb #5764b674
 @dataclass(frozen=True)
@@ -424,6 +424,28 @@ def _check_workers(workers) -> int:
     if isinstance(workers, (bool, np.bool_)) or not isinstance(workers, (int, np.integer)) or workers < 1:
         raise MemgenError(f"workers={_short(workers)} is not allowed; expected a positive integer, or None for all cores")
     return int(workers)
+
+def commit_store(folder: Path | str, message: str) -> bool:
+    "Commit the sweep store `folder` in the git repository that holds it, if anything in it changed; True if a commit was made."
+    folder = Path(folder).resolve(); git = lambda *a: subprocess.run(['git', *a], cwd=folder, capture_output=True, text=True)
+    if not folder.exists() or git('rev-parse', '--show-toplevel').returncode: raise MemgenError(f"store folder {folder} is not in a git repository")
+    if git('add', '--', '.').returncode: raise MemgenError(f"git add failed in {folder}")
+    if git('diff', '--cached', '--quiet', '--', '.').returncode == 0: return False
+    r = git('commit', '-q', '-m', message, '--', '.')
+    if r.returncode: raise MemgenError(f"git commit failed in {folder}: {(r.stderr or r.stdout).strip().splitlines()[-1:]}")
+    return True
+
+@contextlib.contextmanager
+def committing(folder: Path | str, every: float, message: str):
+    "Within the block, commit the store `folder` every `every` seconds, and once more on the way out (an interrupt included)."
+    stop = threading.Event()
+    def loop():
+        while not stop.wait(every):
+            with contextlib.suppress(MemgenError): commit_store(folder, message)
+    t = threading.Thread(target=loop, daemon=True); t.start()
+    try: yield
+    finally:
+        stop.set(); t.join(); Path(folder).mkdir(parents=True, exist_ok=True); commit_store(folder, message)
 
 def run_sweep(spec, executor: str = 'local', workers: int | None = None, yes: bool = False,
               show_progress: bool = True, lease: float = 3600.0) -> dict:

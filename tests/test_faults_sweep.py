@@ -381,3 +381,42 @@ def test_interrupt_stops_a_local_sweep_within_seconds(tmp_path, sig):
     assert all(not Path(f'/proc/{k}').exists() or ') Z ' in Path(f'/proc/{k}/stat').read_text() for k in kids), kids
     r = subprocess.run([sys.executable, '-c', sweep()], env={**env, 'SLOW_WAIT': '0'}, capture_output=True, text=True, timeout=120)
     assert r.returncode == 0 and "'ran': 8" in r.stdout, (r.stdout, r.stderr[-2000:])  # the interrupted jobs run again
+
+
+def test_commit_every_commits_what_finished_when_interrupted(tmp_path):
+    "`memgen sweep --commit-every` (what `make medium` runs): Ctrl-C stops it and the finished jobs are committed on the way out."
+    repo = tmp_path / 'repo'
+    repo.mkdir()
+    git = lambda *a: subprocess.run(['git', *a], cwd=repo, capture_output=True, text=True, check=True).stdout
+    git('init', '-q')
+    git('config', 'user.email', 't@example.com')
+    git('config', 'user.name', 'test')
+    (repo / 's.yaml').write_text('name: w\ntask: slow_commit\nproduct: {x: [0, 1, 2]}\nstore: res\n')
+    code = textwrap.dedent('''
+        import sys, time, pandas as pd
+        from dataclasses import dataclass
+        from memgen import sweep as sw
+        from memgen.cli import main
+        @dataclass(frozen=True)
+        class P:
+            x: int = 0
+        @sw.register_task('slow_commit', P)
+        def slow(p, seed):
+            time.sleep(60 if p.x == 2 else 0); return pd.DataFrame([{'value': p.x}])
+        sys.exit(main(['sweep', 's.yaml', '--executor', 'serial', '--commit-every', '3600']))''')
+    p = subprocess.Popen([sys.executable, '-c', code], cwd=repo, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        t0 = time.time()
+        while time.time() - t0 < 90 and len(list((repo / 'res' / 'w' / 'jobs').glob('*/config.json'))) < 2:
+            time.sleep(0.1)
+        time.sleep(0.5)
+        p.send_signal(signal.SIGINT)
+        out, err = p.communicate(timeout=60)
+    finally:
+        if p.poll() is None:
+            p.kill()
+    assert p.returncode == 130, err[-2000:]
+    committed = git('ls-files', 'res').split()
+    assert len([f for f in committed if f.endswith('config.json') and '/jobs/' in f]) == 2, committed
+    assert git('status', '--porcelain', '--', 'res/w/jobs') == ''  # every finished record is in the commit
+    assert 'sweep store, partial' in git('log', '--format=%s')
