@@ -9,7 +9,7 @@ import array_api_compat
 import numpy as np
 import pandas as pd
 
-from .core import MemgenError, check_array, check_dim, check_int, check_positive, progress, is_torch, array_module, to_numpy
+from .core import MemgenError, check_array, check_dim, check_size, check_int, check_positive, progress, is_torch, array_module, to_numpy
 from .theory import _as_map, _real
 from .data import sample_disjoint, is_model, model_at
 
@@ -144,9 +144,10 @@ class SimConfig:
     def __post_init__(self):
         fixed = self.data.d if is_model(self.data) else None
         if not self.ds: object.__setattr__(self, 'ds', (fixed or 200,))
-        for d in self.ds: check_int('d', d)
+        for d in self.ds: check_dim('d', d)                        # the simulation holds dense d x d matrices
         if fixed is not None and set(self.ds) != {fixed}: raise MemgenError(f"ds={self.ds} is not allowed for a data model of d={fixed}; expected ({fixed},) or ()")
         check_positive('gammas', self.gammas); check_int('n_seeds', self.n_seeds); check_int('n_samples', self.n_samples)
+        check_size(self)                                             # n_samples rows of dimension max(ds)
         bad = [q for q in self.quantities if q not in QUANTITIES]
         if bad or not self.quantities: raise MemgenError(f"quantities={bad or list(self.quantities)} are not allowed; expected a non-empty subset of {QUANTITIES}")
 

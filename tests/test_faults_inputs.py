@@ -103,3 +103,14 @@ def test_a_sweep_that_cannot_fit_is_refused_before_any_job(tmp_path, fixed, mess
     with pytest.raises(MemgenError, match=message):
         sw.run_sweep(spec, 'serial', show_progress=False)
     assert not (tmp_path / 't').exists()
+
+
+def test_a_simulation_that_cannot_fit_is_refused_from_python():
+    "The library's own entry point has the guard too: SimConfig refuses what would run until MemoryError."
+    from memgen.data import SpikedWhite
+    from memgen.linear import SimConfig
+
+    with pytest.raises(MemgenError, match='d=300000 needs about 2682 GiB'):
+        SimConfig(SpikedWhite(300000))
+    with pytest.raises(MemgenError, match='n_samples=10000000000000000 rows of dimension 100 need'):
+        SimConfig(ds=(100,), n_samples=10**16)
