@@ -18,7 +18,8 @@ from .core import (MemgenError, check_int, check_positive, progress, resolve_dev
 # %% auto #0
 __all__ = ['PRESETS', 'MAX_PIXEL', 'SAMPLERS', 'BiasFreeBatchNorm', 'BFCNN', 'BFUNet', 'ModelConfig', 'uniform_sigma',
            'TrainConfig', 'preset', 'psnr', 'load_checkpoint', 'gpu_features', 'denoising_loss', 'plateaued',
-           'train_denoiser', 'as_denoiser', 'DDIM', 'Ascent', 'make_sampler', 'sampler_gate', 'step_flops']
+           'train_denoiser', 'as_denoiser', 'DDIM', 'Ascent', 'make_sampler', 'sampler_gate', 'EmpiricalDenoiser',
+           'CirculantDenoiser', 'memorisation_gate', 'circulant_gate', 'step_flops']
 
 # %% ../nbs/06_denoisers.ipynb #5af6dfdb
 class BiasFreeBatchNorm(nn.Module):
@@ -376,6 +377,47 @@ def sampler_gate(sampler: DDIM, X, tol_norm: float = 0.02, tol_cov: float = 0.05
     lam = s[s > 1e-9 * s.max()]; r = sampler.gain(lam)
     norm = float(np.sqrt(np.sum(lam * r) / np.sum(lam))); cov = float(np.sqrt(np.sum((lam * (r - 1))**2) / np.sum(lam**2)))
     return {'norm_ratio': norm, 'cov_error': cov, 'lam_max': float(lam.max()), 'holds': bool(abs(norm - 1) <= tol_norm and cov <= tol_cov)}
+
+# %% ../nbs/06_denoisers.ipynb #1abd112c
+class EmpiricalDenoiser:
+    "The optimal denoiser of the empirical distribution of X (N x d): sum_mu softmax(-|y - x_mu|^2 / 2 sigma^2) x_mu (memorises)."
+    def __init__(self, X): self.X = np.asarray(X, dtype=float); self.sq = 0.5 * np.sum(self.X**2, axis=1)
+    def __call__(self, y, sigma):
+        s2 = np.reshape(np.asarray(sigma, dtype=float)**2, (-1, 1))
+        logits = (np.asarray(y, dtype=float) @ self.X.T - self.sq) / s2     # -|y - x|^2 / 2 sigma^2 + a constant per row
+        w = np.exp(logits - logits.max(axis=1, keepdims=True))
+        return (w / w.sum(axis=1, keepdims=True)) @ self.X
+
+class CirculantDenoiser:
+    "The exact denoiser of the stationary Gaussian model fitted on X (N images of H x W, rows): a Wiener filter per frequency."
+    def __init__(self, X, H: int, W: int):
+        self.H, self.W = check_int('H', H), check_int('W', W)
+        self.P = np.mean(np.abs(np.fft.fft2(np.asarray(X, dtype=float).reshape(-1, H, W)))**2, axis=0) / (H * W)   # P_hat(k)
+    def __call__(self, y, sigma):
+        s2 = np.reshape(np.asarray(sigma, dtype=float)**2, (-1, 1, 1))
+        Y = np.fft.fft2(np.asarray(y, dtype=float).reshape(-1, self.H, self.W))
+        return np.fft.ifft2(self.P / (self.P + s2) * Y).real.reshape(len(Y), -1)
+
+# %% ../nbs/06_denoisers.ipynb #ac9a2c6b
+def memorisation_gate(sampler: DDIM, X, n: int = 64, seed: int = 0, tol: float = 0.01) -> dict:
+    "Gate (d): m of `n` samples of the empirical denoiser of X through `sampler` (from N(0, I)); holds when m >= 1 - tol."
+    from memgen.metrics import memorisation
+    init = np.random.default_rng([seed, 0]).standard_normal((n, X.shape[1]))
+    m, sem = memorisation(sampler.run(EmpiricalDenoiser(X), init, np.random.default_rng([seed, 1])), X)
+    return {'m': m, 'sem': sem, 'holds': bool(m >= 1 - tol)}
+
+def circulant_gate(sampler: DDIM, XA, XB, H: int, W: int, n: int = 64, seed: int = 0, tol: float = 0.01) -> dict:
+    """Gate (b): q of the circulant denoisers of disjoint sets XA, XB sampled by `sampler` from the same noise, against
+    q_exact, the same pair sampled exactly (x = F^-1 sqrt(P_hat) F z, the same z); holds when |q - q_exact| <= tol.
+    q_circ(N), the population value of q_exact as d -> infinity, is returned beside them."""
+    from memgen.metrics import convergence
+    from memgen.theory import q_circ
+    init = np.random.default_rng([seed, 0]).standard_normal((n, H * W))
+    D = [CirculantDenoiser(X, H, W) for X in (XA, XB)]
+    xa, xb = (sampler.run(d, init, np.random.default_rng([seed, 1])) for d in D)
+    ea, eb = (np.fft.ifft2(np.sqrt(d.P) * np.fft.fft2(init.reshape(-1, H, W))).real.reshape(n, -1) for d in D)
+    q, sem = convergence(xa, xb); qe, _ = convergence(ea, eb)
+    return {'q': q, 'sem': sem, 'q_exact': qe, 'q_circ': float(q_circ(len(XA))), 'holds': bool(abs(q - qe) <= tol)}
 
 # %% ../nbs/06_denoisers.ipynb #5bf204d6
 def step_flops(model_config: ModelConfig, H: int, W: int, batch: int = 1, train: bool = True) -> float:
