@@ -391,7 +391,8 @@ def _build(root, build_dir, profile, plan, intro, only, force, repository_url, s
             raise MemgenError(f"jupyter-book build failed (exit {r.returncode}){': ' + first if first else ''}; "
                               f"previous book kept at {html}; full log in {logf}\n" + (r.stdout[-4000:] + r.stderr[-4000:]).strip())
         new = stage / '_build' / 'html'
-        atomic_write_json(new / '.memgen-book.json', {'key': key, 'profile': profile, 'chapters': timings,
+        claims = [{'chapter': ch, 'key': k, **c} for ch, recs in results.items() for k, c in recs.items() if isinstance(c, dict) and 'holds' in c]
+        atomic_write_json(new / '.memgen-book.json', {'key': key, 'profile': profile, 'chapters': timings, 'claims': claims,
                                                       'seconds': round(time.time() - t0, 2), 'versions': versions()})
         swap_dir(new, html)
     finally:

@@ -49,6 +49,16 @@ def test_book_has_index_and_chapter(built):
     assert set(stamp['chapters']) == {c.name for c in CHAPTERS}
 
 
+def test_book_record_lists_every_claim(built):
+    "`.memgen-book.json` carries every checked claim of the build: chapter, key, kind, verdict, sentence and numbers."
+    html, _, _, results = built
+    claims = json.loads((html / '.memgen-book.json').read_text())['claims']
+    want = {(ch, k) for ch, recs in results.items() for k, c in recs.items() if isinstance(c, dict) and 'holds' in c}
+    assert {(c['chapter'], c['key']) for c in claims} == want and len(claims) == len(want) >= 40
+    assert all({'kind', 'holds', 'sentence', 'numbers'} <= set(c) for c in claims)
+    assert {c['kind'] for c in claims} == {'measured', 'theory', 'gate'}
+
+
 def test_rebuild_with_nothing_changed_reuses_cache(built):
     html, _, logs, _ = built
     assert any(l.startswith('book unchanged') for l in logs), logs
