@@ -155,6 +155,32 @@ def _wait_gone(pid: int, timeout: float = 60) -> bool:
     return False
 
 
+def _toy_script(root: Path, force: bool = False) -> str:
+    "A Python script that executes the toy chapter of `root` as `memgen run` does."
+    return textwrap.dedent(f'''\
+        import sys; sys.path.insert(0, {str(ROOT / 'tests')!r})
+        from pathlib import Path
+        from test_book import ToyParams
+        from memgen.book import execute_chapter
+        from memgen.chapters import Chapter
+        toy = Chapter('toy', 'toy.ipynb', 'Toy', ToyParams, {{'quick': ToyParams()}})
+        execute_chapter(toy, ToyParams(), Path({str(root)!r}), Path({str(root / '_build')!r}), force={force})''')
+
+
+def _sigterm(script: str, flag: Path, while_running=lambda proc: None) -> tuple[subprocess.Popen, str, str]:
+    "Run `script`, wait until it writes `flag`, look (`while_running(proc)`), send SIGTERM: (process, flag text, stderr)."
+    proc = subprocess.Popen([sys.executable, '-c', script], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        text = _wait_for(flag)
+        while_running(proc)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    return proc, text, err
+
+
 def test_sigterm_during_a_chapter_removes_its_temporary_files(tmp_path):
     root = toy_root(
         tmp_path,
@@ -162,27 +188,12 @@ def test_sigterm_during_a_chapter_removes_its_temporary_files(tmp_path):
         "json.dump({'a': 1}, open(os.environ['MEMGEN_RESULTS'], 'w'))\n"
         "open('started', 'w').write(str(os.getpid()))\ntime.sleep(120)",
     )
-    script = textwrap.dedent(f'''\
-        import sys; sys.path.insert(0, {str(ROOT / 'tests')!r})
-        from pathlib import Path
-        from test_book import ToyParams
-        from memgen.book import execute_chapter
-        from memgen.chapters import Chapter
-        toy = Chapter('toy', 'toy.ipynb', 'Toy', ToyParams, {{'quick': ToyParams()}})
-        execute_chapter(toy, ToyParams(), Path({str(root)!r}), Path({str(root / '_build')!r}))''')
-    proc = subprocess.Popen([sys.executable, '-c', script], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        kernel = int(_wait_for(root / 'started'))
-        cache = root / '_build' / 'cache' / 'toy'
-        assert list(cache.glob(f'.*.{proc.pid}.*')), 'no temporary files while running'
-        proc.send_signal(signal.SIGTERM)
-        out, err = proc.communicate(timeout=120)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+    cache = root / '_build' / 'cache' / 'toy'
+    running = lambda proc: list(cache.glob(f'.*.{proc.pid}.*')) or pytest.fail('no temporary files while running')
+    proc, kernel, err = _sigterm(_toy_script(root), root / 'started', running)
     assert proc.returncode == 128 + signal.SIGTERM, err[-2000:]
     assert list(cache.glob('.*')) == [] and list(cache.glob('*.ipynb')) == []
-    assert _wait_gone(kernel), 'the kernel outlived the killed run'
+    assert _wait_gone(int(kernel)), 'the kernel outlived the killed run'
 
 
 def test_killed_force_rerun_keeps_the_previous_entry(tmp_path):
@@ -197,23 +208,8 @@ def test_killed_force_rerun_keeps_the_previous_entry(tmp_path):
     before = {f.name: f.read_bytes() for f in nb.parent.glob(nb.stem + '*')}
     assert not reused and len(before) == 2 and cache_problem(nb) is None  # the notebook and its record
     (root / 'slow').write_text('')
-    script = textwrap.dedent(f'''\
-        import sys; sys.path.insert(0, {str(ROOT / 'tests')!r})
-        from pathlib import Path
-        from test_book import ToyParams
-        from memgen.book import execute_chapter
-        from memgen.chapters import Chapter
-        toy = Chapter('toy', 'toy.ipynb', 'Toy', ToyParams, {{'quick': ToyParams()}})
-        execute_chapter(toy, ToyParams(), Path({str(root)!r}), Path({str(root / '_build')!r}), force=True)''')
-    proc = subprocess.Popen([sys.executable, '-c', script], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        _wait_for(root / 'started')
-        proc.send_signal(signal.SIGTERM)
-        proc.communicate(timeout=120)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == 128 + signal.SIGTERM
+    proc, _, err = _sigterm(_toy_script(root, force=True), root / 'started')
+    assert proc.returncode == 128 + signal.SIGTERM, err[-2000:]
     assert {f.name: f.read_bytes() for f in nb.parent.glob(nb.stem + '*')} == before and cache_problem(nb) is None
     assert list(nb.parent.glob('.*')) == []  # the killed run's temporary files are gone
 
@@ -226,16 +222,9 @@ def test_sigterm_kills_the_jupyter_book_process_group(tmp_path):
         from memgen.book import _run_quietly, cleanup_on_signals
         with cleanup_on_signals():
             _run_quietly([sys.executable, '-c', "import os, time; open({str(flag)!r}, 'w').write(str(os.getpid())); time.sleep(120)"])''')
-    proc = subprocess.Popen([sys.executable, '-c', script], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        child = int(_wait_for(flag))
-        proc.send_signal(signal.SIGTERM)
-        proc.communicate(timeout=120)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+    proc, child, _ = _sigterm(script, flag)
     assert proc.returncode == 128 + signal.SIGTERM
-    assert _wait_gone(child), 'the child outlived memgen'
+    assert _wait_gone(int(child)), 'the child outlived memgen'
 
 
 def test_chapters_execute_with_one_thread_unless_set(tmp_path, monkeypatch):

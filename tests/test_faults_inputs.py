@@ -3,16 +3,9 @@ repository or allocate beyond the machine is refused before any work, in one lin
 
 import pytest
 import yaml
-from test_cli import run  # the in-process runner (the checkout fixture is conftest's)
+from test_cli import assert_one_line_exit_2, run  # the in-process runner and its check (the checkout fixture is conftest's)
 from memgen import sweep as sw
 from memgen.core import MemgenError
-
-
-def refused(checkout, args, message):
-    r = run(args, checkout)
-    lines = r.stderr.strip().splitlines()
-    assert r.returncode == 2 and len(lines) == 1 and message in lines[0], r.stderr
-    assert not (checkout / '_build').exists()
 
 
 @pytest.mark.parametrize(
@@ -28,7 +21,7 @@ def refused(checkout, args, message):
     ],
 )
 def test_chapter_inputs_are_refused_before_the_notebook(checkout, args, message):
-    refused(checkout, args, message)
+    assert_one_line_exit_2(checkout, args, message)
 
 
 def test_home_in_a_store_path_is_expanded(tmp_path, monkeypatch):

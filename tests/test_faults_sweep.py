@@ -244,21 +244,33 @@ def _children(pid: int) -> list[int]:
     return out
 
 
-@pytest.mark.skipif(not Path('/proc').exists(), reason='needs /proc')
-def test_pool_workers_do_not_outlive_a_killed_sweep(tmp_path):
-    (tmp_path / 'slowtask.py').write_text(
+def _slow_task(folder: Path) -> None:
+    "A module slowtask.py in `folder` with SLOW, a task that sleeps $SLOW_WAIT seconds (default 60): the same jobs whatever the wait."
+    (folder / 'slowtask.py').write_text(
         textwrap.dedent('''
-        import time, pandas as pd
+        import os, time, pandas as pd
         from dataclasses import dataclass
         from memgen.sweep import Task
         @dataclass(frozen=True)
         class P:
             x: int = 0
         def slow(p, seed):
-            time.sleep(60); return pd.DataFrame([{'value': p.x}])
+            time.sleep(float(os.environ.get('SLOW_WAIT', 60))); return pd.DataFrame([{'value': p.x}])
         SLOW = Task('slow', slow, P)
     ''')
     )
+
+
+def _wait_running(store: Path, n: int, timeout: float = 90) -> None:
+    "Wait until `n` jobs of the sweep store hold their locks."
+    t0 = time.time()
+    while time.time() - t0 < timeout and len(list((store / 'running').glob('*.lock'))) < n:
+        time.sleep(0.1)
+
+
+@pytest.mark.skipif(not Path('/proc').exists(), reason='needs /proc')
+def test_pool_workers_do_not_outlive_a_killed_sweep(tmp_path):
+    _slow_task(tmp_path)
     code = (
         f"from memgen import sweep as sw; from slowtask import SLOW; "
         f"sw.run_sweep(sw.SweepSpec('w', SLOW, product={{'x': [1, 2, 3, 4]}}, store={str(tmp_path / 'store')!r}), "
@@ -266,9 +278,7 @@ def test_pool_workers_do_not_outlive_a_killed_sweep(tmp_path):
     )
     p = subprocess.Popen([sys.executable, '-c', code], env={**os.environ, 'PYTHONPATH': str(tmp_path)})
     try:
-        t0 = time.time()
-        while time.time() - t0 < 90 and len(list((tmp_path / 'store' / 'w' / 'running').glob('*.lock'))) < 2:
-            time.sleep(0.1)
+        _wait_running(tmp_path / 'store' / 'w', 2)
         kids = _children(p.pid)
         assert len(kids) >= 2, kids  # two workers (and a resource tracker)
     finally:
@@ -338,19 +348,7 @@ def test_workers_must_be_a_positive_integer(tmp_path, workers):
 @pytest.mark.parametrize('sig', [signal.SIGINT, signal.SIGTERM])
 def test_interrupt_stops_a_local_sweep_within_seconds(tmp_path, sig):
     "Ctrl-C (or SIGTERM) on a local sweep, as `memgen sweep` runs it: queued jobs never start, running ones stop, nothing half-recorded."
-    (tmp_path / 'slowtask.py').write_text(
-        textwrap.dedent('''
-        import os, time, pandas as pd
-        from dataclasses import dataclass
-        from memgen.sweep import Task
-        @dataclass(frozen=True)
-        class P:
-            x: int = 0
-        def slow(p, seed):
-            time.sleep(float(os.environ['SLOW_WAIT'])); return pd.DataFrame([{'value': p.x}])
-        SLOW = Task('slow', slow, P)
-    ''')
-    )
+    _slow_task(tmp_path)
 
     def sweep():  # the task sleeps $SLOW_WAIT seconds: the same jobs (keys) whatever the wait
         return (
@@ -364,9 +362,7 @@ def test_interrupt_stops_a_local_sweep_within_seconds(tmp_path, sig):
     env = {**os.environ, 'PYTHONPATH': str(tmp_path), 'SLOW_WAIT': '20'}
     p = subprocess.Popen([sys.executable, '-c', sweep()], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        t0 = time.time()
-        while time.time() - t0 < 90 and len(list((tmp_path / 'store' / 'w' / 'running').glob('*.lock'))) < 2:
-            time.sleep(0.1)
+        _wait_running(tmp_path / 'store' / 'w', 2)
         kids = _children(p.pid)
         t1 = time.time()
         p.send_signal(sig)
