@@ -475,10 +475,10 @@ def execute_chapters(plan: list, root: Path, build_dir: Path, force: bool = Fals
         bar.update(); bar.set_postfix_str(ch.name)
         if bar.disable: log(f"[{len(timings)}/{len(plan)}] {ch.name}: {'cached' if reused else 'executed'} in {seconds:.1f}s")
     try:
-        if workers > 1 and len(todo) > 1: _in_workers(todo, root, build_dir, force, min(workers, len(todo)), done)
+        if workers > 1 and len(todo) > 1: _in_workers(todo, root, build_dir, True, min(workers, len(todo)), done)   # checked above
         else:
             for ch, params in todo:
-                t = time.time(); nb, reused = execute_chapter(ch, params, root, build_dir, force=force, log=log)
+                t = time.time(); nb, reused = execute_chapter(ch, params, root, build_dir, force=True, log=log)
                 done(ch, nb, reused, time.time() - t)
     finally: bar.close()
     return ({str(Path(ch.path).with_suffix('')): executed[ch.name] for ch, _ in plan},

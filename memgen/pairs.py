@@ -204,19 +204,29 @@ def run_pairs(config: PairConfig, data=None, show_progress: bool = True):
                                show_progress=show_progress, control=control, checkpoints=config.checkpoints)
 
 # %% ../nbs/15_pairs.ipynb #20096de2
+def _flat_grids(grids: dict) -> dict:
+    "Sample grids {N: {name: array}} as one mapping of arrays named 'N/name' (an .npz file's keys)."
+    return {f'{N}/{k}': np.asarray(a) for N, g in grids.items() for k, a in g.items()}
+
+def _nested_grids(arrays, grids: dict | None = None) -> dict:
+    "Arrays named 'N/name' (an open .npz file) back into {N: {name: array}}, added to `grids`."
+    grids = {} if grids is None else grids
+    for key in arrays.files if hasattr(arrays, 'files') else arrays:
+        N, name = key.split('/'); grids.setdefault(int(N), {})[name] = arrays[key]
+    return grids
+
 def task_denoisers(p: PairConfig, seed: int):
     "One sweep job of the pair experiment: the config's N grid at one seed: (tidy table, sample grids as arrays named 'N/name')."
     table, grids = run_pairs(replace(p, seeds=(seed,)), show_progress=False)
-    return table, {f'{N}/{k}': a for N, g in grids.items() for k, a in g.items()}
+    return table, _flat_grids(grids)
 
 # %% ../nbs/15_pairs.ipynb #eab57f7c
 PAIR_COLUMNS = ['N', 'seed', 'quantity', 'model', 'k', 'step', 'value', 'sem']
 
 def _grids_bytes(grids: dict) -> bytes:
-    "Sample grids {N: {name: array}} as the bytes of an .npz file (keys 'N/name')."
+    "Sample grids {N: {name: array}} as the bytes of an .npz file."
     import io
-    buf = io.BytesIO(); np.savez_compressed(buf, **{f'{N}/{k}': np.asarray(a) for N, g in grids.items() for k, a in g.items()})
-    return buf.getvalue()
+    buf = io.BytesIO(); np.savez_compressed(buf, **_flat_grids(grids)); return buf.getvalue()
 
 def store_results(folder: Path | str, table, config, grids: dict | None = None, **provenance) -> Path:
     """Write a tidy table (table.csv), its sample grids (grids.npz, if given) and the run record (run.json: config, versions,
@@ -265,11 +275,7 @@ def load_results(folder: Path | str, config) -> tuple:
 def load_grids(folder: Path | str, rec: dict) -> dict:
     "The sample grids {N: {name: array}} of a stored run ({} if it stored none), checked against its seal."
     if 'grids.npz' not in rec.get('sha256', {}): return {}
-    grids = {}
-    with np.load(_check_sealed(Path(folder), rec, 'grids.npz')) as z:
-        for key in z.files:
-            N, name = key.split('/'); grids.setdefault(int(N), {})[name] = z[key]
-    return grids
+    with np.load(_check_sealed(Path(folder), rec, 'grids.npz')) as z: return _nested_grids(z)
 
 def _listed(xs) -> str: return ', '.join(map(str, xs))
 
@@ -307,8 +313,7 @@ def store_sweep(spec, folder: Path | str) -> tuple[PairConfig, Path]:
         rec = spec.folder / 'jobs' / j.key / 'config.json'
         records.append({**json.loads(rec.read_text()), 'finished': rec.stat().st_mtime})
         if j.seed == spec.seeds[0] and (rec.parent / 'arrays.npz').is_file():      # the first seed's sample grids
-            with np.load(rec.parent / 'arrays.npz') as z:
-                for key in z.files: N, name = key.split('/'); grids.setdefault(int(N), {})[name] = z[key]
+            with np.load(rec.parent / 'arrays.npz') as z: _nested_grids(z, grids)
     table = collect(spec)[PAIR_COLUMNS]
     secs = [r['seconds'] for r in records]
     wall = max(r['finished'] for r in records) - min(r['finished'] - r['seconds'] for r in records)   # first start to last finish
