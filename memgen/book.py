@@ -211,9 +211,15 @@ def execute_chapter(chapter: Chapter, params, root: Path, build_dir: Path, force
     t0 = time.time()
     try:
         with cleanup_on_signals():
-            pm.execute_notebook(str(src), str(tmp), parameters=to_jsonable(params), kernel_name='python3', cwd=str(src.parent),
-                                progress_bar=False, log_output=False, extra_arguments=['--IPKernelApp.log_level=ERROR'],
-                                kernel_manager_class=_quiet_kernel(klog))
+            for attempt in (1, 2):                                     # kernels started side by side can race for a port
+                try:
+                    pm.execute_notebook(str(src), str(tmp), parameters=to_jsonable(params), kernel_name='python3', cwd=str(src.parent),
+                                        progress_bar=False, log_output=False, extra_arguments=['--IPKernelApp.log_level=ERROR'],
+                                        kernel_manager_class=_quiet_kernel(klog))
+                    break
+                except RuntimeError as e:                              # nbclient's: the kernel died before it answered
+                    if attempt == 2 or 'Kernel died before replying' not in str(e): raise
+                    log(f"chapter {chapter.name!r}: its kernel died while starting; starting another")
             if not chapter.show_parameters: _hide_injected(tmp)
             sums = {f.name: file_sha256(g) for f, g in ((out, tmp), (out.with_suffix('.results.json'), res_tmp)) if g.exists()}
             atomic_write_json(rec_tmp, {'chapter': chapter.name, 'params': params, 'seconds': time.time() - t0,
