@@ -16,8 +16,9 @@ import pandas as pd
 from .core import pid_alive, MemgenError, check_size, code_version, content_hash, progress, resolve_device, to_jsonable, versions
 
 # %% auto #0
-__all__ = ['TASKS', 'LAZY_TASKS', 'MAX_JOBS', 'Task', 'register_task', 'get_task', 'make_params', 'SweepSpec', 'load_spec', 'Job',
-           'n_jobs', 'expand', 'run_job', 'commit_store', 'committing', 'run_sweep', 'sweep_status', 'collect']
+__all__ = ['TASKS', 'LAZY_TASKS', 'MAX_JOBS', 'SLURM_QUEUE', 'Task', 'register_task', 'get_task', 'make_params', 'SweepSpec',
+           'load_spec', 'Job', 'n_jobs', 'expand', 'run_job', 'slurm_queue', 'commit_store', 'committing', 'run_sweep',
+           'sweep_status', 'collect']
 
 # %% ../nbs/07_sweep.ipynb #5764b674
 @dataclass(frozen=True)
@@ -344,6 +345,66 @@ def run_job(job: Job, folder: str | Path, lease: float = 3600.0) -> str:
     finally:
         lock.unlink(missing_ok=True)
 
+# %% ../nbs/07_sweep.ipynb #de062a81
+SLURM_QUEUE = 'slurm-queue.json'        # in a store folder: {job key: Slurm job id} of the jobs submitted last
+
+def slurm_queue(user: str | None = None) -> dict[str, str] | None:
+    "This user's Slurm jobs from squeue, one entry per array task ('123_4': 'PENDING'); None if squeue cannot answer."
+    import getpass
+    try: r = subprocess.run(['squeue', '-h', '-r', '-o', '%i|%T', '-u', user or getpass.getuser()],
+                            capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired): return None
+    if r.returncode: return None
+    return dict(line.split('|', 1) for line in r.stdout.split() if '|' in line)
+
+def _slurm_gone(job_id: str) -> str:
+    return (f"Slurm job {job_id} left the queue without a result (cancelled, killed at its time limit, or its node "
+            "failed); the next run of the sweep runs it again")
+
+def _wait_slurm(pairs, spec_name: str, show_progress: bool, poll: float = 1.0, grace: int = 3) -> list[tuple[Job, str, str]]:
+    """Wait for submitted Slurm jobs, reading their states from squeue (sacct needs accounting, which many clusters and
+    test clusters lack). A job seen `grace` times in a row neither in the queue nor with a result has failed."""
+    pending, gone, results, last = list(pairs), Counter(), [], ''
+    while pending:
+        queue = slurm_queue()                                              # before the result files: no race with a finishing job
+        for job, sj in list(pending):
+            if sj.paths.result_pickle.exists():
+                try: results.append((job, sj.result(), ''))
+                except Exception as e: results.append((job, 'failed', _error_line(e)))
+                pending.remove((job, sj))
+            elif queue is not None and sj.job_id not in queue:
+                gone[job.key] += 1
+                if gone[job.key] >= grace: results.append((job, 'failed', _slurm_gone(sj.job_id))); pending.remove((job, sj))
+            else: gone.pop(job.key, None)
+        states = Counter((queue or {}).get(sj.job_id, 'LEFT').lower() for _, sj in pending)
+        line = ', '.join([f'{k}: {v}' for k, v in sorted(states.items())] + [f'finished: {len(results)}'])
+        if show_progress and line != last: print(f'[sweep {spec_name}] {line}', file=sys.stderr); last = line
+        if pending: time.sleep(poll)
+    return results
+
+def _run_submitit(jobs, folder, spec: SweepSpec, cluster: str | None, show_progress: bool) -> list[tuple[Job, str, str]]:
+    "Submit the jobs as one array through submitit (each carries its Task, so tasks registered by the caller run there)."
+    import submitit
+    ex = submitit.AutoExecutor(folder=str(folder / 'submitit'), cluster=cluster)
+    s = dict(spec.slurm)
+    kw = {'timeout_min': int(s.pop('timeout_min', 60)), 'cpus_per_task': int(s.pop('cpus_per_task', 1))}
+    if 'gpus_per_node' in s: kw['gpus_per_node'] = int(s.pop('gpus_per_node'))
+    if ex.cluster == 'slurm':
+        if 'partition' in s: kw['slurm_partition'] = s.pop('partition')
+        kw['slurm_array_parallelism'] = int(s.pop('array_parallelism', 64))
+        kw.update({f'slurm_{k}': v for k, v in s.items()})
+    ex.update_parameters(**kw)
+    carried = [dataclasses.replace(j, task=get_task(j.task)) for j in jobs]
+    sub = ex.map_array(run_job, carried, [str(folder)] * len(jobs))
+    if ex.cluster != 'slurm':
+        results = []
+        for job, sj in zip(jobs, sub):
+            try: results.append((job, sj.result(), ''))
+            except Exception as e: results.append((job, 'failed', _error_line(e)))
+        return results
+    _write(folder / SLURM_QUEUE, json.dumps({j.key: sj.job_id for j, sj in zip(jobs, sub)}, indent=1, sort_keys=True) + '\n')
+    return _wait_slurm(list(zip(jobs, sub)), spec.name, show_progress)
+
 # %% ../nbs/07_sweep.ipynb #7c191b09
 _THREAD_VARS = ('OMP_NUM_THREADS', 'OPENBLAS_NUM_THREADS', 'MKL_NUM_THREADS', 'NUMEXPR_NUM_THREADS')
 
@@ -378,31 +439,6 @@ def _run_local(jobs, folder, workers: int, show_progress: bool) -> list[tuple[Jo
         for k, v in saved.items():
             if v is None: os.environ.pop(k, None)
             else: os.environ[k] = v
-    return results
-
-def _run_submitit(jobs, folder, spec: SweepSpec, cluster: str | None, show_progress: bool) -> list[tuple[Job, str, str]]:
-    import submitit
-    ex = submitit.AutoExecutor(folder=str(folder / 'submitit'), cluster=cluster)
-    s = dict(spec.slurm)
-    kw = {'timeout_min': int(s.pop('timeout_min', 60)), 'cpus_per_task': int(s.pop('cpus_per_task', 1))}
-    if 'gpus_per_node' in s: kw['gpus_per_node'] = int(s.pop('gpus_per_node'))
-    if ex.cluster == 'slurm':
-        if 'partition' in s: kw['slurm_partition'] = s.pop('partition')
-        kw['slurm_array_parallelism'] = int(s.pop('array_parallelism', 64))
-        kw.update({f'slurm_{k}': v for k, v in s.items()})
-    ex.update_parameters(**kw)
-    sub = ex.map_array(run_job, jobs, [str(folder)] * len(jobs))
-    last = ''
-    while not all(j.done() for j in sub):
-        states = {}
-        for j in sub: states[j.state] = states.get(j.state, 0) + 1
-        line = ', '.join(f'{k.lower()}: {v}' for k, v in sorted(states.items()))
-        if show_progress and line != last: print(f'[sweep {spec.name}] {line}', file=sys.stderr); last = line
-        time.sleep(1.0)
-    results = []
-    for job, j in zip(jobs, sub):
-        try: results.append((job, j.result(), ''))
-        except Exception as e: results.append((job, 'failed', _error_line(e)))
     return results
 
 def _clean(folder: Path, lease: float) -> None:
@@ -480,16 +516,27 @@ def run_sweep(spec, executor: str = 'local', workers: int | None = None, yes: bo
         failures.append({'job': j.key, 'error': err})
     return {**counts, 'failures': failures} if failures else dict(counts)
 
+def _queued(folder: Path) -> set[str]:
+    "Keys of the jobs of the last Slurm submission that wait in the queue (none without a submission or squeue)."
+    try: ids = json.loads((folder / SLURM_QUEUE).read_text())
+    except (OSError, ValueError): return set()
+    queue = slurm_queue() if ids else None
+    if not queue: return set()
+    return {k for k, i in ids.items() if queue.get(i) in ('PENDING', 'REQUEUED', 'CONFIGURING', 'REQUEUE_HOLD', 'SUSPENDED')}
+
 def sweep_status(spec, lease: float = 3600.0) -> dict:
-    "Counts of done, failed, running (a live lock) and pending jobs of a sweep; damaged records count as pending."
+    """Counts of done, failed, running (a live lock), queued (waiting in the Slurm queue) and pending jobs of a sweep;
+    damaged records count as pending."""
     spec = load_spec(spec); jobs = expand(spec, yes=True); folder = spec.folder
-    out = {'total': len(jobs), 'done': 0, 'failed': 0, 'running': 0, 'pending': 0}
+    out = {'total': len(jobs), 'done': 0, 'failed': 0, 'running': 0, 'queued': 0, 'pending': 0}
     live = {k for k, gens in _locks(folder).items() if not _lock_stale(gens[-1][1], lease)}
+    queued = _queued(folder)
     for j in jobs:
         state = _record(folder / 'jobs' / j.key, j.key)
         if state == 'ok': out['done'] += 1; continue
         if state != 'absent': _notice(folder, j.key, state)
         if j.key in live: out['running'] += 1
+        elif j.key in queued: out['queued'] += 1
         elif (folder / 'failed' / f'{j.key}.json').exists(): out['failed'] += 1
         else: out['pending'] += 1
     return out

@@ -66,7 +66,7 @@ def test_three_concurrent_sweeps_record_every_job_once(tmp_path):
     assert all(sum(c.values()) == 200 and set(c) <= {'done', 'ran', 'busy'} for c in counts), counts
     folder = tmp_path / 'store' / 's'
     assert len(list((folder / 'jobs').glob('[!.]*'))) == 200 and store_leftovers(folder) == []
-    assert sw.sweep_status(spec_file) == {'total': 200, 'done': 200, 'failed': 0, 'running': 0, 'pending': 0}
+    assert sw.sweep_status(spec_file) == {'total': 200, 'done': 200, 'failed': 0, 'running': 0, 'queued': 0, 'pending': 0}
     assert len(sw.collect(spec_file)) == 200
 
 
@@ -204,7 +204,7 @@ def test_status_does_not_count_stale_locks_as_running(tmp_path):
     for j, pid in zip(jobs, [999_999_999, zombie.pid, os.getpid()]):
         (run / f'{j.key}.0.lock').write_text(json.dumps({'host': host, 'pid': pid, 'start': time.time()}))
     try:
-        assert sw.sweep_status(spec) == {'total': 3, 'done': 0, 'failed': 0, 'running': 1, 'pending': 2}
+        assert sw.sweep_status(spec) == {'total': 3, 'done': 0, 'failed': 0, 'running': 1, 'queued': 0, 'pending': 2}
     finally:
         zombie.wait()
     old = run / f'{jobs[2].key}.0.lock'
@@ -322,7 +322,7 @@ def test_cut_or_corrupt_records_are_not_collected_and_are_rerun(tmp_path, capsys
     csv.write_text(csv.read_text()[:-8])  # a cut CSV
     (folder / jobs[1].key / 'config.json').write_text('{"task": "theo')  # a cut JSON
     capsys.readouterr()
-    assert sw.sweep_status(spec) == {'total': 4, 'done': 2, 'failed': 0, 'running': 0, 'pending': 2}
+    assert sw.sweep_status(spec) == {'total': 4, 'done': 2, 'failed': 0, 'running': 0, 'queued': 0, 'pending': 2}
     t = sw.collect(spec)
     assert sorted(t.job) == sorted(j.key for j in jobs[2:])  # never silently collected
     notices = capsys.readouterr().err.strip().splitlines()

@@ -116,7 +116,7 @@ def test_failing_job_is_recorded_and_does_not_stop_others(tmp_path, executor):
     assert counts.get('ran') == 7 and counts.get('failed') == 1 and len(counts['failures']) == 1, counts
     failed = list((tmp_path / 'f' / 'failed').glob('*.json'))
     assert len(failed) == 1 and 'boom at x=3' in json.loads(failed[0].read_text())['traceback']
-    assert sw.sweep_status(spec) == {'total': 8, 'done': 7, 'failed': 1, 'running': 0, 'pending': 0}
+    assert sw.sweep_status(spec) == {'total': 8, 'done': 7, 'failed': 1, 'running': 0, 'queued': 0, 'pending': 0}
     key = next(j.key for j in sw.expand(spec) if j.params['x'] == 3)
     assert sw.run_sweep(spec, 'serial', show_progress=False) == {  # failed jobs are re-run
         'done': 7,
@@ -181,7 +181,7 @@ def test_status_and_collect_on_the_command_line(tmp_path):
     f = tmp_path / 'spec.yaml'
     f.write_text(yaml.safe_dump(spec_dict(tmp_path / 'store')))
     r = subprocess.run([MEMGEN, 'sweep', str(f), '--status'], capture_output=True, text=True)
-    assert json.loads(r.stdout) == {'total': 8, 'done': 0, 'failed': 0, 'running': 0, 'pending': 8}
+    assert json.loads(r.stdout) == {'total': 8, 'done': 0, 'failed': 0, 'running': 0, 'queued': 0, 'pending': 8}
     subprocess.run([MEMGEN, 'sweep', str(f), '--executor', 'serial'], check=True, capture_output=True)
     out = tmp_path / 'all.csv'
     subprocess.run([MEMGEN, 'sweep', str(f), '--collect', str(out)], check=True, capture_output=True)
