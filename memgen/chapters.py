@@ -13,7 +13,7 @@ from .core import MemgenError, resolve_device, check_int, check_positive, check_
 
 # %% auto #0
 __all__ = ['PROFILES', 'CHAPTERS', 'ConvergenceParams', 'MemorisationParams', 'LatentParams', 'PowerLawParams', 'DiffusionParams',
-           'DenoisersParams', 'RealParams', 'DistancesParams', 'ApiParams', 'IntroParams', 'Chapter',
+           'DenoisersParams', 'MeasureParams', 'RealParams', 'DistancesParams', 'ApiParams', 'IntroParams', 'Chapter',
            'chapter_defaults', 'get_chapter', 'parse_value', 'with_overrides', 'chapter_params', 'ChapterTaskParams',
            'task_chapter']
 
@@ -133,6 +133,17 @@ class DenoisersParams(PairConfig):
             raise MemgenError(f"stored_profile={self.stored_profile!r} is unknown; expected one of {sorted(PAIR_PROFILES)}")
 
 @dataclass(frozen=True)
+class MeasureParams(PairConfig):
+    "Parameters of the page 'Measure your own models': the CNN pairs whose samples `memgen measure` reads."
+    H: int = 8
+    N_grid: tuple = (1, 32)
+    train_steps: int = 120
+    sampler_steps: int = 20
+    n_samples: int = 48
+    n_samples_Q: int = 48
+    n_test: int = 32
+
+@dataclass(frozen=True)
 class RealParams:
     "Parameters of the chapter 'Real images'."
     patch: int = 12                                       # patch side: d = patch^2
@@ -178,7 +189,7 @@ class DistancesParams:
 class ApiParams:
     "Parameters of the appendix 'API reference': the memgen modules documented."
     modules: tuple = ('core', 'data', 'theory', 'linear', 'metrics', 'diffusion', 'denoisers', 'pairs', 'sweep', 'page', 'explore',
-                      'plots', 'book', 'cli', 'chapters', 'tables')
+                      'plots', 'book', 'cli', 'chapters', 'tables', 'measure')
 
 @dataclass(frozen=True)
 class IntroParams:
@@ -249,6 +260,10 @@ CHAPTERS: tuple[Chapter, ...] = deferred_checks(lambda: (   # importing the regi
             {'quick': RealParams(), 'full': RealParams(patch=16, max_patches=200_000, gammas=(0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0),
                                                        n_seeds=10, n_samples=300, N_grid=(1, 4, 16, 64, 256, 1024, 4096),
                                                        train_steps=20_000, preset='paper', sampler_steps=250, cnn_samples=256)}),
+    Chapter('measure', 'nbs/chapters/measure.ipynb', 'Measure your own models', MeasureParams,
+            {'quick': MeasureParams(), 'full': MeasureParams(H=32, N_grid=(1, 16, 1024), preset='paper', train_steps=20_000,
+                                                             sampler_steps=250, n_samples=256, n_samples_Q=256, n_test=256,
+                                                             device='cuda')}),
     Chapter('distances', 'nbs/chapters/distances.ipynb', 'Two distances', DistancesParams,
             {'quick': DistancesParams(), 'full': DistancesParams(d=1500, d_large=3000, n_seeds=10, n_samples=300)}),
     Chapter('api', 'nbs/chapters/api.ipynb', 'API reference', ApiParams, {'quick': ApiParams(), 'full': ApiParams()},

@@ -52,11 +52,21 @@ def _parser() -> argparse.ArgumentParser:
     w.add_argument('spec', help='YAML sweep spec')
     w.add_argument('--executor', default='local', choices=('serial', 'local', 'slurm', 'submitit-local'))
     w.add_argument('--workers', type=_workers, default=None, help='processes for the local executor, >= 1 (default: all cores)')
-    w.add_argument('--status', action='store_true', help='print done/running/failed/pending counts and exit')
+    w.add_argument('--status', action='store_true', help='print done/running/failed/queued/pending counts and exit')
     w.add_argument('--collect', metavar='OUT.csv', help='write one tidy table of all finished jobs and exit')
     w.add_argument('--store', metavar='FOLDER', help='pair-experiment sweeps: check the finished jobs against one config, '
                    'write its table and provenance (table.csv, run.json) into FOLDER and exit')
     w.add_argument('--yes', action='store_true', help=f'allow sweeps of more than {MAX_JOBS} jobs')
+    m = sub.add_parser('measure', help="two models' samples and training sets: do they memorise, do they agree? (report.json, report.html)")
+    for flag, what in (('--a', "model A's samples"), ('--b', "model B's samples, row i from the same seed as A's"),
+                       ('--train-a', "A's training set"), ('--train-b', "B's training set")):
+        m.add_argument(flag, required=True, metavar='PATH', help=f'{what}: a folder of .png/.jpg or a .npy/.npz/.pt array')
+    m.add_argument('--heldout', metavar='PATH', help='real images neither model saw: the baseline of m')
+    m.add_argument('--latents', metavar='FILE', help='latent directions (r, d) or (r, H, W): Q and D_lat')
+    m.add_argument('--centre', default='image', choices=('image', 'none'), help='remove each image mean before the cosines to training images')
+    m.add_argument('--threshold', type=float, default=1 / 3, help='distance-ratio criterion: nearest / second nearest below this')
+    m.add_argument('--device', default='auto', choices=('auto', 'cpu', 'cuda'))
+    m.add_argument('--out', required=True, metavar='DIR', help='folder for report.json and report.html')
     w.add_argument('--commit-every', type=float, default=None, metavar='SECONDS',
                    help='commit the store folder to git every SECONDS while the sweep runs, and when it ends or is interrupted')
     return p
@@ -105,6 +115,16 @@ def _sweep(args) -> int:
     print(f"memgen: sweep {spec.name}: {n} job(s) failed{detail}; records in {spec.folder / 'failed'}", file=sys.stderr)
     return 1
 
+def _measure(args) -> None:
+    "memgen measure: the table as one JSON line per quantity on stdout, the reports in --out."
+    from memgen.measure import measure_report
+    if not 0 < args.threshold < 1: raise MemgenError(f"--threshold {args.threshold} is not allowed; expected a number in (0, 1)")
+    t = measure_report(args.a, args.b, args.train_a, args.train_b, args.out, heldout=args.heldout, latents=args.latents,
+                       centre=args.centre, threshold=args.threshold, device=args.device)
+    for r in t[t.quantity != 'Q'].itertuples():
+        print(f"{r.quantity:>20} {r.model:>2}  {r.value:.4f}  [{r.lo:.4f}, {r.hi:.4f}]  n={r.n}")
+    print(f"memgen: report in {Path(args.out).expanduser() / 'report.html'}", file=sys.stderr)
+
 def _one_line(e: BaseException) -> str:
     "An error as one line: a MemgenError's first line, else 'Type: first line'."
     text = (str(e).splitlines() or [''])[0]
@@ -122,6 +142,7 @@ def main(argv: list[str] | None = None) -> int:
             with cleanup_on_signals(): return _sweep(args)            # SIGTERM stops the workers as Ctrl-C does
         elif args.cmd == 'run':
             print(run_chapter(args.chapter, args.profile, args.param, device=args.device, force=args.force))
+        elif args.cmd == 'measure': _measure(args)
     except BrokenPipeError:                                    # `memgen list | head`: the reader left; stop quietly
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0

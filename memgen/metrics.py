@@ -12,9 +12,9 @@ from scipy import linalg as sla
 from .core import MemgenError, check_array, mean_sem, array_module, as_float, to_numpy
 
 # %% auto #0
-__all__ = ['centre_images', 'convergence', 'nearest_cosine', 'memorisation', 'nn_ratio_memorised', 'top_eigenvectors',
-           'latent_recovery', 'sample_covariance', 'latent_recovery_from_samples', 'psd_sqrt', 'bulk_distance',
-           'latent_distance', 'operator_distance']
+__all__ = ['centre_images', 'pair_cosines', 'convergence', 'Chunked', 'nearest_cosine', 'memorisation', 'nn_ratio_memorised',
+           'top_eigenvectors', 'latent_recovery', 'sample_covariance', 'latent_recovery_from_samples', 'psd_sqrt',
+           'bulk_distance', 'latent_distance', 'operator_distance']
 
 # %% ../nbs/04_metrics.ipynb #7150ac36
 def _real(name: str, x):
@@ -51,13 +51,17 @@ def centre_images(x):
     x = as_float(x); xp = array_module(x)
     return x - xp.mean(x, axis=-1, keepdims=True)
 
-def convergence(samples_a, samples_b, centre: bool = False) -> tuple[float, float]:
-    "Mean and standard error of cos(x_A, x_B) over paired samples (rows from the same seed); centre: per-image mean removed."
+def pair_cosines(samples_a, samples_b, centre: bool = False) -> np.ndarray:
+    "cos(x_A(z), x_B(z)) of each pair of samples (rows from the same seed z); centre: per-image mean removed first."
     a, b = _flat('samples_a', samples_a), _flat('samples_b', samples_b)
     if tuple(a.shape) != tuple(b.shape): raise MemgenError(f"samples_a has shape {tuple(a.shape)} but samples_b has {tuple(b.shape)}; expected equal shapes")
     xp = array_module(a); b = xp.asarray(b, dtype=a.dtype, device=array_api_compat.device(a))   # b follows a
     if centre: a, b = centre_images(a), centre_images(b)
-    return tuple(float(v) for v in mean_sem(to_numpy(xp.sum(_unit(a) * _unit(b), axis=1))))
+    return to_numpy(xp.sum(_unit(a) * _unit(b), axis=1))
+
+def convergence(samples_a, samples_b, centre: bool = False) -> tuple[float, float]:
+    "Mean and standard error of cos(x_A, x_B) over paired samples (rows from the same seed); centre: per-image mean removed."
+    return tuple(float(v) for v in mean_sem(pair_cosines(samples_a, samples_b, centre)))
 
 # %% ../nbs/04_metrics.ipynb #cf022e25
 def _chunk(chunk) -> int:
@@ -65,26 +69,54 @@ def _chunk(chunk) -> int:
         raise MemgenError(f"chunk={chunk!r} is not allowed; expected an integer >= 1 (training points per block)")
     return int(chunk)
 
+class Chunked:
+    """Training points kept as stored (uint8 images, a memory-mapped .npy) and made floats one block at a time, so a
+    training set far larger than the float copy memory allows can be searched; centre: each image minus its mean."""
+    def __init__(self, x, centre: bool = False):
+        if getattr(x, 'ndim', 0) < 2 or len(x) == 0: raise MemgenError(f"train has shape {getattr(x, 'shape', None)}; expected (n, ...) with n >= 1")
+        self.x, self.centre = x, centre
+    def __len__(self) -> int: return len(self.x)
+    @property
+    def d(self) -> int: return int(np.prod(self.x.shape[1:]))
+    def blocks(self, chunk: int):
+        "Rows [i, i + chunk) as float64 (n, d) arrays, checked like any training array."
+        for i in range(0, len(self.x), chunk):
+            b = _flat('train', np.asarray(self.x[i:i + chunk], dtype=np.float64))
+            yield centre_images(b) if self.centre else b
+
 def _pair(samples, train):
-    "Samples and training points as rows, train in the samples' namespace, dtype and device; (s, t, xp, device)."
-    s, t = _flat('samples', samples), _flat('train', train)
-    if s.shape[1] != t.shape[1]: raise MemgenError(f"samples have {s.shape[1]} features but train has {t.shape[1]}; expected equal")
+    "Samples and training points as rows, train in the samples' namespace, dtype and device (or left Chunked); (s, t, xp, device)."
+    s = _flat('samples', samples)
+    t = train if isinstance(train, Chunked) else _flat('train', train)
+    if s.shape[1] != (t.d if isinstance(t, Chunked) else t.shape[1]):
+        raise MemgenError(f"samples have {s.shape[1]} features but train has {t.d if isinstance(t, Chunked) else t.shape[1]}; expected equal")
     xp, dev = array_module(s), array_api_compat.device(s)
-    return s, xp.asarray(t, dtype=s.dtype, device=dev), xp, dev
+    return s, (t if isinstance(t, Chunked) else xp.asarray(t, dtype=s.dtype, device=dev)), xp, dev
+
+def _blocks(t, chunk: int, s, xp, dev):
+    "(offset, rows) of the training points, `chunk` rows at a time, in the samples' namespace, dtype and device."
+    if not isinstance(t, Chunked):
+        yield from ((i, t[i:i + chunk]) for i in range(0, t.shape[0], chunk)); return
+    i = 0
+    for b in t.blocks(chunk):
+        yield i, xp.asarray(b, dtype=s.dtype, device=dev); i += b.shape[0]
 
 def nearest_cosine(samples, train, chunk: int = 8192, absolute: bool = True, subtract_mean: bool = False):
     "For each sample, the largest (|)cosine(|) to a training point and its index (numpy or torch, any device); subtract_mean: training-set mean removed first."
     chunk = _chunk(chunk)
     s, t, xp, dev = _pair(samples, train)
-    if subtract_mean: mu = xp.mean(t, axis=0); s, t = s - mu, t - mu
-    for name, a in (('sample', s), ('training point', t)):
-        if bool(xp.any(xp.max(xp.abs(a), axis=1) == 0)):
-            raise MemgenError(f"a {name} has zero norm (after subtracting the mean: a single training point?); cosine similarity is undefined")
+    mu = None
+    if subtract_mean:
+        mu = sum(xp.sum(b, axis=0) for _, b in _blocks(t, chunk, s, xp, dev)) / len(t); s = s - mu
+    zero = f"has zero norm{' (after subtracting the mean: a single training point?)' if subtract_mean else ''}; cosine similarity is undefined"
+    if bool(xp.any(xp.max(xp.abs(s), axis=1) == 0)): raise MemgenError(f"a sample {zero}")
     s = _unit(s)                                            # scaled before squaring: any magnitude (1e-200 to 1e200)
     best = xp.full((s.shape[0],), -math.inf, dtype=s.dtype, device=dev)
     arg = xp.zeros((s.shape[0],), dtype=xp.int64, device=dev)
-    for i in range(0, t.shape[0], chunk):
-        cos = s @ _unit(t[i:i + chunk]).T                    # (samples, chunk) cosines
+    for i, tc in _blocks(t, chunk, s, xp, dev):
+        if mu is not None: tc = tc - mu
+        if bool(xp.any(xp.max(xp.abs(tc), axis=1) == 0)): raise MemgenError(f"a training point {zero}")
+        cos = s @ _unit(tc).T                                # (samples, chunk) cosines
         if absolute: cos = xp.abs(cos)
         v, j = xp.max(cos, axis=1), xp.argmax(cos, axis=1)
         better = v > best
@@ -109,13 +141,13 @@ def nn_ratio_memorised(samples, train, threshold: float = 1 / 3, chunk: int = 81
     "Fraction of samples with d(nearest) / d(second nearest) < threshold, and its standard error (numpy or torch, any device)."
     chunk = _chunk(chunk)
     s, t, xp, dev = _pair(samples, train)
-    if t.shape[0] < 2: raise MemgenError(f"train has {t.shape[0]} point(s); the distance ratio needs at least 2")
-    scale = max(float(xp.max(xp.abs(s))), float(xp.max(xp.abs(t))))   # ratios of distances do not change with one common
-    if scale > 0: s, t = s / scale, t / scale                         # scale: squares neither overflow nor underflow
-    ss = xp.sum(s * s, axis=1)[:, None]
+    if len(t) < 2: raise MemgenError(f"train has {len(t)} point(s); the distance ratio needs at least 2")
+    scale = max([float(xp.max(xp.abs(s)))] + [float(xp.max(xp.abs(b))) for _, b in _blocks(t, chunk, s, xp, dev)])
+    scale = scale if scale > 0 else 1.0         # ratios of distances do not change with one common scale: squares neither overflow nor underflow
+    s = s / scale; ss = xp.sum(s * s, axis=1)[:, None]
     d1 = d2 = xp.full((s.shape[0],), math.inf, dtype=s.dtype, device=dev)        # squared distances: nearest, second
-    for i in range(0, t.shape[0], chunk):
-        tc = t[i:i + chunk]
+    for _, tc in _blocks(t, chunk, s, xp, dev):
+        tc = tc / scale
         D = ss + xp.sum(tc * tc, axis=1)[None, :] - 2 * s @ tc.T
         D = xp.clip(D, min=0.0)                                 # rounding can make a squared distance slightly negative
         c1, c2 = _two_smallest(D, xp, dev)                        # this chunk's nearest and second nearest

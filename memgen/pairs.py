@@ -71,12 +71,13 @@ def run_pair_experiment(data, N_grid, model_config: ModelConfig, train_config: T
                         sampler_config: DDIM | Ascent | None = None, seeds=(0,), n_test: int = 64,
                         sigma_test: float = 1.0, n_grid_images: int = 6, n_samples_Q: int = 512, device: str = 'auto',
                         show_progress: bool = True, control: DDIM | None = None, checkpoints=(),
-                        on_device: bool | None = None):
+                        on_device: bool | None = None, keep_samples: bool = False):
     """Train model pairs on disjoint sets of N images, sample from shared noise, measure m, q, Q, losses: (table, grids).
     `sampler_config`: default `Ascent()`; `control`: a deterministic sampler run on both models too (q_deterministic);
     `checkpoints`: training steps at which m, q and Q are measured as well (rows with that `step`; final rows have step
     NaN); `on_device` (default: on CUDA) keeps samples on the models' device with torch generators while sampling,
-    copying each batch to the host once."""
+    copying each batch to the host once; `keep_samples`: the first seed's grids also hold every sample of A and B from
+    the shared noise and the training and held-out sets (`samples_A`, `samples_B`, `train_A`, `train_B`, `heldout`)."""
     import pandas as pd
     import torch
     from memgen import metrics
@@ -125,6 +126,9 @@ def run_pair_experiment(data, N_grid, model_config: ModelConfig, train_config: T
                 _, ia = metrics.nearest_cosine(x['A'][:k], XA); _, ib = metrics.nearest_cosine(x['B'][:k], XB)
                 grids[N] = {'A': x['A'][:k].reshape(k, H, W), 'B': x['B'][:k].reshape(k, H, W),
                             'nearest_A': XA[ia].reshape(k, H, W), 'nearest_B': XB[ib].reshape(k, H, W)}
+                if keep_samples:
+                    grids[N].update({f'samples_{m}': x[m].reshape(-1, H, W) for m in 'AB'} | {'train_A': XA.reshape(-1, H, W),
+                                     'train_B': XB.reshape(-1, H, W), 'heldout': XT.reshape(-1, H, W)})
     return pd.DataFrame(rows), grids
 
 # %% ../nbs/15_pairs.ipynb #a218c6bd
@@ -196,12 +200,13 @@ PAIR_PROFILES = deferred_checks(lambda: {                 # so importing this mo
     'checkpoints': PairConfig(N_grid=(4, 64, 512), train_steps=300, eval_every=50, checkpoints=(50, 150), n_samples_Q=256),
 })
 
-def run_pairs(config: PairConfig, data=None, show_progress: bool = True):
+def run_pairs(config: PairConfig, data=None, show_progress: bool = True, keep_samples: bool = False):
     "Run the pair experiment a config describes (on `data` if given, else `config.dataset()`): (tidy table, image grids)."
     mc, tc, sc, control = config.configs()
     return run_pair_experiment(data if data is not None else config.dataset(), config.N_grid, mc, tc, sc, seeds=config.seeds,
                                n_test=config.n_test, n_samples_Q=config.n_samples_Q, device=config.device,
-                               show_progress=show_progress, control=control, checkpoints=config.checkpoints)
+                               show_progress=show_progress, control=control, checkpoints=config.checkpoints,
+                               keep_samples=keep_samples)
 
 # %% ../nbs/15_pairs.ipynb #20096de2
 def _flat_grids(grids: dict) -> dict:

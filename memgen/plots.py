@@ -12,21 +12,24 @@ import pandas as pd
 from .core import atomic_write_text, MemgenError
 
 # %% auto #0
-__all__ = ['PALETTE', 'VEGA_BUNDLE_NAME', 'write_vega_bundle', 'chart_downloads', 'chart_html', 'use_book_renderer',
-           'theory_sim_chart', 'vline', 'image_grid']
+__all__ = ['PALETTE', 'VEGA_BUNDLE_NAME', 'vega_bundle', 'write_vega_bundle', 'chart_downloads', 'chart_html',
+           'use_book_renderer', 'theory_sim_chart', 'vline', 'image_grid']
 
 # %% ../nbs/10_plots.ipynb #b9a668f3
 PALETTE = {'m': '#d62728', 'q': '#1f77b4', 'Q': '#2ca02c', 'D_bulk': '#9467bd', 'D_lat': '#ff7f0e', 'D_op': '#8c564b',
            'theory': '#333333'}
 VEGA_BUNDLE_NAME = 'memgen-vega.js'
 
-def write_vega_bundle(path: Path | str) -> Path:
-    "Write the Vega + Vega-Lite + vega-embed bundle, wrapped so that only window.vegaEmbed is exported."
+def vega_bundle() -> str:
+    "The Vega + Vega-Lite + vega-embed bundle, wrapped so that only window.vegaEmbed is exported."
     import vl_convert as vlc
     body = vlc.javascript_bundle()
     if 'window.vegaEmbed' not in body: raise MemgenError("vl-convert's bundle does not define window.vegaEmbed; check the vl-convert-python version")
-    return atomic_write_text(path, "/* Vega, Vega-Lite and vega-embed, bundled by vl-convert for offline use. */\n"
-                                   "(function(){\n" + body + "\n})();\n")
+    return "/* Vega, Vega-Lite and vega-embed, bundled by vl-convert for offline use. */\n(function(){\n" + body + "\n})();\n"
+
+def write_vega_bundle(path: Path | str) -> Path:
+    "Write `vega_bundle()` to `path` (atomically): the book serves it once from _static."
+    return atomic_write_text(path, vega_bundle())
 
 # %% ../nbs/10_plots.ipynb #c6b78cbf
 def _chart_tables(spec: dict) -> list[list[dict]]:
