@@ -136,11 +136,11 @@ class DenoisersParams(PairConfig):
 class MeasureParams(PairConfig):
     "Parameters of the page 'Measure your own models': the CNN pairs whose samples `memgen measure` reads."
     H: int = 8
-    N_grid: tuple = (1, 32)
-    train_steps: int = 120
-    sampler_steps: int = 20
-    n_samples: int = 48
-    n_samples_Q: int = 48
+    N_grid: tuple = (1, 16)
+    train_steps: int = 60
+    sampler_steps: int = 16
+    n_samples: int = 32
+    n_samples_Q: int = 32
     n_test: int = 32
 
 @dataclass(frozen=True)

@@ -187,7 +187,7 @@ def write_report(table: pd.DataFrame, parts: dict, out, images: dict | None = No
                                              'per_sample': {k: parts[k] for k in _PER_SAMPLE if k in parts},
                                              'inputs': inputs or {}, 'versions': versions()})
     fmt = table.assign(interval=[f'{lo:.4f} .. {hi:.4f}' for lo, hi in zip(table.lo, table.hi)]).drop(columns=['lo', 'hi'])
-    charts = ''.join(chart_html(c.to_dict()) for c in report_charts(parts))
+    charts = ''.join(chart_html(c.properties(usermeta={'memgen_downloads': False}).to_dict()) for c in report_charts(parts))
     grid = sample_grid(images, parts) if images else None; grid = _png64(grid) if grid is not None else ''
     page = ('<!doctype html><html><head><meta charset="utf-8"><title>memgen measure</title>\n'
             f'<script type="text/javascript">{vega_bundle()}</script>\n'

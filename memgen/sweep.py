@@ -361,7 +361,7 @@ def _slurm_gone(job_id: str) -> str:
     return (f"Slurm job {job_id} left the queue without a result (cancelled, killed at its time limit, or its node "
             "failed); the next run of the sweep runs it again")
 
-def _wait_slurm(pairs, spec_name: str, show_progress: bool, poll: float = 1.0, grace: int = 3) -> list[tuple[Job, str, str]]:
+def _wait_slurm(pairs, spec_name: str, show_progress: bool, poll: float = 0.5, grace: int = 4) -> list[tuple[Job, str, str]]:
     """Wait for submitted Slurm jobs, reading their states from squeue (sacct needs accounting, which many clusters and
     test clusters lack). A job seen `grace` times in a row neither in the queue nor with a result has failed."""
     pending, gone, results, last = list(pairs), Counter(), [], ''

@@ -49,7 +49,7 @@ def test_the_installed_script_exits_2_with_one_line(checkout, args, message):
     [
         (
             ['run', 'nosuchchapter'],
-            "chapter 'nosuchchapter' is unknown; expected one of ['intro', 'convergence', 'memorisation', 'latent', 'powerlaw', 'diffusion', 'training', 'explorer', 'real', 'distances', 'api', 'denoisers']",
+            "chapter 'nosuchchapter' is unknown; expected one of ['intro', 'convergence', 'memorisation', 'latent', 'powerlaw', 'diffusion', 'training', 'explorer', 'real', 'measure', 'distances', 'api', 'denoisers']",
         ),
         (['run', 'convergence', '--profile', 'huge'], "invalid choice: 'huge'"),
         (['book', '--profile', 'huge'], "invalid choice: 'huge'"),
@@ -149,21 +149,19 @@ def test_list_follows_the_book_order(checkout):
     assert listed[: len(in_toc)] == in_toc and sorted(listed) == sorted(by_entry.values()), listed
 
 
-@pytest.mark.parametrize(
-    'code',
-    [
+def test_registry_and_list_import_no_torch():
+    "The chapter registry, the book driver, the command line, `memgen list` and `memgen.measure` load without torch."
+    steps = [
         'import memgen.chapters',
         'import memgen.book',
         'import memgen.cli',
         'import io, contextlib; from memgen.cli import main\nwith contextlib.redirect_stdout(io.StringIO()): assert main(["list"]) == 0',
-    ],
-)
-def test_registry_and_list_import_no_torch(code):
-    "The chapter registry, the book driver, the command line and `memgen list` load without torch (memgen.pairs imports it lazily)."
-    r = subprocess.run(
-        [sys.executable, '-c', f"{code}\nimport sys; print('torch' in sys.modules)"], cwd=ROOT, capture_output=True, text=True, timeout=120
-    )
-    assert r.returncode == 0 and r.stdout.strip() == 'False', (r.stdout, r.stderr)
+        'import memgen.measure',
+    ]
+    # one interpreter, checked after each step: a step that imported torch is named (later steps only add imports)
+    code = '\n'.join(f"{c}\nassert 'torch' not in sys.modules, {c!r}" for c in steps)
+    r = subprocess.run([sys.executable, '-c', f'import sys\n{code}\nprint("ok")'], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and r.stdout.strip() == 'ok', (r.stdout, r.stderr[-2000:])
 
 
 def test_sweep_help_names_max_jobs(checkout):
