@@ -14,11 +14,15 @@ import numpy as np
 from .core import MemgenError, atomic_write_text, versions
 
 # %% auto #0
-__all__ = ['KINDS', 'RESULTS', 'Claim', 'start', 'claim', 'page_claims', 'device_name', 'reproducibility_box', 'end',
+__all__ = ['KINDS', 'WEAK', 'RESULTS', 'Claim', 'start', 'claim', 'page_claims', 'device_name', 'reproducibility_box', 'end',
            'result_verdict', 'results_table', 'failed_claims']
 
 # %% ../nbs/08_page.ipynb #045c512e
-KINDS = ('measured', 'theory', 'gate')     # gate: a calibration of the pipeline on a model whose answer is known
+KINDS = ('measured', 'theory', 'gate', 'identity')
+# measured: a simulation or trained model against a reference (the only evidence for a headline result); theory: a closed
+# form evaluated; gate: a calibration of the pipeline on a model whose answer is known; identity: true by construction,
+# shown for the reader, never evidence
+WEAK = 0.10                                       # a measured claim that cannot detect a 10% error of its reference is weak
 _KEY = re.compile(r'[A-Za-z][A-Za-z0-9_.-]*')
 
 def _finite_numbers(key: str, name: str, v) -> Any:
@@ -45,9 +49,12 @@ class Claim:
     criterion: str = ''                   # what would refute the sentence, in words and symbols
     result: int | None = None             # the headline result (1..7 in RESULTS) this claim is evidence for
     numbers: dict = field(default_factory=dict)
+    power: float | None = None            # smallest relative error of the reference the criterion rejects (memgen.checks); None: not computed
 
     def __post_init__(self):
         k = self.key
+        if self.power is not None and not (isinstance(self.power, (int, float, np.floating)) and self.power > 0):
+            raise MemgenError(f"claim {k!r}: power={self.power!r} is not allowed; expected a positive relative error (inf: none detected) or None")
         if not isinstance(k, str) or not _KEY.fullmatch(k):
             raise MemgenError(f"claim key {k!r} is not allowed; expected letters, digits, '_', '.', '-' starting with a letter")
         if not isinstance(self.statement, str) or not self.statement.strip():
@@ -73,11 +80,28 @@ class Claim:
     @property
     def verdict(self) -> str: return 'reproduced' if self.holds else 'not reproduced'
 
+    @property
+    def weak(self) -> bool:
+        "A measured claim whose criterion would pass a reference more than WEAK (10%) off: shown, not evidence."
+        return self.kind == 'measured' and self.power is not None and not self.power <= WEAK
+
+    @property
+    def evidence(self) -> bool: return self.kind == 'measured' and not self.weak
+
+    @property
+    def power_text(self) -> str:
+        if self.power is None: return ''
+        if math.isinf(self.power): return 'would not detect even a 100% error of its reference'
+        return f"would detect a {self.power:.1%} error of its reference" + (' (weak: not evidence)' if self.weak else '')
+
     def markdown(self) -> str:
-        "The claim as a MyST admonition: verdict and kind in the title, the sentence, the criterion."
+        "The claim as a MyST admonition: verdict and kind in the title, the sentence, the criterion and the power."
         icon, cls = ('✔', 'tip') if self.holds else ('✘', 'error')
         crit = f"\n\n*Criterion:* {self.criterion}" if self.criterion else ''
-        return (f":::{{admonition}} {icon} {self.verdict.capitalize()} · {self.kind}\n"
+        if self.power is not None: crit += f"\n\n*Power:* {self.power_text}."
+        elif self.kind == 'identity': crit += "\n\n*Identity:* true by construction; shown, not evidence."
+        kind = 'weak' if self.weak else self.kind
+        return (f":::{{admonition}} {icon} {self.verdict.capitalize()} · {kind}\n"
                 f":class: {cls} memgen-claim memgen-claim-{'holds' if self.holds else 'fails'}\n\n"
                 f"{self.sentence}{crit}\n:::\n")
 
@@ -85,8 +109,10 @@ class Claim:
 
     def record(self) -> dict:
         "The JSON record of the claim (stored in the chapter's results)."
+        power = None if self.power is None else (None if math.isinf(self.power) else float(self.power))
         return {'statement': self.statement, 'sentence': self.sentence, 'value': self.value, 'holds': self.holds,
-                'kind': self.kind, 'criterion': self.criterion, 'result': self.result, 'numbers': self.numbers}
+                'kind': self.kind, 'criterion': self.criterion, 'result': self.result, 'numbers': self.numbers,
+                'power': power, 'power_text': self.power_text, 'weak': self.weak, 'evidence': self.evidence}
 
 # %% ../nbs/08_page.ipynb #c5842ec4
 RESULTS: dict[int, tuple[str, str]] = {
@@ -132,10 +158,16 @@ def _record(c: Claim) -> None:
     res[c.key] = c.record()
     atomic_write_text(p, json.dumps(res, indent=1))
 
-def claim(key: str, statement: str, value, holds: bool, kind: str = 'measured', criterion: str = '',
-          result: int | None = None, **numbers) -> Claim:
-    "Check and record a claim of the running chapter; returns it (displays as its verdict and sentence)."
-    c = Claim(key, statement, value, holds, kind, criterion, result, numbers)
+def claim(key: str, statement: str, value=None, holds: bool | None = None, kind: str = 'measured', criterion: str = '',
+          result: int | None = None, check=None, power: float | None = None, **numbers) -> Claim:
+    """Check and record a claim of the running chapter; returns it (displays as its verdict and sentence). With `check`
+    (a memgen.checks.Check) the verdict, criterion, power and numbers come from it; `value`/`holds` then stay None."""
+    if check is not None:
+        if value is not None or holds is not None: raise MemgenError(f"claim {key!r}: give either check= or value and holds, not both")
+        numbers = {**{k: v for k, v in check.numbers.items() if k != 'value'}, **numbers}
+        value, holds, power = check.numbers['value'], check.holds, check.power
+        criterion = check.criterion + (f'; {criterion}' if criterion else '')
+    c = Claim(key, statement, value, holds, kind, criterion, result, numbers, power)
     if key in _PAGE.claims and _PAGE.claims[key] != c:
         raise MemgenError(f"claim {key!r} was already made on this page with other numbers; use a distinct key")
     _PAGE.claims[key] = c
@@ -176,23 +208,36 @@ def end():
 
 # %% ../nbs/08_page.ipynb #fbc9d292
 def result_verdict(holds: list[bool]) -> str:
-    "Verdict of a headline result from its claims' verdicts."
+    "Verdict of a headline result from the verdicts of its evidence (its measured claims that are not weak)."
     if not holds: return 'not evaluated'
     return 'reproduced' if all(holds) else ('partly reproduced' if any(holds) else 'not reproduced')
 
 _ICON = {'reproduced': '✔', 'partly reproduced': '◐', 'not reproduced': '✘', 'not evaluated': '–'}
 
+def _is_evidence(c: dict) -> bool:
+    "A recorded claim that counts for its headline result: measured and not weak (records older than the power field: measured)."
+    return c.get('evidence', c.get('kind') == 'measured')
+
 def results_table(results: dict, link: bool = True) -> str:
-    "Markdown table of the headline results: verdict, evidence, chapter (linked when it is part of this build)."
-    rows = ['| | Result | Verdict | Evidence (checked claims of this build) | Chapter |', '|---|---|---|---|---|']
+    """Markdown for the headline results: a compact table (verdict from the measured, not weak claims; counts of measured,
+    weak and failing claims; chapter, linked when built), then each result's claims folded under its number."""
+    rows = ['| | Result | Verdict | Claims of this build | Chapter |', '|---|---|---|---|---|']
+    folds = []
     for k, (text, chapter) in RESULTS.items():
         claims = [(ch, c) for ch, recs in (results or {}).items() for c in recs.values()
                   if isinstance(c, dict) and 'holds' in c and c.get('result') == k]
-        verdict = result_verdict([c['holds'] for _, c in claims])
-        ev = '<br>'.join(f"{'✔' if c['holds'] else '✘'} {c['sentence']} *({c['kind']})*" for _, c in claims) or '—'
+        verdict = result_verdict([c['holds'] for _, c in claims if _is_evidence(c)])
+        n_ev = sum(_is_evidence(c) for _, c in claims); n_weak = sum(bool(c.get('weak')) for _, c in claims)
+        n_fail = sum(not c['holds'] for _, c in claims); n_other = len(claims) - n_ev - n_weak
+        count = (f"{n_ev} measured" + (f", {n_weak} weak" if n_weak else '') + (f", {n_other} theory, gate or identity" if n_other else '')
+                 + (f"; {n_fail} failing" if n_fail else '')) if claims else '—'
         ref = f'{{doc}}`{chapter}`' if link and chapter in (results or {}) else chapter
-        rows.append(f'| {k} | {text} | {_ICON[verdict]} {verdict} | {ev.replace("|", "∣")} | {ref} |')
-    return '\n'.join(rows) + '\n'
+        rows.append(f'| {k} | {text} | {_ICON[verdict]} {verdict} | {count} | {ref} |')
+        if claims:
+            items = '\n'.join(f"- {'✔' if c['holds'] else '✘'} {c['sentence']} *({'weak' if c.get('weak') else c['kind']}"
+                               + (f"; {c['power_text']}" if c.get('power_text') else '') + ')*' for _, c in claims)
+            folds.append(f":::{{admonition}} {k}. {text}: the claims\n:class: dropdown memgen-evidence\n\n{items}\n:::\n")
+    return '\n'.join(rows) + '\n\n' + '\n'.join(folds)
 
 def failed_claims(results: dict) -> list[tuple[str, str, str]]:
     "(chapter, key, sentence) of every recorded claim that does not hold."
