@@ -56,14 +56,18 @@ def _arrays(*xs):
     return out
 
 def agree(values, sems, theory, k=3.0, what: str = 'value') -> Check:
-    "Every value within k standard errors of its theory; power: the theory scaled by 1 +- delta."
+    """Every value within k standard errors of its theory; power: the theory scaled by 1 +- delta, judged on the points
+    with an error above rounding (a point with sem 0, such as two identical models, is exact by construction and would
+    make any error look detectable). `worst`: the relative error the least precise point alone would detect."""
     v, e, r, kk = _arrays(values, sems, theory, k)
-    ok = lambda s: bool(np.all(np.abs(v - s * r) <= kk * e))
-    z = np.abs(v - r) / np.where(e > 0, e, np.nan)
+    ok = lambda s, m=slice(None): bool(np.all(np.abs(v[m] - s * r[m]) <= kk[m] * e[m]))
+    pos = e > 1e-9 * np.maximum(1.0, np.abs(r))                         # errors above rounding
+    z = np.abs(v - r) / np.where(pos, e, np.nan)
+    worst = float(np.max((kk * e + np.abs(v - r))[pos] / np.abs(r[pos]))) if np.any(pos & (r != 0)) else math.inf
     return Check(ok(1.0), f'|{what} − theory| ≤ k·sem at each of the {v.size} points (k up to {kk.max():.2f})',
-                 power_of(lambda s: not ok(s)),
-                 {'value': float(np.nanmax(z)) if np.any(e > 0) else math.inf, 'dev': float(np.abs(v - r).max()), 'k': float(kk.max()),
-                  'n': v.size})
+                 power_of(lambda s: not ok(s, pos)) if pos.any() else math.inf,
+                 {'value': float(np.nanmax(z)) if pos.any() else math.inf, 'dev': float(np.abs(v - r).max()), 'k': float(kk.max()),
+                  'n': v.size, 'worst': worst})
 
 def rises(values, sems, k=3.0, falls: bool = False, what: str = 'value') -> Check:
     "Each consecutive step up (down, if `falls`) by more than k combined standard errors; power: the smallest rise resolved / the whole change."

@@ -4,7 +4,7 @@
 
 # %% ../nbs/08_page.ipynb #12ff9903
 from __future__ import annotations
-import dataclasses, json, math, os, platform, re, time
+import dataclasses, json, math, os, platform, re, sys, time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -92,7 +92,10 @@ class Claim:
     def power_text(self) -> str:
         if self.power is None: return ''
         if math.isinf(self.power): return 'would not detect even a 100% error of its reference'
-        return f"would detect a {self.power:.1%} error of its reference" + (' (weak: not evidence)' if self.weak else '')
+        worst = self.numbers.get('worst')                           # memgen.checks.agree: what the least precise point resolves
+        at_worst = f'; at its least precise point only a {worst:.0%} error' if isinstance(worst, float) and worst > 2 * self.power else ''
+        pct = f'{self.power * 100:.2g}%' if self.power < 0.01 else f'{self.power:.1%}'
+        return f"would detect a {pct} error of its reference{at_worst}" + (' (weak: not evidence)' if self.weak else '')
 
     def markdown(self) -> str:
         "The claim as a MyST admonition: verdict and kind in the title, the sentence, the criterion and the power."
@@ -180,10 +183,10 @@ def page_claims() -> list[Claim]:
 
 # %% ../nbs/08_page.ipynb #874f56ae
 def device_name() -> str:
-    "The GPU's name, or the CPU's."
+    "The GPU's name, or the CPU's (a process that never imported torch ran on the CPU: torch is not imported to ask)."
+    torch = sys.modules.get('torch')
     try:
-        import torch
-        if torch.cuda.is_available(): return torch.cuda.get_device_name(0)
+        if torch is not None and torch.cuda.is_available(): return torch.cuda.get_device_name(0)
     except Exception: pass
     return f'CPU ({platform.processor() or platform.machine()})'
 
