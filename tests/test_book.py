@@ -50,13 +50,18 @@ def test_book_has_index_and_chapter(built):
 
 
 def test_book_record_lists_every_claim(built):
-    "`.memgen-book.json` carries every checked claim of the build: chapter, key, kind, verdict, sentence and numbers."
+    "`.memgen-book.json` carries every checked claim of the build: chapter, key, kind, verdict, sentence, numbers and power."
     html, _, _, results = built
     claims = json.loads((html / '.memgen-book.json').read_text())['claims']
     want = {(ch, k) for ch, recs in results.items() for k, c in recs.items() if isinstance(c, dict) and 'holds' in c}
     assert {(c['chapter'], c['key']) for c in claims} == want and len(claims) == len(want) >= 40
-    assert all({'kind', 'holds', 'sentence', 'numbers'} <= set(c) for c in claims)
-    assert {c['kind'] for c in claims} == {'measured', 'theory', 'gate'}
+    assert all({'kind', 'holds', 'sentence', 'numbers', 'power', 'weak', 'evidence'} <= set(c) for c in claims)
+    assert {c['kind'] for c in claims} == {'measured', 'theory', 'gate', 'identity'}
+    # power is shown where it was computed; a weak claim is never evidence, an identity never either
+    with_power = [c for c in claims if c['kind'] == 'measured' and c['power_text']]
+    assert len(with_power) >= 15 and any(c['weak'] for c in with_power) and any(not c['weak'] for c in with_power)
+    assert not any(c['evidence'] for c in claims if c['weak'] or c['kind'] != 'measured')
+    assert all(c['power'] is None or c['power'] <= 0.1 for c in claims if c['evidence'])
 
 
 def test_rebuild_with_nothing_changed_reuses_cache(built):
