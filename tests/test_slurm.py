@@ -2,7 +2,7 @@
 stopped at its time limit, --status while jobs wait in the queue. Skipped with the reason where Slurm cannot run."""
 
 import contextlib, io, json, os, shutil, subprocess, sys, threading, time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 import cloudpickle
 import pandas as pd
@@ -122,17 +122,19 @@ def test_scancel_then_rerun_runs_only_the_missing_job(slurm, tmp_path):
 
 
 def test_time_limit_reports_failed_and_the_next_call_reruns(slurm, tmp_path):
-    # Slurm's time-limit warning (USR2, signal_delay_s before the 1-minute limit) stops a task that is not checkpointable
+    # Slurm's time-limit warning (USR2, signal_delay_s before the 1-minute limit, so about 5 s after the start) stops a
+    # task that is not checkpointable; only that job is in the sweep, so the warning cannot catch a job that is merely slow to start
     gate = tmp_path / 'gate'
     gate.write_text('sleep')
-    s = spec(tmp_path, 'limit', xs=(0, 1), slurm={'timeout_min': 1, 'signal_delay_s': 55}, nap=300.0, gate=str(gate))
+    s = spec(tmp_path, 'limit', xs=(1,), slurm={'timeout_min': 1, 'signal_delay_s': 55}, nap=300.0, gate=str(gate))
     t0 = time.time()
     res = sw.run_sweep(s, 'slurm', show_progress=False)
-    assert res['ran'] == 1 and res['failed'] == 1 and time.time() - t0 < 120, res
+    assert res.get('failed') == 1 and 'ran' not in res and time.time() - t0 < 120, res
     assert 'timed-out' in res['failures'][0]['error'] or 'left the queue' in res['failures'][0]['error'], res
     assert sw.sweep_status(s)['failed'] == 1
-    gate.unlink()
-    assert sw.run_sweep(s, 'slurm', show_progress=False) == {'done': 1, 'ran': 1}
+    gate.unlink()  # the next call, with a time limit that fits (Slurm options are not part of a job's key), runs it
+    assert sw.run_sweep(replace(s, slurm={'timeout_min': 5}), 'slurm', show_progress=False) == {'done': 0, 'ran': 1}
+    assert sw.sweep_status(s)['done'] == 1
 
 
 def test_status_while_jobs_wait_in_the_queue(slurm, tmp_path):
