@@ -16,8 +16,9 @@ from .core import MemgenError, check_positive, check_int, check_array
 # %% auto #0
 __all__ = ['RidgeSqrt', 'mp_edges', 'mp_density', 'mp_moment', 'q_white', 'spectral_diag', 'sqrt_diag', 'convergence_q',
            'power_law_spectrum', 'effective_rank', 'convergence_q_finite', 'q_circ', 'psi', 'psi_prime', 'Q_bbp',
-           'bulk_edge', 'outlier_location', 'template_outlier', 'Q_template', 'expected_max_abs_gaussian', 'm_white',
-           'memorisation_map', 'memorisation_asymptote', 'D_bulk', 'D_lat', 'D_op', 'TheoryTaskParams', 'task_theory_q']
+           'beta_for_q_at_gc', 'beta_Q_ahead_of_q', 'bulk_edge', 'outlier_location', 'template_outlier', 'Q_template',
+           'expected_max_abs_gaussian', 'm_white', 'memorisation_map', 'memorisation_asymptote', 'D_bulk', 'D_lat',
+           'D_op', 'TheoryTaskParams', 'task_theory_q']
 
 # %% ../nbs/02_theory.ipynb #d924233d
 def _real(name: str, x):
@@ -296,6 +297,21 @@ def Q_bbp(bulk_spectrum, ell, gamma) -> np.ndarray:
     b = _bulk(bulk_spectrum); ell = _check_outlier(ell, b)
     p1 = psi_prime(ell, b, gamma)
     return np.where(p1 > 0, ell * np.maximum(p1, 0) / psi(ell, b, gamma), 0.0)
+
+# %% ../nbs/02_theory.ipynb #a64df911
+def beta_for_q_at_gc(q_star: float = 0.5) -> float:
+    "The spike strength beta at which q(gamma_c = 1/beta^2) = q_star (white bulk); convergence comes first for beta below it."
+    from scipy.optimize import brentq
+    q_star = float(_check_positive('q_star', q_star))
+    if not q_star < 1: raise MemgenError(f"q_star={q_star} is not allowed; expected 0 < q_star < 1")
+    return float(brentq(lambda b: float(q_white(1 / b**2)) - q_star, 1e-3, 1e3, xtol=1e-10))
+
+def beta_Q_ahead_of_q(gammas=None) -> float:
+    "The smallest spike strength beta at which Q_BBP(gamma) exceeds q(gamma) at some load of `gammas` (white bulk)."
+    from scipy.optimize import brentq
+    g = np.logspace(-3, 3, 2000) if gammas is None else np.asarray(_check_positive('gammas', gammas), float)
+    ahead = lambda b: float(np.max(np.asarray(Q_bbp(1.0, 1 + b, g), float) - np.asarray(q_white(g), float)))
+    return float(brentq(ahead, 1.0, 20.0, xtol=1e-8))
 
 # %% ../nbs/02_theory.ipynb #4514ebca
 def bulk_edge(bulk_spectrum, gamma) -> np.ndarray:
