@@ -91,7 +91,7 @@ def _inputs(a, b, train_a, train_b, heldout, latents, show_progress: bool) -> di
     for k, v in x.items():                                                # (n, H, W) images and (n, H*W) rows may meet
         if int(np.prod(v.shape[1:])) != d: raise MemgenError(f"{k.upper() if len(k) == 1 else k} has images of shape {v.shape[1:]} but A has {shape}; expected the same size")
     if latents is not None:
-        u = np.asarray(load_images(latents, 'latents'), dtype=float).reshape(len(load_images(latents, 'latents')), -1)
+        u = np.asarray(load_images(latents, 'latents'), dtype=float); u = u.reshape(len(u), -1)
         if u.shape[1] != d: raise MemgenError(f"latents have {u.shape[1]} entries each but the images have {d}; expected (r, {d}) or (r, *image shape)")
         if len(u) > len(x['a']): raise MemgenError(f"{len(u)} latents but {len(x['a'])} samples; Q needs more samples than latents")
         x['latents'] = u
