@@ -116,7 +116,7 @@ def _sweep(args) -> int:
     return 1
 
 def _measure(args) -> None:
-    "memgen measure: the table as one JSON line per quantity on stdout, the reports in --out."
+    "memgen measure: one line per number (value, 95% interval, n) on stdout, the reports in --out."
     from memgen.measure import measure_report
     if not 0 < args.threshold < 1: raise MemgenError(f"--threshold {args.threshold} is not allowed; expected a number in (0, 1)")
     t = measure_report(args.a, args.b, args.train_a, args.train_b, args.out, heldout=args.heldout, latents=args.latents,

@@ -361,6 +361,11 @@ def _slurm_gone(job_id: str) -> str:
     return (f"Slurm job {job_id} left the queue without a result (cancelled, killed at its time limit, or its node "
             "failed); the next run of the sweep runs it again")
 
+def _collect(job: Job, sj) -> tuple[Job, str, str]:
+    "(job, what run_job returned, '') for a submitted job whose result is there; (job, 'failed', error) if it raised."
+    try: return job, sj.result(), ''
+    except Exception as e: return job, 'failed', _error_line(e)
+
 def _wait_slurm(pairs, spec_name: str, show_progress: bool, poll: float = 0.5, grace: int = 4) -> list[tuple[Job, str, str]]:
     """Wait for submitted Slurm jobs, reading their states from squeue (sacct needs accounting, which many clusters and
     test clusters lack). A job seen `grace` times in a row neither in the queue nor with a result has failed."""
@@ -369,9 +374,7 @@ def _wait_slurm(pairs, spec_name: str, show_progress: bool, poll: float = 0.5, g
         queue = slurm_queue()                                              # before the result files: no race with a finishing job
         for job, sj in list(pending):
             if sj.paths.result_pickle.exists():
-                try: results.append((job, sj.result(), ''))
-                except Exception as e: results.append((job, 'failed', _error_line(e)))
-                pending.remove((job, sj))
+                results.append(_collect(job, sj)); pending.remove((job, sj))
             elif queue is not None and sj.job_id not in queue:
                 gone[job.key] += 1
                 if gone[job.key] >= grace: results.append((job, 'failed', _slurm_gone(sj.job_id))); pending.remove((job, sj))
@@ -396,12 +399,7 @@ def _run_submitit(jobs, folder, spec: SweepSpec, cluster: str | None, show_progr
     ex.update_parameters(**kw)
     carried = [dataclasses.replace(j, task=get_task(j.task)) for j in jobs]
     sub = ex.map_array(run_job, carried, [str(folder)] * len(jobs))
-    if ex.cluster != 'slurm':
-        results = []
-        for job, sj in zip(jobs, sub):
-            try: results.append((job, sj.result(), ''))
-            except Exception as e: results.append((job, 'failed', _error_line(e)))
-        return results
+    if ex.cluster != 'slurm': return [_collect(job, sj) for job, sj in zip(jobs, sub)]
     _write(folder / SLURM_QUEUE, json.dumps({j.key: sj.job_id for j, sj in zip(jobs, sub)}, indent=1, sort_keys=True) + '\n')
     return _wait_slurm(list(zip(jobs, sub)), spec.name, show_progress)
 
