@@ -16,10 +16,12 @@ from .core import (MemgenError, check_int, check_positive, progress, resolve_dev
                          atomic_write_json, atomic_write_text, versions, to_numpy)
 
 # %% auto #0
-__all__ = ['PRESETS', 'MAX_PIXEL', 'SAMPLERS', 'BiasFreeBatchNorm', 'BFCNN', 'BFUNet', 'ModelConfig', 'uniform_sigma',
-           'TrainConfig', 'preset', 'psnr', 'load_checkpoint', 'gpu_features', 'denoising_loss', 'plateaued',
-           'train_denoiser', 'as_denoiser', 'DDIM', 'Ascent', 'make_sampler', 'sampler_gate', 'EmpiricalDenoiser',
-           'CirculantDenoiser', 'memorisation_gate', 'circulant_gate', 'step_flops']
+__all__ = ['PRESETS', 'MAX_PIXEL', 'SAMPLERS', 'GAP_SIGMAS', 'BiasFreeBatchNorm', 'BFCNN', 'BFUNet', 'Preconditioned',
+           'CirculantNet', 'is_conditioned', 'apply_denoiser', 'ModelConfig', 'uniform_sigma', 'LogUniform',
+           'unit_weight', 'edm_weight', 'TrainConfig', 'preset', 'psnr', 'load_checkpoint', 'gpu_features',
+           'denoising_loss', 'plateaued', 'train_denoiser', 'as_denoiser', 'DDIM', 'Ascent', 'make_sampler',
+           'sampler_gate', 'EmpiricalDenoiser', 'CirculantDenoiser', 'memorisation_gate', 'circulant_gate',
+           'check_schedule', 'wiener_gap_db', 'step_flops']
 
 # %% ../nbs/06_denoisers.ipynb #5af6dfdb
 class BiasFreeBatchNorm(nn.Module):
@@ -70,6 +72,38 @@ class BFUNet(nn.Module):
         f = self.out(h)
         return y - f if self.residual else f
 
+# %% ../nbs/06_denoisers.ipynb #14ea42e8
+class Preconditioned(nn.Module):
+    "EDM preconditioning (sigma_data = 1) around a bias-free network F: D(y, sigma) = c_skip y + c_out F(c_in y)."
+    conditioned = True                                   # called as model(y, sigma)
+    def __init__(self, net: nn.Module):
+        super().__init__(); self.net = net
+    def forward(self, y, sigma):
+        s = torch.as_tensor(sigma, device=y.device).to(y.dtype).reshape(-1, 1, 1, 1)
+        c_in = torch.rsqrt(1 + s * s)
+        return y * c_in**2 + s * c_in * self.net(y * c_in)      # c_skip = c_in^2, c_out = sigma c_in
+
+class CirculantNet(nn.Module):
+    "A linear translation-equivariant denoiser: D(y, sigma) = F^-1 P(k) / (P(k) + sigma^2) F y with a learned spectrum P(k)."
+    conditioned = True
+    def __init__(self, H: int, W: int):
+        super().__init__(); self.log_P = nn.Parameter(torch.zeros(H, W))
+    def forward(self, y, sigma):
+        s2 = torch.as_tensor(sigma, device=y.device).float().reshape(-1, 1, 1, 1)**2
+        P = self.log_P.float().exp()
+        return torch.fft.ifft2(P / (P + s2) * torch.fft.fft2(y.float())).real.to(y.dtype)
+
+def is_conditioned(model: nn.Module) -> bool:
+    "Whether `model` is called as model(y, sigma) (noise-level conditioned) rather than model(y) (blind)."
+    return bool(getattr(model, 'conditioned', False))
+
+def apply_denoiser(model: nn.Module, y: torch.Tensor, sigma: torch.Tensor | float | None) -> torch.Tensor:
+    "model(y, sigma) for a conditioned model, model(y) for a blind one; sigma: a number or one per image."
+    if not is_conditioned(model): return model(y)
+    if sigma is None: raise MemgenError("this denoiser is noise-level conditioned: pass sigma (a sampler that gives none, such as Ascent, needs a blind one)")
+    s = torch.as_tensor(np.asarray(to_numpy(sigma), dtype=np.float32), device=y.device).reshape(-1)
+    return model(y, s.expand(len(y)) if s.numel() == 1 else s)
+
 # %% ../nbs/06_denoisers.ipynb #b75e10bb
 @dataclass(frozen=True)
 class ModelConfig:
@@ -80,15 +114,38 @@ class ModelConfig:
     channels: int = 1
     norm: bool = True
     residual: bool = True
+    conditioned: bool = False               # EDM-preconditioned, called with sigma (the network F itself stays bias-free)
     def __post_init__(self):
-        if self.arch not in (BFCNN, BFUNet): raise MemgenError(f"arch={self.arch!r} is not allowed; expected BFCNN or BFUNet")
+        if self.arch not in (BFCNN, BFUNet, CirculantNet):
+            raise MemgenError(f"arch={self.arch!r} is not allowed; expected BFCNN, BFUNet or CirculantNet")
         check_int('width', self.width); check_int('depth', self.depth); check_int('channels', self.channels)
-    def build(self) -> nn.Module:
-        return self.arch(channels=self.channels, width=self.width, depth=self.depth, norm=self.norm, residual=self.residual)
+    def build(self, H: int = 16, W: int = 16) -> nn.Module:
+        "The network for H x W images (only CirculantNet's size depends on them)."
+        if self.arch is CirculantNet: return CirculantNet(H, W)
+        net = self.arch(channels=self.channels, width=self.width, depth=self.depth, norm=self.norm,
+                        residual=self.residual and not self.conditioned)
+        return Preconditioned(net) if self.conditioned else net
 
 def uniform_sigma(n: int, generator: torch.Generator) -> torch.Tensor:
     "Noise levels uniform in [0, 1] (times sigma_max)."
     return torch.rand(n, generator=generator)
+
+@dataclass(frozen=True)
+class LogUniform:
+    "Noise levels log-uniform in [ratio, 1] (times sigma_max): every decade of sigma is trained alike."
+    ratio: float = 1e-4
+    def __post_init__(self):
+        if not 0 < self.ratio < 1: raise MemgenError(f"ratio={self.ratio} is not allowed; expected 0 < ratio < 1")
+    def __call__(self, n: int, generator: torch.Generator) -> torch.Tensor:
+        return torch.exp(math.log(self.ratio) * torch.rand(n, generator=generator))
+
+def unit_weight(sigma: torch.Tensor) -> torch.Tensor:
+    "Plain MSE: every noise level weighted 1."
+    return torch.ones_like(sigma)
+
+def edm_weight(sigma: torch.Tensor) -> torch.Tensor:
+    "EDM's loss weight 1 / sigma^2 + 1 (sigma_data = 1): the optimal loss is about 1 at every noise level."
+    return 1 / sigma.clamp_min(1e-6)**2 + 1
 
 @dataclass(frozen=True)
 class TrainConfig:
@@ -98,7 +155,8 @@ class TrainConfig:
     lr: float = 1e-3
     lr_final: float = 1e-5
     sigma_max: float = 3.0                  # data are standardised (pixel variance 1)
-    sigma_sampler: Callable = uniform_sigma
+    sigma_sampler: Callable = uniform_sigma    # (n, generator) -> noise levels as fractions of sigma_max
+    loss_weight: Callable = unit_weight       # sigma -> weight of each image's squared error
     ema_fraction: float = 0.0               # EMA horizon as a fraction of the run (0: off); relative, so short runs are not frozen at init
     amp: bool | None = None                 # bf16 autocast; None: on CUDA only (True runs it on the CPU too)
     compile: bool = False                   # torch.compile the model
@@ -122,10 +180,16 @@ PRESETS = {
     'tiny':  (ModelConfig(BFCNN, width=8, depth=3), TrainConfig(steps=30, batch=16, log_every=10)),
     'small': (ModelConfig(BFUNet, width=16, depth=2), TrainConfig(steps=500, batch=32, lr=2e-3)),
     'paper': (ModelConfig(BFUNet, width=64, depth=3), TrainConfig(steps=100_000, batch=128, lr=1e-3, sigma_max=4.0, ema_fraction=0.02)),
+    'calibrated': (ModelConfig(BFUNet, width=16, depth=2, conditioned=True),
+                   TrainConfig(steps=3000, batch=32, lr=2e-3, lr_final=1e-6, sigma_max=160.0, sigma_sampler=LogUniform(),
+                               loss_weight=edm_weight)),
+    'tiny-calibrated': (ModelConfig(BFCNN, width=8, depth=3, conditioned=True),
+                        TrainConfig(steps=30, batch=16, log_every=10, sigma_max=80.0, sigma_sampler=LogUniform(), loss_weight=edm_weight)),
 }
 
 def preset(name: str) -> tuple[ModelConfig, TrainConfig]:
-    "Named model and training configurations: 'tiny' (CPU tests), 'small' (quick book, CPU), 'paper' (GPU, 80x80)."
+    """Named model and training configurations: 'tiny' (CPU tests), 'small' (quick book, CPU; blind, uniform noise levels),
+    'paper' (GPU, 80x80), 'calibrated' and 'tiny-calibrated' (noise-level conditioned, log-uniform levels, EDM weights)."""
     if name not in PRESETS: raise MemgenError(f"preset {name!r} is unknown; expected one of {list(PRESETS)}")
     return PRESETS[name]
 
@@ -204,8 +268,8 @@ def denoising_loss(model: nn.Module, images: torch.Tensor, sigma_max: float, n_l
     g = torch.Generator(device='cpu').manual_seed(seed)
     was = model.training; model.eval(); total = 0.0
     for j in range(n_levels):
-        noise = torch.randn(images.shape, generator=g).to(images.device)
-        total += float(((model(images + sigma_max * (j + 0.5) / n_levels * noise).float() - images)**2).mean())
+        noise = torch.randn(images.shape, generator=g).to(images.device); s = sigma_max * (j + 0.5) / n_levels
+        total += float(((apply_denoiser(model, images + s * noise, s).float() - images)**2).mean())
     model.train(was)
     return total / n_levels
 
@@ -230,7 +294,7 @@ def train_denoiser(images, model_config: ModelConfig, train_config: TrainConfig,
     if tc.eval_every: hold = _as_images(heldout).to(dev)[:tc.n_eval]; _check_scale(hold); fit = data[:tc.n_eval]
     peak = float(data.max() - data.min()) or 1.0
     with torch.random.fork_rng(devices=[]):                      # initial weights from the config's seed, not global state
-        torch.manual_seed(tc.seed); model = mc.build().to(dev)
+        torch.manual_seed(tc.seed); model = mc.build(*data.shape[-2:]).to(dev)
     features = gpu_features(tc, dev)
     if features['channels_last']: model = model.to(memory_format=torch.channels_last)
     opt = torch.optim.Adam(model.parameters(), lr=tc.lr, **({'fused': True} if features['fused'] else {}))
@@ -262,11 +326,12 @@ def train_denoiser(images, model_config: ModelConfig, train_config: TrainConfig,
         for pg in opt.param_groups: pg['lr'] = lr
         idx = torch.randint(0, len(data), (tc.batch,), generator=g)
         x = data[idx.to(dev)]
-        sigma = (tc.sigma_sampler(tc.batch, g) * tc.sigma_max).to(dev)[:, None, None, None]
-        y = x + sigma * torch.randn(x.shape, generator=g).to(dev)
+        sigma = (tc.sigma_sampler(tc.batch, g) * tc.sigma_max).to(dev)
+        y = x + sigma[:, None, None, None] * torch.randn(x.shape, generator=g).to(dev)
         if features['channels_last']: y = y.contiguous(memory_format=torch.channels_last)
         with torch.autocast(dev, dtype=torch.bfloat16, enabled=features['amp']):
-            loss = ((fwd(y).float() - x)**2).mean()
+            err2 = (apply_denoiser(fwd, y, sigma).float() - x)**2
+            loss = (tc.loss_weight(sigma)[:, None, None, None] * err2).mean()
         if not torch.isfinite(loss):
             raise MemgenError(f"training diverged at step {step} (loss {loss.item()}); "
                               + (f"last good checkpoint kept at {ckpt}" if ckpt and ckpt.exists() else "no checkpoint was written"))
@@ -275,8 +340,8 @@ def train_denoiser(images, model_config: ModelConfig, train_config: TrainConfig,
         evaluate = bool(tc.eval_every) and (step % tc.eval_every == 0 or step == tc.steps)
         if evaluate: history.append(denoising_loss(model, hold, tc.sigma_max))
         if (tc.log_every and (step % tc.log_every == 0 or step == tc.steps)) or evaluate:
-            lv = loss.item()
-            rec = {'step': step, 'loss': lv, 'psnr': 10 * math.log10(peak**2 / max(lv, 1e-20)), 'lr': lr,
+            lv, mse = loss.item(), float(err2.detach().mean())             # the weighted loss; PSNR from the plain MSE
+            rec = {'step': step, 'loss': lv, 'psnr': 10 * math.log10(peak**2 / max(mse, 1e-20)), 'lr': lr,
                    'seconds': round(time.time() - t0, 3)}
             if evaluate: rec.update(train_loss=denoising_loss(model, fit, tc.sigma_max), heldout_loss=history[-1])
             log.append(rec)
@@ -298,13 +363,15 @@ def train_denoiser(images, model_config: ModelConfig, train_config: TrainConfig,
 
 # %% ../nbs/06_denoisers.ipynb #5545dc71
 def as_denoiser(model: nn.Module, H: int, W: int, batch: int = 512) -> Callable:
-    "Wrap a (blind) image denoiser as D(y, sigma) -> x0_hat on flattened images (numpy or torch)."
+    "Wrap an image denoiser (blind, or conditioned on sigma) as D(y, sigma) -> x0_hat on flattened images (numpy or torch)."
     dev = next(model.parameters()).device
     @torch.no_grad()
     def D(y, sigma=None):
         is_np = isinstance(y, np.ndarray)
         t = torch.as_tensor(y, dtype=torch.float32, device=dev).reshape(-1, 1, H, W)
-        out = torch.cat([model(t[i:i + batch]).float() for i in range(0, len(t), batch)])
+        s = None if sigma is None else np.asarray(to_numpy(sigma), dtype=np.float32).reshape(-1)     # one level, or one per row
+        part = lambda i: None if s is None else s if s.size == 1 else s[i:i + batch]
+        out = torch.cat([apply_denoiser(model, t[i:i + batch], part(i)).float() for i in range(0, len(t), batch)])
         out = out.reshape(len(t), H * W)
         return to_numpy(out) if is_np else out.to(y.dtype)
     return D
@@ -422,6 +489,30 @@ def circulant_gate(sampler: DDIM, XA, XB, H: int, W: int, n: int = 64, seed: int
     ea, eb = (d.sample(init) for d in D)
     q, sem = convergence(xa, xb); qe, _ = convergence(ea, eb)
     return {'q': q, 'sem': sem, 'q_exact': qe, 'q_circ': float(q_circ(len(XA))), 'holds': bool(abs(q - qe) <= tol)}
+
+# %% ../nbs/06_denoisers.ipynb #729924d1
+GAP_SIGMAS = (0.1, 0.3, 1.0, 3.0, 10.0)                 # noise levels at which a denoiser's distance to the optimum is reported
+
+def check_schedule(sigma_max: float, *sets, covariance=None, factor: float = 5.0) -> float:
+    "Refuse sigma_max below `factor` sqrt(lambda_max) of the population covariance or of any training set's X^T X / N; returns the bound."
+    tops = {f'training set {i} (N = {len(X)})': float(np.linalg.norm(np.asarray(X, dtype=float), 2)**2 / len(X)) for i, X in enumerate(sets)}
+    if covariance is not None: tops['the population covariance'] = float(np.linalg.eigvalsh(np.asarray(covariance, dtype=float))[-1])
+    if not tops: return 0.0
+    name, lam = max(tops.items(), key=lambda kv: kv[1]); bound = factor * math.sqrt(lam)
+    if sigma_max < bound:
+        raise MemgenError(f"sigma_max={sigma_max:g} is too small: {name} has top eigenvalue {lam:.4g}, so sampling from N(0, sigma_max^2 I) "
+                          f"needs sigma_max >= {factor:g} sqrt(lambda_max) = {bound:.4g}")
+    return bound
+
+def wiener_gap_db(denoiser: Callable, covariance, X, sigmas=GAP_SIGMAS, seed: int = 0) -> dict[float, float]:
+    "Per noise level: 10 log10 of the denoiser's MSE on X + sigma z over the Wiener filter's on the same images (X: held-out rows)."
+    lam, V = np.linalg.eigh(np.asarray(covariance, dtype=float)); lam = np.clip(lam, 0, None)
+    X = np.asarray(X, dtype=float); out = {}
+    for j, s in enumerate(sigmas):
+        y = X + s * np.random.default_rng([seed, j]).standard_normal(X.shape)
+        wiener = ((y @ V) * (lam / (lam + s * s))) @ V.T
+        out[float(s)] = 10 * math.log10(np.mean((to_numpy(denoiser(y, s)) - X)**2) / np.mean((wiener - X)**2))
+    return out
 
 # %% ../nbs/06_denoisers.ipynb #5bf204d6
 def step_flops(model_config: ModelConfig, H: int, W: int, batch: int = 1, train: bool = True) -> float:

@@ -54,9 +54,12 @@ def _measure(D: dict, X: dict, sampler: DDIM | Ascent, control: DDIM | None, ini
         add('m_centred', k, *metrics.memorisation(metrics.centre_images(x[k]), metrics.centre_images(X[k])))
     for name, (a, b) in {'shared': (x['A'], x['B']), 'independent': (x['A'], xb_ind)}.items():
         add(f'q_{name}', 'AB', *metrics.convergence(a, b)); add(f'q_{name}_centred', 'AB', *metrics.convergence(a, b, centre=True))
+    if 'C' in D:                                                       # gate (c): a second model on A's data, another seed
+        add('q_same', 'AC', *metrics.convergence(x['A'], run(sampler, 'C', init, s_inj)))
     if control is not None:                                            # no injected noise at all: the deterministic control
         a, b = (run(control, k, init, s_inj) for k in 'AB')
         add('q_deterministic', 'AB', *metrics.convergence(a, b)); add('q_deterministic_centred', 'AB', *metrics.convergence(a, b, centre=True))
+        if 'C' in D: add('q_same_deterministic', 'AC', *metrics.convergence(a, run(control, 'C', init, s_inj)))
     if len(latents):                                                   # eigenvectors need many samples: a separate, larger batch
         xq = run(sampler, 'A', sampler.init_scale * np.random.default_rng(s_inj + 2).standard_normal((n_samples_Q, init.shape[1])), s_inj + 3)
         Q, err = metrics.latent_recovery_from_samples(xq, latents, n_boot=20, seed=seed)
@@ -65,28 +68,42 @@ def _measure(D: dict, X: dict, sampler: DDIM | Ascent, control: DDIM | None, ini
 
 def _restore(model_config: ModelConfig, state: dict, device: str) -> nn.Module:
     "A model with a snapshot's weights, in eval mode."
-    m = model_config.build().to(device); m.load_state_dict(state); return m.eval()
+    m = model_config.build(*state['__size__']).to(device); m.load_state_dict({k: v for k, v in state.items() if k != '__size__'})
+    return m.eval()
+
+def _gap_rows(add: Callable, models: dict, H: int, W: int, covariance, XT, seed: int, **kw) -> None:
+    "Each model's distance to the Wiener filter, in dB, at the noise levels GAP_SIGMAS (k = sigma), on the held-out images."
+    from memgen.denoisers import as_denoiser, wiener_gap_db
+    for name, m in models.items():
+        for s, v in wiener_gap_db(as_denoiser(m, H, W), covariance, XT, seed=seed).items(): add('gap_db', name, v, 0.0, s, **kw)
 
 def run_pair_experiment(data, N_grid, model_config: ModelConfig, train_config: TrainConfig,
                         sampler_config: DDIM | Ascent | None = None, seeds=(0,), n_test: int = 64,
                         sigma_test: float = 1.0, n_grid_images: int = 6, n_samples_Q: int = 512, device: str = 'auto',
                         show_progress: bool = True, control: DDIM | None = None, checkpoints=(),
-                        on_device: bool | None = None, keep_samples: bool = False):
+                        on_device: bool | None = None, keep_samples: bool = False, same_data: bool = False, gap_steps=(),
+                        check: bool = True):
     """Train model pairs on disjoint sets of N images, sample from shared noise, measure m, q, Q, losses: (table, grids).
     `sampler_config`: default `Ascent()`; `control`: a deterministic sampler run on both models too (q_deterministic);
     `checkpoints`: training steps at which m, q and Q are measured as well (rows with that `step`; final rows have step
     NaN); `on_device` (default: on CUDA) keeps samples on the models' device with torch generators while sampling,
     copying each batch to the host once; `keep_samples`: the first seed's grids also hold every sample of A and B from
-    the shared noise and the training and held-out sets (`samples_A`, `samples_B`, `train_A`, `train_B`, `heldout`)."""
+    the shared noise and the training and held-out sets (`samples_A`, `samples_B`, `train_A`, `train_B`, `heldout`);
+    `same_data`: a third model C on A's images (another seed) gives the same-data ceiling (q_same, q_same_deterministic);
+    `gap_steps`: training steps at which each model's distance to the Wiener filter is measured (`gap_db` rows, k = sigma;
+    the final models' always are, when the data have a covariance); `check`: refuse a DDIM sampler whose sigma_max is
+    below 5 sqrt(lambda_max) of the population or of a training set (memgen.denoisers.check_schedule)."""
     import pandas as pd
     import torch
     from memgen import metrics
-    from memgen.denoisers import Ascent, train_denoiser, as_denoiser, psnr, _as_images
+    from memgen.denoisers import Ascent, DDIM, train_denoiser, as_denoiser, psnr, _as_images, check_schedule
     from memgen.theory import convergence_q
     if sampler_config is None: sampler_config = Ascent()
     H, W = data.H, data.W; d = H * W; dev = resolve_device(device)
     N_grid = [check_int('N', N) for N in N_grid]; n_test = check_int('n_test', n_test); checkpoints = tuple(check_int('checkpoint', s) for s in checkpoints)
+    gap_steps = tuple(check_int('gap step', s) for s in gap_steps)
     spectrum = data.spectrum(); latents = data.latents
+    covariance = data.covariance() if hasattr(data, 'covariance') else None
     rows, grids = [], {}
     host = _Host(dev if (dev == 'cuda' if on_device is None else on_device) else None)
     for seed in seeds:
@@ -95,9 +112,12 @@ def run_pair_experiment(data, N_grid, model_config: ModelConfig, train_config: T
                 rows.append({'N': N, 'seed': seed, 'quantity': q, 'model': model, 'k': k, 'step': step, 'value': float(v), 'sem': float(e)})
             rng = np.random.default_rng([seed, N])
             XA, XB, XT = sample_disjoint(data, N, rng, 2, n_test)
-            X, models, snaps = {'A': XA, 'B': XB}, {}, {}
-            for name in 'AB':
-                tc = replace(train_config, seed=int(rng.integers(2**31))); snaps[name] = dict.fromkeys(checkpoints)
+            if check:
+                for s in (sampler_config, control):
+                    if isinstance(s, DDIM): check_schedule(s.sigma_max, XA, XB, covariance=covariance)
+            X, models, snaps = {'A': XA, 'B': XB} | ({'C': XA} if same_data else {}), {}, {}
+            for name in X:
+                tc = replace(train_config, seed=int(rng.integers(2**31))); snaps[name] = dict.fromkeys(checkpoints + gap_steps)
                 models[name], log = train_denoiser(_as_images(X[name], H, W), model_config, tc, device=dev, show_progress=False,
                                                    heldout=_as_images(XT, H, W) if tc.eval_every else None, snapshots=snaps[name])
                 for rec in log:
@@ -105,20 +125,25 @@ def run_pair_experiment(data, N_grid, model_config: ModelConfig, train_config: T
                         add('loss_train', name, rec['train_loss'], step=rec['step']); add('loss_heldout', name, rec['heldout_loss'], step=rec['step'])
                 add('steps', name, models[name].stopped_at); add('plateau', name, models[name].stop_reason == 'plateau')
             D = {k: as_denoiser(m, H, W) for k, m in models.items()}
+            if covariance is not None:
+                _gap_rows(add, models, H, W, covariance, XT, seed)
+                for s in gap_steps:                                     # the distance to the optimum along training
+                    _gap_rows(add, {k: _restore(model_config, {**st[s], '__size__': (H, W)}, dev) for k, st in snaps.items()
+                                    if st[s] is not None}, H, W, covariance, XT, seed, step=s)
             init = sampler_config.init_scale * rng.standard_normal((sampler_config.n_samples, d))
             s_inj = int(rng.integers(2**31))
             x = _measure(D, X, sampler_config, control, init, s_inj, latents, n_samples_Q, seed, add, host)
             for name in 'AB':
                 if N >= 2: add('nn_ratio', name, *metrics.nn_ratio_memorised(x[name], X[name]))   # needs a second-nearest image
                 noisy = XT + sigma_test * rng.standard_normal(XT.shape)
-                add('psnr', name, psnr(torch.as_tensor(D[name](noisy)), torch.as_tensor(XT), float(np.ptp(XT))))
+                add('psnr', name, psnr(torch.as_tensor(D[name](noisy, sigma_test)), torch.as_tensor(XT), float(np.ptp(XT))))
             add('m_heldout', 'data', *metrics.memorisation(XT, XA))
             add('m_heldout_centred', 'data', *metrics.memorisation(metrics.centre_images(XT), metrics.centre_images(XA)))
             add('q_linear', 'theory', float(convergence_q(spectrum, N / d)))
             for k, v in enumerate(linear_latent_theory(data, N / d)): add('Q_linear', 'theory', v, 0.0, k)
             for s in checkpoints:                                       # the same measurements along training
                 if snaps['A'][s] is None or snaps['B'][s] is None: continue   # one of the pair stopped earlier
-                Ds = {k: as_denoiser(_restore(model_config, snaps[k][s], dev), H, W) for k in 'AB'}
+                Ds = {k: as_denoiser(_restore(model_config, {**snaps[k][s], '__size__': (H, W)}, dev), H, W) for k in 'AB'}
                 _measure(Ds, X, sampler_config, control, init, s_inj, latents, n_samples_Q, seed,
                          lambda *a, **kw: add(*a, **{**kw, 'step': s}), host)
             if seed == seeds[0]:
@@ -164,6 +189,9 @@ class PairConfig:
     checkpoints: tuple = ()                               # training steps at which m, q and Q are measured too
     device: str = 'cpu'
     celeba_path: str = ''                                 # folder or array file; empty: $MEMGEN_CELEBA
+    sigma_max: float = 0.0                                # the largest noise level, trained and sampled from (0: the preset's)
+    same_data: bool = False                               # a third model on A's images: the same-data ceiling of q (gate c)
+    gap_steps: tuple = ()                                 # training steps at which the distance to the Wiener filter is measured too
 
     def __post_init__(self):
         from memgen.data import IMAGE_DATASETS
@@ -171,7 +199,8 @@ class PairConfig:
         check_int('H', self.H); check_int('H^2', self.H**2, minimum=4); check_positive('alpha', self.alpha, strict=False); check_positive('betas', self.betas)
         for N in self.N_grid: check_int('N', N)
         for s in self.seeds: check_int('seed', s, minimum=0)
-        for s in self.checkpoints: check_int('checkpoint', s)
+        for s in self.checkpoints + self.gap_steps: check_int('checkpoint', s)
+        check_positive('sigma_max', self.sigma_max, strict=False)
         for k in ('train_steps', 'sampler_steps', 'n_samples', 'n_samples_Q', 'n_test', 'patience'): check_int(k, getattr(self, k))
         check_int('eval_every', self.eval_every, minimum=0); check_positive('plateau_tol', self.plateau_tol)
         if self.device not in ('auto', 'cpu', 'cuda'): raise MemgenError(f"device={self.device!r} is not allowed; expected one of ('auto', 'cpu', 'cuda')")
@@ -183,7 +212,8 @@ class PairConfig:
         "Model, training, sampler and deterministic-control configurations (no control when the sampler is already DDIM eta = 0)."
         from memgen.denoisers import preset, make_sampler
         mc, tc = preset(self.preset)
-        tc = replace(tc, steps=self.train_steps, eval_every=self.eval_every, patience=self.patience, plateau_tol=self.plateau_tol)
+        tc = replace(tc, steps=self.train_steps, eval_every=self.eval_every, patience=self.patience, plateau_tol=self.plateau_tol,
+                     sigma_max=self.sigma_max or tc.sigma_max)
         sc = make_sampler(self.sampler, self.eta, self.sampler_steps, tc.sigma_max, self.n_samples)
         deterministic = self.sampler == 'ddim' and self.eta == 0
         return mc, tc, sc, None if deterministic else make_sampler('ddim', 0.0, self.sampler_steps, tc.sigma_max, self.n_samples)
@@ -198,7 +228,11 @@ PAIR_PROFILES = deferred_checks(lambda: {                 # so importing this mo
     'medium': PairConfig(N_grid=(1, 4, 16, 64, 256, 1024, 4096), seeds=(0, 1, 2), train_steps=3000, eval_every=150,
                          patience=4, plateau_tol=0.01, n_samples=64, n_samples_Q=1024, n_test=128, checkpoints=(300, 1000)),
     'checkpoints': PairConfig(N_grid=(4, 64, 512), train_steps=300, eval_every=50, checkpoints=(50, 150), n_samples_Q=256),
+    'calibrated': PairConfig(H=16, N_grid=(1, 16, 256, 4096), seeds=(0, 1, 2, 3, 4), preset='calibrated', train_steps=2000,
+                             sigma_max=160.0, sampler_steps=400, n_samples=64, n_samples_Q=512, n_test=128, same_data=True,
+                             gap_steps=(250, 750)),
 })
+PAIR_PROFILES['calibrated-h8'] = deferred_checks(lambda: replace(PAIR_PROFILES['calibrated'], H=8))
 
 def run_pairs(config: PairConfig, data=None, show_progress: bool = True, keep_samples: bool = False):
     "Run the pair experiment a config describes (on `data` if given, else `config.dataset()`): (tidy table, image grids)."
@@ -206,7 +240,7 @@ def run_pairs(config: PairConfig, data=None, show_progress: bool = True, keep_sa
     return run_pair_experiment(data if data is not None else config.dataset(), config.N_grid, mc, tc, sc, seeds=config.seeds,
                                n_test=config.n_test, n_samples_Q=config.n_samples_Q, device=config.device,
                                show_progress=show_progress, control=control, checkpoints=config.checkpoints,
-                               keep_samples=keep_samples)
+                               keep_samples=keep_samples, same_data=config.same_data, gap_steps=config.gap_steps)
 
 # %% ../nbs/15_pairs.ipynb #20096de2
 def _flat_grids(grids: dict) -> dict:
@@ -267,7 +301,8 @@ def load_results(folder: Path | str, config) -> tuple:
     if not (folder / 'table.csv').is_file() or not (folder / 'run.json').is_file():
         raise MemgenError(f"no stored results at {folder}: expected table.csv and run.json there")
     rec = _read_record(folder); want = json.loads(json.dumps(to_jsonable(config)))
-    got = rec['config']
+    default = json.loads(json.dumps(to_jsonable(type(config)())))    # a field added after the run was stored reads as its default
+    got = {k: rec['config'].get(k, default.get(k)) for k in set(rec['config']) | set(want)}
     bad = sorted(k for k in set(got) | set(want) if got.get(k) != want.get(k))
     if bad: raise MemgenError(f"stored results at {folder} were computed for another config: {bad[0]}={got.get(bad[0])!r} there, "
                               f"{want.get(bad[0])!r} here")
