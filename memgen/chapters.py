@@ -5,7 +5,7 @@
 # %% ../nbs/14_chapters.ipynb #190430e7
 from __future__ import annotations
 import json, math, typing
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Iterable
 
@@ -126,11 +126,16 @@ from .pairs import PairConfig, PAIR_PROFILES, deferred_checks
 class DenoisersParams(PairConfig):
     "Parameters of the chapter 'Convolutional denoisers': the pair experiment it runs live, and the stored run it analyses."
     stored: str = ''                                      # folder (from the repository root) of a stored run; empty: analyse the live run
-    stored_profile: str = 'medium'                        # the memgen.pairs.PAIR_PROFILES entry the stored run must match
+    stored_profile: str = 'calibrated'                    # the memgen.pairs.PAIR_PROFILES entry the stored run must match
+    other_H: int = 8                                      # a second image size: does convergence collapse in N or in N/d?
+    stored_other: str = ''                                # folder of the stored run at other_H; empty: a live run at other_H
+    stored_other_profile: str = 'calibrated-h8'
     def __post_init__(self):
         super().__post_init__()
-        if self.stored_profile not in PAIR_PROFILES:
-            raise MemgenError(f"stored_profile={self.stored_profile!r} is unknown; expected one of {sorted(PAIR_PROFILES)}")
+        for k in ('stored_profile', 'stored_other_profile'):
+            if getattr(self, k) not in PAIR_PROFILES:
+                raise MemgenError(f"{k}={getattr(self, k)!r} is unknown; expected one of {sorted(PAIR_PROFILES)}")
+        check_int('other_H', self.other_H)
 
 @dataclass(frozen=True)
 class MeasureParams(PairConfig):
@@ -154,7 +159,7 @@ class RealParams:
     n_latents: int = 3                                    # top principal components treated as latent factors
     N_grid: tuple = (1, 16, 256)                          # convolutional pairs (empty: skip)
     train_steps: int = 200                               # brief: the quick profile's CNN claims are listed as not reproduced
-    preset: str = 'small'                                 # the convolutional denoisers' preset (memgen.denoisers.PRESETS)
+    preset: str = 'calibrated'                            # the convolutional denoisers' preset (memgen.denoisers.PRESETS)
     sampler_steps: int = 50
     cnn_samples: int = 32                                 # sample pairs per CNN pair
     celeba_path: str = ''                                 # folder or array file; empty: $MEMGEN_CELEBA
@@ -222,7 +227,7 @@ PROFILES = ('quick', 'full')
 
 def _stored_input(p, root) -> list:
     "The stored run a chapter reads (named functions, not lambdas: chapters travel to the book's worker processes)."
-    return [Path(p.stored)] if p.stored else []
+    return [Path(s) for s in (p.stored, getattr(p, 'stored_other', '')) if s]
 
 def _cnn_stored_input(p, root) -> list: return [Path(p.cnn_stored)] if p.cnn_stored else []
 
@@ -269,10 +274,11 @@ CHAPTERS: tuple[Chapter, ...] = deferred_checks(lambda: (   # importing the regi
     Chapter('api', 'nbs/chapters/api.ipynb', 'API reference', ApiParams, {'quick': ApiParams(), 'full': ApiParams()},
             show_parameters=False),
     Chapter('denoisers', 'nbs/chapters/denoisers.ipynb', 'Convolutional denoisers',
-            DenoisersParams, {'quick': DenoisersParams(stored='results/denoisers-medium'),
-                              'full': DenoisersParams(H=32, N_grid=(1, 4, 16, 64, 256, 1024, 4096, 10000), preset='paper',
-                                                      train_steps=50_000, eval_every=1000, sampler_steps=250, n_samples=256,
-                                                      n_samples_Q=4096, n_test=256, seeds=(0, 1, 2), checkpoints=(1000, 10_000),
+            DenoisersParams, {'quick': DenoisersParams(stored='results/denoisers-calibrated', stored_other='results/denoisers-calibrated-h8',
+                                                       **asdict(PAIR_PROFILES['quick'])),
+                              'full': DenoisersParams(H=32, other_H=16, N_grid=(1, 4, 16, 64, 256, 1024, 4096, 10000), preset='paper',
+                                                      train_steps=50_000, sampler_steps=400, n_samples=256, n_samples_Q=4096,
+                                                      n_test=256, seeds=(0, 1, 2, 3, 4), same_data=True, gap_steps=(1000, 10_000),
                                                       device='cuda')},
             inputs=_stored_input),
 ))

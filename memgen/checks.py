@@ -12,7 +12,7 @@ import numpy as np
 from .core import MemgenError
 
 # %% auto #0
-__all__ = ['WEAK', 'DELTAS', 'Check', 'power_of', 't_k', 'agree', 'rises', 'threshold', 'collapses']
+__all__ = ['WEAK', 'DELTAS', 'Check', 'power_of', 't_k', 'agree', 'rises', 'threshold', 'collapses', 'exceeds']
 
 # %% ../nbs/18_checks.ipynb #7adb0703
 WEAK = 0.10                                     # power worse than this: the claim is shown but is not evidence
@@ -100,3 +100,14 @@ def collapses(a: float, se: float, reference: float, alternatives=(), k=3.0, wha
     alts = ', '.join(f'{x:g}' for x in alternatives)
     return Check(ok(1.0), f'|{what} − {ref:g}| ≤ k·se' + (f' and |{what} − a′| > k·se for a′ in ({alts})' if alts else ''),
                  power_of(lambda s: abs(a - s * ref) > kk * se), {'value': a, 'se': se, 'z': abs(a - ref) / se})
+
+# %% ../nbs/18_checks.ipynb #948881cf
+def exceeds(values, sems, reference, k=3.0, below: bool = False, what: str = 'value') -> Check:
+    "Every value more than k standard errors above (below) its reference; power: the relative error of the values resolved, max k sem / |value|."
+    v, e, r, kk = _arrays(values, sems, reference, k)
+    sign = -1.0 if below else 1.0
+    margin = sign * (v - r) / np.where(e > 0, e, np.nan)
+    ok = bool(np.all(sign * (v - r) > kk * e))
+    power = float(np.max(kk * e / np.abs(v))) if np.all(v != 0) else math.inf
+    return Check(ok, f'{what} {"below" if below else "above"} its reference by more than k·sem at each of the {v.size} points (k up to {kk.max():.2f})',
+                 power, {'value': float(np.nanmin(margin)) if np.any(e > 0) else math.inf, 'smallest': float(np.min(sign * (v - r))), 'k': float(kk.max())})

@@ -177,19 +177,22 @@ class TrainConfig:
         if not 0 <= self.ema_fraction < 1: raise MemgenError(f"ema_fraction={self.ema_fraction} is not allowed; expected 0 <= ema_fraction < 1")
 
 PRESETS = {
-    'tiny':  (ModelConfig(BFCNN, width=8, depth=3), TrainConfig(steps=30, batch=16, log_every=10)),
+    'tiny':  (ModelConfig(BFCNN, width=8, depth=3, conditioned=True),
+              TrainConfig(steps=30, batch=16, log_every=10, sigma_max=160.0, sigma_sampler=LogUniform(), loss_weight=edm_weight)),
+    'tiny-blind': (ModelConfig(BFCNN, width=8, depth=3), TrainConfig(steps=30, batch=16, log_every=10)),
     'small': (ModelConfig(BFUNet, width=16, depth=2), TrainConfig(steps=500, batch=32, lr=2e-3)),
-    'paper': (ModelConfig(BFUNet, width=64, depth=3), TrainConfig(steps=100_000, batch=128, lr=1e-3, sigma_max=4.0, ema_fraction=0.02)),
+    'paper': (ModelConfig(BFUNet, width=64, depth=3, conditioned=True),
+              TrainConfig(steps=100_000, batch=128, lr=1e-3, lr_final=1e-6, sigma_max=320.0, sigma_sampler=LogUniform(),
+                          loss_weight=edm_weight, ema_fraction=0.02)),
     'calibrated': (ModelConfig(BFUNet, width=16, depth=2, conditioned=True),
                    TrainConfig(steps=3000, batch=32, lr=2e-3, lr_final=1e-6, sigma_max=160.0, sigma_sampler=LogUniform(),
                                loss_weight=edm_weight)),
-    'tiny-calibrated': (ModelConfig(BFCNN, width=8, depth=3, conditioned=True),
-                        TrainConfig(steps=30, batch=16, log_every=10, sigma_max=80.0, sigma_sampler=LogUniform(), loss_weight=edm_weight)),
 }
 
 def preset(name: str) -> tuple[ModelConfig, TrainConfig]:
-    """Named model and training configurations: 'tiny' (CPU tests), 'small' (quick book, CPU; blind, uniform noise levels),
-    'paper' (GPU, 80x80), 'calibrated' and 'tiny-calibrated' (noise-level conditioned, log-uniform levels, EDM weights)."""
+    """Named model and training configurations. Noise-level conditioned, log-uniform levels, EDM weights: 'tiny' (CPU
+    tests), 'calibrated' (CPU book), 'paper' (GPU, 80x80). Blind, noise levels uniform in [0, 3] (the runs before
+    calibration): 'tiny-blind', 'small'."""
     if name not in PRESETS: raise MemgenError(f"preset {name!r} is unknown; expected one of {list(PRESETS)}")
     return PRESETS[name]
 

@@ -175,7 +175,7 @@ class PairConfig:
     betas: tuple = (6.0, 4.0, 3.0)                        # template strengths of the synthetic images
     N_grid: tuple = (1, 4, 16, 64, 256, 1024)             # training set sizes
     seeds: tuple = (0,)
-    preset: str = 'small'                                 # model and training preset (memgen.denoisers.PRESETS)
+    preset: str = 'calibrated'                            # model and training preset (memgen.denoisers.PRESETS)
     train_steps: int = 500                                # the most training steps
     eval_every: int = 0                                   # plateau rule on the held-out loss every so many steps (0: off)
     patience: int = 3
@@ -224,8 +224,9 @@ class PairConfig:
         return image_dataset(self.data, self.H, self.alpha, self.betas, self.celeba_path)
 
 PAIR_PROFILES = deferred_checks(lambda: {                 # so importing this module imports no torch; the tests check them
-    'quick': PairConfig(),
-    'medium': PairConfig(N_grid=(1, 4, 16, 64, 256, 1024, 4096), seeds=(0, 1, 2), train_steps=3000, eval_every=150,
+    'quick': PairConfig(N_grid=(1, 16, 256), seeds=(0, 1), train_steps=300, sigma_max=160.0, n_samples_Q=256, same_data=True,
+                        gap_steps=(100,)),
+    'medium': PairConfig(N_grid=(1, 4, 16, 64, 256, 1024, 4096), seeds=(0, 1, 2), preset='small', train_steps=3000, eval_every=150,
                          patience=4, plateau_tol=0.01, n_samples=64, n_samples_Q=1024, n_test=128, checkpoints=(300, 1000)),
     'checkpoints': PairConfig(N_grid=(4, 64, 512), train_steps=300, eval_every=50, checkpoints=(50, 150), n_samples_Q=256),
     'calibrated': PairConfig(H=16, N_grid=(1, 16, 256, 4096), seeds=(0, 1, 2, 3, 4), preset='calibrated', train_steps=2000,

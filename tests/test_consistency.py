@@ -85,7 +85,7 @@ def test_parameters_cell_matches_quick_profile(chapter):
 
 
 def test_denoiser_experiment_is_defined_once():
-    "The chapter's parameters, the sweep task's parameters and the medium sweep spec are the one PairConfig."
+    "The chapter's parameters, the sweep task's parameters and the stored runs' sweep specs are the one PairConfig."
     from dataclasses import asdict, fields, replace
     from memgen import pairs
     from memgen.sweep import expand, get_task, make_params
@@ -94,12 +94,17 @@ def test_denoiser_experiment_is_defined_once():
     assert isinstance(quick, pairs.PairConfig) and get_task('denoisers').params is pairs.PairConfig
     pair_fields = [f.name for f in fields(pairs.PairConfig)]
     assert {k: getattr(quick, k) for k in pair_fields} == asdict(pairs.PAIR_PROFILES['quick'])
-    medium, cells = pairs.PAIR_PROFILES['medium'], set()
-    for j in expand(ROOT / 'sweeps' / 'denoisers-medium.yaml'):
-        p = make_params(get_task('denoisers'), j.params)
-        assert replace(p, N_grid=medium.N_grid, seeds=medium.seeds) == medium, f'job {j.key} differs from the medium profile'
-        cells |= {(N, j.seed) for N in p.N_grid}
-    assert cells == {(N, s) for N in medium.N_grid for s in medium.seeds}, 'the sweep covers the medium profile exactly'
+    for name, spec in (
+        ('medium', 'denoisers-medium'),
+        ('calibrated', 'denoisers-calibrated'),
+        ('calibrated-h8', 'denoisers-calibrated-h8'),
+    ):
+        profile, cells = pairs.PAIR_PROFILES[name], set()
+        for j in expand(ROOT / 'sweeps' / f'{spec}.yaml'):
+            p = make_params(get_task('denoisers'), j.params)
+            assert replace(p, N_grid=profile.N_grid, seeds=profile.seeds) == profile, f'job {j.key} differs from the {name} profile'
+            cells |= {(N, j.seed) for N in p.N_grid}
+        assert cells == {(N, s) for N in profile.N_grid for s in profile.seeds}, f'the sweep covers the {name} profile exactly'
 
 
 def test_library_notebooks_have_title_subtitle_and_default_exp():

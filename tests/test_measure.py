@@ -99,7 +99,7 @@ def test_reproduces_the_pair_experiment_from_its_own_samples(tmp_path):
 
     mc, tc = preset('tiny')
     tab, grids = pairs.run_pair_experiment(
-        StationaryImages(8, 8, alpha=2.0, betas=(4.0,)), [6], mc, replace(tc, steps=30), make_sampler('ddim', 1.0, 8, n_samples=16),
+        StationaryImages(8, 8, alpha=2.0, betas=(4.0,)), [6], mc, replace(tc, steps=30), make_sampler('ddim', 1.0, 8, tc.sigma_max, n_samples=16),
         n_samples_Q=16, device='cpu', show_progress=False, keep_samples=True,
     )  # fmt: skip
     g = grids[6]
