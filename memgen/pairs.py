@@ -402,7 +402,8 @@ def _stored_text(name: str | None, stored: str, c: PairConfig, rec: dict) -> str
               f"of job time in all (longest job {rec['job_seconds_max'] / 60:.1f} min)"
               if {'wall_seconds', 'job_seconds_total', 'job_seconds_max'} <= set(rec) else '')
     return (f"**Source: the stored {f'`{name}` ' if name else ''}run** in `{stored}`: {jobs}N = {_listed(c.N_grid)}, seeds {_listed(c.seeds)}, "
-            f"preset `{c.preset}`, {_steps_text(c)}, {c.sampler.upper()} with η = {c.eta}, {c.n_samples} sample pairs and {c.n_samples_Q} "
+            f"preset `{c.preset}`{', a third model on A' + chr(39) + 's images' if c.same_data else ''}, {_steps_text(c)}, {c.sampler.upper()} "
+            f"with η = {c.eta} over {c.sampler_steps} levels" + (f" from σ_max = {c.sigma_max:g}" if c.sigma_max else '') + f", {c.n_samples} sample pairs and {c.n_samples_Q} "
             f"samples for Q per model; device `{rec.get('device', c.device)}` ({cpus_text(rec)}){timing}; memgen git "
             f"{_listed(rec.get('gits') or [(rec.get('versions') or {}).get('git')])}.")
 
