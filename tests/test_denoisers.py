@@ -133,6 +133,11 @@ def test_pair_experiment_memorises_at_N_1(images):
         (lambda: dn.train_denoiser(np.zeros((4, 3)), *dn.preset('tiny'), device='cpu'), 'expected (N, H, W)'),
         (lambda: dn.train_denoiser(torch.full((4, 8, 8), float('inf')), *dn.preset('tiny'), device='cpu'), 'NaN/inf'),
         (lambda: pairs.run_pair_experiment(StationaryImages(8, 8), [0], *dn.preset('tiny'), device='cpu'), 'N=0 is not allowed'),
+        (  # a sampler that starts below 5 sqrt(lambda_max) of a training set (|x|^2 at N = 1, about d = 64) is refused before training
+            lambda: pairs.run_pair_experiment(StationaryImages(8, 8), [1], *dn.preset('tiny'), dn.DDIM(sigma_max=3.0), device='cpu'),
+            'sigma_max=3 is too small: training set 0 (N = 1) has top eigenvalue',
+        ),
+        (lambda: dn.apply_denoiser(dn.CirculantNet(8, 8), torch.zeros(1, 1, 8, 8), None), 'noise-level conditioned: pass sigma'),
     ],
 )
 def test_bad_input(call, message):
