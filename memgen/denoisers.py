@@ -522,10 +522,10 @@ def step_flops(model_config: ModelConfig, H: int, W: int, batch: int = 1, train:
     "FLOPs of one forward pass (train=False) or one training step (forward and backward) on `batch` images of H x W."
     from torch.utils.flop_counter import FlopCounterMode
     check_int('H', H); check_int('W', W); check_int('batch', batch)
-    model = model_config.build()
+    model = model_config.build(H, W)
     y = torch.zeros(2, model_config.channels, H, W)
     with FlopCounterMode(display=False) as fc:
-        if train: model(y).float().pow(2).mean().backward()
+        if train: apply_denoiser(model, y, 1.0).float().pow(2).mean().backward()
         else:
-            with torch.no_grad(): model.eval()(y)
+            with torch.no_grad(): apply_denoiser(model.eval(), y, 1.0)
     return fc.get_total_flops() / 2 * batch
