@@ -1,20 +1,28 @@
-"""Benchmark: denoiser training throughput (images/s), memgen's loop vs a plain baseline loop of the same model.
+"""Benchmark: denoiser training and sampling throughput, memgen's fast path vs a plain fp32 PyTorch baseline of the same model.
 
-memgen: data held on the device as one tensor, indices and noise from a generator, on CUDA bf16 autocast,
-channels-last and a fused Adam. Baseline: fp32, a torch DataLoader over a TensorDataset, default Adam, no AMP/compile.
-Run on whatever device is present; prints both absolute numbers and the ratio."""
+Training. Baseline: fp32, a torch DataLoader over a TensorDataset, default Adam, no autocast or compile. memgen: the
+preset's `train_denoiser` loop with bf16 autocast, channels-last and torch.compile on (what 'calibrated-fast' and the
+calibrated-h32 profile use; on a CPU with AMX bf16 pays, on CUDA the same flags are the defaults).
+Sampling: one denoiser call on a batch of 512 noisy images, `as_denoiser(model)` against `as_denoiser(model, amp=True,
+compile=True)`. Prints absolute numbers and ratios; the models are the medium profile's ('small', 16x16) and the
+calibrated recipe's at 16x16 and 32x32.
 
-import time, sys
+    python benchmarks/train.py [steps] [threads]
+"""
+
+import sys, time
 from dataclasses import replace
+import numpy as np
 import torch
 from memgen import denoisers as dn
 from memgen.core import resolve_device
 
 
-def baseline(images, mc, steps, batch, dev):
-    model = mc.build().to(dev)
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(images[:, None]), batch_size=batch, shuffle=True, drop_last=True)
+def baseline(images, mc, tc, steps, dev):
+    "A plain fp32 training loop of the same model, loss and noise levels."
+    model = mc.build(*images.shape[-2:]).to(dev)
+    opt = torch.optim.Adam(model.parameters(), lr=tc.lr)
+    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(images[:, None]), batch_size=tc.batch, shuffle=True, drop_last=True)
     it, done = iter(loader), 0
     while done < steps:
         try:
@@ -23,36 +31,46 @@ def baseline(images, mc, steps, batch, dev):
             it = iter(loader)
             continue
         x = x.to(dev)
-        y = x + 3.0 * torch.rand(len(x), 1, 1, 1, device=dev) * torch.randn_like(x)
-        loss = ((model(y) - x) ** 2).mean()
+        sigma = tc.sigma_sampler(len(x), None).to(dev) * tc.sigma_max
+        y = x + sigma[:, None, None, None] * torch.randn_like(x)
+        loss = (tc.loss_weight(sigma)[:, None, None, None] * (dn.apply_denoiser(model, y, sigma) - x) ** 2).mean()
         opt.zero_grad()
         loss.backward()
         opt.step()
-        done += 1
     if dev == 'cuda':
         torch.cuda.synchronize()
 
 
-def main(side=32, steps=60, batch=64):
+def timed(f, repeat=1):
+    t = time.perf_counter()
+    for _ in range(repeat):
+        f()
+    return (time.perf_counter() - t) / repeat
+
+
+def main(steps=40, threads=2):
+    torch.set_num_threads(threads)
     dev = resolve_device('auto')
-    images = torch.randn(4096, side, side)
-    mc, tc = dn.ModelConfig(dn.BFUNet, width=32, depth=3), dn.TrainConfig(steps=steps, batch=batch, log_every=0)
-    for f in (
-        lambda: baseline(images, mc, 5, batch, dev),
-        lambda: dn.train_denoiser(images, mc, replace(tc, steps=5), device=dev, show_progress=False),
-    ):
-        f()  # warm up
-    t = time.perf_counter()
-    baseline(images, mc, steps, batch, dev)
-    t_base = time.perf_counter() - t
-    t = time.perf_counter()
-    dn.train_denoiser(images, mc, tc, device=dev, show_progress=False)
-    if dev == 'cuda':
-        torch.cuda.synchronize()
-    t_ours = time.perf_counter() - t
-    ips = lambda s: steps * batch / s
-    print(f"device {dev}, BFUNet(32, depth 3), {side}x{side} images, batch {batch}, {steps} steps")
-    print(f"baseline loop: {ips(t_base):.0f} images/s; memgen loop: {ips(t_ours):.0f} images/s; ratio {t_base / t_ours:.2f}x")
+    print(f"device {dev}, {threads} threads, {steps} training steps per timing; ratios are baseline time / memgen time")
+    for name, side in (('small', 16), ('calibrated', 16), ('calibrated', 32)):
+        mc, tc = dn.preset(name)
+        images = torch.randn(4096, side, side)
+        fast = replace(tc, steps=steps, log_every=0, amp=True, compile=True, channels_last=True)
+        train = lambda: dn.train_denoiser(images, mc, fast, device=dev, show_progress=False)
+        baseline(images, mc, tc, 3, dev)
+        dn.train_denoiser(images, mc, replace(fast, steps=3), device=dev, show_progress=False)  # compiles
+        t_base, t_ours = timed(lambda: baseline(images, mc, tc, steps, dev)), timed(train)
+        model = mc.build(side, side).to(dev).eval()
+        y, s = np.random.default_rng(0).standard_normal((512, side * side)).astype(np.float32), 1.0
+        plain, quick = dn.as_denoiser(model, side, side), dn.as_denoiser(model, side, side, amp=True, compile=True)
+        plain(y, s), quick(y, s)  # warm up, compiles
+        s_base, s_ours = timed(lambda: plain(y, s), 3), timed(lambda: quick(y, s), 3)
+        ips = lambda t: steps * tc.batch / t
+        print(
+            f"{name:>10} {mc.arch.__name__}(width {mc.width}, depth {mc.depth}) {side}x{side}, batch {tc.batch}: "
+            f"training {ips(t_base):.0f} -> {ips(t_ours):.0f} images/s ({t_base / t_ours:.2f}x); "
+            f"sampling {512 / s_base:.0f} -> {512 / s_ours:.0f} images/s ({s_base / s_ours:.2f}x)"
+        )
 
 
 if __name__ == '__main__':

@@ -10,24 +10,17 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from .page import failed_claims
-from .core import (pid_alive, MemgenError, check_int, file_sha256, atomic_write_json, atomic_write_text, code_version, content_hash, hash_files, swap_dir,
+from .core import (find_root, pid_alive, MemgenError, check_int, file_sha256, atomic_write_json, atomic_write_text, code_version, content_hash, hash_files, swap_dir,
                          to_jsonable, versions, resolve_device)
-from .chapters import Chapter, CHAPTERS, PROFILES, get_chapter, chapter_params
+from .chapters import Chapter, CHAPTERS, PROFILES, get_chapter, chapter_params, ChapterTaskParams
 
 # %% auto #0
-__all__ = ['THREAD_VARS', 'find_root', 'toc_files', 'resolve_toc_file', 'notebook_source_hash', 'fingerprint', 'inside_root',
-           'sweep_records', 'chapter_inputs', 'execution_key', 'clean_leftovers', 'cleanup_on_signals', 'ChapterFailed',
-           'cache_problem', 'cached_chapter', 'execute_chapter', 'chapter_results', 'repository_config', 'static_pages',
-           'build_book', 'execute_chapters', 'run_chapter']
+__all__ = ['THREAD_VARS', 'toc_files', 'resolve_toc_file', 'notebook_source_hash', 'fingerprint', 'inside_root', 'sweep_records',
+           'chapter_inputs', 'execution_key', 'clean_leftovers', 'cleanup_on_signals', 'ChapterFailed', 'cache_problem',
+           'cached_chapter', 'execute_chapter', 'chapter_results', 'repository_config', 'static_pages', 'build_book',
+           'execute_chapters', 'run_chapter', 'task_chapter']
 
 # %% ../nbs/11_book.ipynb #a8756261
-def find_root(start: Path | str | None = None) -> Path:
-    "The memgen checkout containing `start` (default: the working directory): the folder with _toc.yml."
-    p = Path(start or os.getcwd()).resolve()
-    for q in (p, *p.parents):
-        if (q / '_toc.yml').exists() and (q / '_config.yml').exists(): return q
-    raise MemgenError(f"no _toc.yml and _config.yml found in {p} or its parents; run memgen inside a memgen checkout")
-
 def toc_files(root: Path) -> list[str]:
     "Every file named in _toc.yml (root first), as written there (no suffix)."
     import yaml
@@ -500,3 +493,10 @@ def run_chapter(name: str, profile: str = 'quick', overrides: Iterable[tuple[str
     params = chapter_params(ch, profile, overrides, device)
     nb, _ = execute_chapter(ch, params, root, Path(build_dir) if build_dir else root / '_build', force=force)
     return nb
+
+def task_chapter(p: ChapterTaskParams, seed: int):
+    "The sweep task 'chapter': run the chapter at `seed`; one row naming the executed notebook."
+    import pandas as pd
+    pairs = [tuple(o.split('=', 1)) for o in p.overrides] + [('seed', str(seed))]
+    nb = run_chapter(p.chapter, p.profile, pairs, device='auto')
+    return pd.DataFrame([{'chapter': p.chapter, 'executed_notebook': str(nb)}])

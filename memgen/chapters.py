@@ -14,8 +14,7 @@ from .core import MemgenError, resolve_device, check_int, check_positive, check_
 # %% auto #0
 __all__ = ['PROFILES', 'CHAPTERS', 'ConvergenceParams', 'MemorisationParams', 'LatentParams', 'PowerLawParams', 'DiffusionParams',
            'DenoisersParams', 'MeasureParams', 'RealParams', 'DistancesParams', 'ApiParams', 'IntroParams', 'Chapter',
-           'chapter_defaults', 'get_chapter', 'parse_value', 'with_overrides', 'chapter_params', 'ChapterTaskParams',
-           'task_chapter']
+           'chapter_defaults', 'get_chapter', 'parse_value', 'with_overrides', 'chapter_params', 'ChapterTaskParams']
 
 # %% ../nbs/14_chapters.ipynb #8db3f463
 from .diffusion import TrainingParams          # the experiments that define their own configuration
@@ -358,10 +357,3 @@ class ChapterTaskParams:
         if bad: raise MemgenError(f"override {bad[0]!r} is not allowed; expected a 'NAME=VALUE' string")
         with_overrides(ch.profile(self.profile), [tuple(o.split('=', 1)) for o in self.overrides])
 
-def task_chapter(p: ChapterTaskParams, seed: int):
-    "The sweep task 'chapter': run the chapter at `seed`; one row naming the executed notebook."
-    import pandas as pd
-    from memgen.book import run_chapter
-    pairs = [tuple(o.split('=', 1)) for o in p.overrides] + [('seed', str(seed))]
-    nb = run_chapter(p.chapter, p.profile, pairs, device='auto')
-    return pd.DataFrame([{'chapter': p.chapter, 'executed_notebook': str(nb)}])

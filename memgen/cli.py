@@ -9,7 +9,8 @@ from dataclasses import fields
 from pathlib import Path
 
 from .core import MemgenError
-from .book import build_book, run_chapter, find_root, toc_files, cleanup_on_signals
+from .book import build_book, run_chapter, toc_files, cleanup_on_signals
+from .core import find_root
 from .chapters import CHAPTERS, PROFILES
 
 # %% auto #0

@@ -15,7 +15,7 @@ import numpy as np
 # %% auto #0
 __all__ = ['DENSE_MATRICES', 'MemgenError', 'check_positive', 'check_int', 'check_array', 'machine_memory', 'check_dim',
            'check_size', 'to_jsonable', 'content_hash', 'hash_files', 'package_dir', 'code_version', 'git_hash',
-           'versions', 'atomic_write_text', 'atomic_write_json', 'file_sha256', 'pid_alive', 'swap_dir',
+           'versions', 'atomic_write_text', 'atomic_write_json', 'file_sha256', 'find_root', 'pid_alive', 'swap_dir',
            'save_run_record', 'is_torch', 'array_module', 'as_float', 'to_numpy', 'resolve_device', 'progress',
            'mean_sem']
 
@@ -174,6 +174,13 @@ def atomic_write_json(path: Path | str, obj: Any) -> Path:
 def file_sha256(path: Path | str) -> str:
     "SHA-256 of a file's bytes (hex): the seal of a stored result."
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+def find_root(start: Path | str | None = None) -> Path:
+    "The memgen checkout containing `start` (default: the working directory): the folder with _toc.yml."
+    p = Path(start or os.getcwd()).resolve()
+    for q in (p, *p.parents):
+        if (q / '_toc.yml').exists() and (q / '_config.yml').exists(): return q
+    raise MemgenError(f"no _toc.yml and _config.yml found in {p} or its parents; run memgen inside a memgen checkout")
 
 # %% ../nbs/00_core.ipynb #a1b2c3d4
 def pid_alive(pid: int) -> bool:

@@ -66,9 +66,9 @@ def _measure(D: dict, X: dict, sampler: DDIM | Ascent, control: DDIM | None, ini
         for k, (v, e) in enumerate(zip(Q, err)): add('Q', 'A', v, e, k)
     return x
 
-def _restore(model_config: ModelConfig, state: dict, device: str) -> nn.Module:
-    "A model with a snapshot's weights, in eval mode."
-    m = model_config.build(*state['__size__']).to(device); m.load_state_dict({k: v for k, v in state.items() if k != '__size__'})
+def _restore(model_config: ModelConfig, state: dict, H: int, W: int, device: str) -> nn.Module:
+    "A model of H x W images with a snapshot's weights, in eval mode."
+    m = model_config.build(H, W).to(device); m.load_state_dict(state)
     return m.eval()
 
 def _gap_rows(add: Callable, models: dict, H: int, W: int, covariance, XT, seed: int, **kw) -> None:
@@ -96,7 +96,7 @@ def run_pair_experiment(data, N_grid, model_config: ModelConfig, train_config: T
     import pandas as pd
     import torch
     from memgen import metrics
-    from memgen.denoisers import Ascent, DDIM, train_denoiser, as_denoiser, psnr, _as_images, check_schedule
+    from memgen.denoisers import Ascent, DDIM, train_denoiser, as_denoiser, psnr, _as_images, check_schedule, gpu_features
     from memgen.theory import convergence_q
     if sampler_config is None: sampler_config = Ascent()
     H, W = data.H, data.W; d = H * W; dev = resolve_device(device)
@@ -105,6 +105,7 @@ def run_pair_experiment(data, N_grid, model_config: ModelConfig, train_config: T
     spectrum = data.spectrum(); latents = data.latents
     covariance = data.covariance() if hasattr(data, 'covariance') else None
     rows, grids = [], {}
+    fast = {k: gpu_features(train_config, dev)[k] for k in ('amp', 'compile')}   # sampling as the models were trained
     host = _Host(dev if (dev == 'cuda' if on_device is None else on_device) else None)
     for seed in seeds:
         for N in progress(N_grid, desc=f'pairs (seed {seed})', enable=show_progress):
@@ -124,11 +125,11 @@ def run_pair_experiment(data, N_grid, model_config: ModelConfig, train_config: T
                     if 'heldout_loss' in rec:
                         add('loss_train', name, rec['train_loss'], step=rec['step']); add('loss_heldout', name, rec['heldout_loss'], step=rec['step'])
                 add('steps', name, models[name].stopped_at); add('plateau', name, models[name].stop_reason == 'plateau')
-            D = {k: as_denoiser(m, H, W) for k, m in models.items()}
+            D = {k: as_denoiser(m, H, W, **fast) for k, m in models.items()}
             if covariance is not None:
                 _gap_rows(add, models, H, W, covariance, XT, seed)
                 for s in gap_steps:                                     # the distance to the optimum along training
-                    _gap_rows(add, {k: _restore(model_config, {**st[s], '__size__': (H, W)}, dev) for k, st in snaps.items()
+                    _gap_rows(add, {k: _restore(model_config, st[s], H, W, dev) for k, st in snaps.items()
                                     if st[s] is not None}, H, W, covariance, XT, seed, step=s)
             init = sampler_config.init_scale * rng.standard_normal((sampler_config.n_samples, d))
             s_inj = int(rng.integers(2**31))
@@ -143,7 +144,7 @@ def run_pair_experiment(data, N_grid, model_config: ModelConfig, train_config: T
             for k, v in enumerate(linear_latent_theory(data, N / d)): add('Q_linear', 'theory', v, 0.0, k)
             for s in checkpoints:                                       # the same measurements along training
                 if snaps['A'][s] is None or snaps['B'][s] is None: continue   # one of the pair stopped earlier
-                Ds = {k: as_denoiser(_restore(model_config, {**snaps[k][s], '__size__': (H, W)}, dev), H, W) for k in 'AB'}
+                Ds = {k: as_denoiser(_restore(model_config, snaps[k][s], H, W, dev), H, W, **fast) for k in 'AB'}
                 _measure(Ds, X, sampler_config, control, init, s_inj, latents, n_samples_Q, seed,
                          lambda *a, **kw: add(*a, **{**kw, 'step': s}), host)
             if seed == seeds[0]:
@@ -234,6 +235,8 @@ PAIR_PROFILES = deferred_checks(lambda: {                 # so importing this mo
                              gap_steps=(250, 750)),
 })
 PAIR_PROFILES['calibrated-h8'] = deferred_checks(lambda: replace(PAIR_PROFILES['calibrated'], H=8))
+PAIR_PROFILES['calibrated-h32'] = deferred_checks(lambda: replace(PAIR_PROFILES['calibrated'], H=32, preset='calibrated-fast',
+                                                                  sigma_max=320.0))  # 5 sqrt(lambda_max) = 160 at N = 1
 
 def run_pairs(config: PairConfig, data=None, show_progress: bool = True, keep_samples: bool = False):
     "Run the pair experiment a config describes (on `data` if given, else `config.dataset()`): (tidy table, image grids)."
@@ -418,7 +421,7 @@ def stored_or_live(stored: str, profile: str | PairConfig, live: PairConfig, roo
     same_data = all(getattr(live, k) == getattr(profile, k) for k in ('data', 'H', 'alpha', 'betas')) and (data is None or data.H == live.H)
     folder = None
     if stored:
-        from memgen.book import find_root
+        from memgen.core import find_root
         folder = (Path(root) if root is not None else find_root()) / stored
     if folder is not None and same_data and folder.exists():
         table, rec = load_results(folder, profile)

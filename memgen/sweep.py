@@ -32,7 +32,7 @@ TASKS: dict[str, Task] = {}
 LAZY_TASKS = {'linear': ('memgen.linear', 'task_linear', 'LinearTaskParams'),       # built-in tasks: (module, function,
               'theory_q': ('memgen.theory', 'task_theory_q', 'TheoryTaskParams'),   # parameter class), the module
               'denoisers': ('memgen.pairs', 'task_denoisers', 'PairConfig'),        # imported when the task is first named
-              'chapter': ('memgen.chapters', 'task_chapter', 'ChapterTaskParams')}
+              'chapter': ('memgen.book', 'task_chapter', 'ChapterTaskParams')}
 
 def register_task(name: str, params: type):
     "Decorator registering `fn(params, seed)` as a sweep task."

@@ -98,6 +98,7 @@ def test_denoiser_experiment_is_defined_once():
         ('medium', 'denoisers-medium'),
         ('calibrated', 'denoisers-calibrated'),
         ('calibrated-h8', 'denoisers-calibrated-h8'),
+        ('calibrated-h32', 'denoisers-calibrated-h32'),
     ):
         profile, cells = pairs.PAIR_PROFILES[name], set()
         for j in expand(ROOT / 'sweeps' / f'{spec}.yaml'):
