@@ -126,15 +126,20 @@ class DenoisersParams(PairConfig):
     "Parameters of the chapter 'Convolutional denoisers': the pair experiment it runs live, and the stored run it analyses."
     stored: str = ''                                      # folder (from the repository root) of a stored run; empty: analyse the live run
     stored_profile: str = 'calibrated'                    # the memgen.pairs.PAIR_PROFILES entry the stored run must match
-    other_H: int = 8                                      # a second image size: does convergence collapse in N or in N/d?
-    stored_other: str = ''                                # folder of the stored run at other_H; empty: a live run at other_H
-    stored_other_profile: str = 'calibrated-h8'
+    other_H: tuple = (8,)                                 # other image sizes: does convergence collapse in N or in N/d?
+    stored_other: tuple = ()                              # folders of the stored runs at other_H, one per size ('': live); empty: all live
+    stored_other_profile: tuple = ('calibrated-h8',)      # the profiles they must match, one per size
     def __post_init__(self):
         super().__post_init__()
-        for k in ('stored_profile', 'stored_other_profile'):
-            if getattr(self, k) not in PAIR_PROFILES:
-                raise MemgenError(f"{k}={getattr(self, k)!r} is unknown; expected one of {sorted(PAIR_PROFILES)}")
-        check_int('other_H', self.other_H)
+        for k, v in [('stored_profile', self.stored_profile)] + [('stored_other_profile', v) for v in self.stored_other_profile]:
+            if v not in PAIR_PROFILES: raise MemgenError(f"{k}={v!r} is unknown; expected one of {sorted(PAIR_PROFILES)}")
+        for h in self.other_H: check_int('other_H', h)
+        if self.stored_other and len(self.stored_other) != len(self.other_H):
+            raise MemgenError(f"stored_other={self.stored_other!r} names {len(self.stored_other)} runs for other_H={self.other_H!r}; "
+                              "expected one folder per size ('' for a live run) or none")
+        if self.stored_other and len(self.stored_other_profile) != len(self.other_H):
+            raise MemgenError(f"stored_other_profile={self.stored_other_profile!r} has {len(self.stored_other_profile)} entries for "
+                              f"other_H={self.other_H!r}; expected one profile per size")
 
 @dataclass(frozen=True)
 class MeasureParams(PairConfig):
@@ -226,7 +231,7 @@ PROFILES = ('quick', 'full')
 
 def _stored_input(p, root) -> list:
     "The stored run a chapter reads (named functions, not lambdas: chapters travel to the book's worker processes)."
-    return [Path(s) for s in (p.stored, getattr(p, 'stored_other', '')) if s]
+    return [Path(s) for s in (p.stored, *getattr(p, 'stored_other', ())) if s]
 
 def _cnn_stored_input(p, root) -> list: return [Path(p.cnn_stored)] if p.cnn_stored else []
 
@@ -273,9 +278,9 @@ CHAPTERS: tuple[Chapter, ...] = deferred_checks(lambda: (   # importing the regi
     Chapter('api', 'nbs/chapters/api.ipynb', 'API reference', ApiParams, {'quick': ApiParams(), 'full': ApiParams()},
             show_parameters=False),
     Chapter('denoisers', 'nbs/chapters/denoisers.ipynb', 'Convolutional denoisers',
-            DenoisersParams, {'quick': DenoisersParams(stored='results/denoisers-calibrated', stored_other='results/denoisers-calibrated-h8',
+            DenoisersParams, {'quick': DenoisersParams(stored='results/denoisers-calibrated', stored_other=('results/denoisers-calibrated-h8',),
                                                        **asdict(PAIR_PROFILES['quick'])),
-                              'full': DenoisersParams(H=32, other_H=16, N_grid=(1, 4, 16, 64, 256, 1024, 4096, 10000), preset='paper',
+                              'full': DenoisersParams(H=32, other_H=(8, 16), N_grid=(1, 4, 16, 64, 256, 1024, 4096, 10000), preset='paper',
                                                       train_steps=50_000, sampler_steps=400, n_samples=256, n_samples_Q=4096,
                                                       n_test=256, seeds=(0, 1, 2, 3, 4), same_data=True, gap_steps=(1000, 10_000),
                                                       device='cuda')},

@@ -50,6 +50,7 @@ class Claim:
     result: int | None = None             # the headline result (1..7 in RESULTS) this claim is evidence for
     numbers: dict = field(default_factory=dict)
     power: float | None = None            # smallest relative error of the reference the criterion rejects (memgen.checks); None: not computed
+    failed_gates: tuple = ()              # the gates this claim rests on that failed: then it is not evaluated
 
     def __post_init__(self):
         k = self.key
@@ -78,7 +79,11 @@ class Claim:
                               f"available numbers: {['value', *self.numbers]}") from None
 
     @property
-    def verdict(self) -> str: return 'reproduced' if self.holds else 'not reproduced'
+    def verdict(self) -> str:
+        return 'not evaluated' if self.failed_gates else 'reproduced' if self.holds else 'not reproduced'
+
+    @property
+    def evaluated(self) -> bool: return not self.failed_gates
 
     @property
     def weak(self) -> bool:
@@ -86,7 +91,7 @@ class Claim:
         return self.kind == 'measured' and self.power is not None and not self.power <= WEAK
 
     @property
-    def evidence(self) -> bool: return self.kind == 'measured' and not self.weak
+    def evidence(self) -> bool: return self.kind == 'measured' and not self.weak and self.evaluated
 
     @property
     def power_text(self) -> str:
@@ -99,13 +104,14 @@ class Claim:
 
     def markdown(self) -> str:
         "The claim as a MyST admonition: verdict and kind in the title, the sentence, the criterion and the power."
-        icon, cls = ('✔', 'tip') if self.holds else ('✘', 'error')
+        icon, cls = ('–', 'warning') if not self.evaluated else ('✔', 'tip') if self.holds else ('✘', 'error')
         crit = f"\n\n*Criterion:* {self.criterion}" if self.criterion else ''
+        if not self.evaluated: crit += f"\n\n*Not evaluated:* it rests on {', '.join(self.failed_gates)}, which failed."
         if self.power is not None: crit += f"\n\n*Power:* {self.power_text}."
         elif self.kind == 'identity': crit += "\n\n*Identity:* true by construction; shown, not evidence."
         kind = 'weak' if self.weak else self.kind
         return (f":::{{admonition}} {icon} {self.verdict.capitalize()} · {kind}\n"
-                f":class: {cls} memgen-claim memgen-claim-{'holds' if self.holds else 'fails'}\n\n"
+                f":class: {cls} memgen-claim memgen-claim-{'holds' if self.holds else 'fails' if self.evaluated else 'unevaluated'}\n\n"
                 f"{self.sentence}{crit}\n:::\n")
 
     def _repr_markdown_(self) -> str: return self.markdown()
@@ -113,7 +119,8 @@ class Claim:
     def record(self) -> dict:
         "The JSON record of the claim (stored in the chapter's results)."
         power = None if self.power is None else (None if math.isinf(self.power) else float(self.power))
-        return {'statement': self.statement, 'sentence': self.sentence, 'value': self.value, 'holds': self.holds,
+        return {'statement': self.statement, 'sentence': self.sentence, 'value': self.value,
+                'holds': self.holds if self.evaluated else None, 'failed_gates': list(self.failed_gates),
                 'kind': self.kind, 'criterion': self.criterion, 'result': self.result, 'numbers': self.numbers,
                 'power': power, 'power_text': self.power_text, 'weak': self.weak, 'evidence': self.evidence}
 
@@ -162,15 +169,19 @@ def _record(c: Claim) -> None:
     atomic_write_text(p, json.dumps(res, indent=1))
 
 def claim(key: str, statement: str, value=None, holds: bool | None = None, kind: str = 'measured', criterion: str = '',
-          result: int | None = None, check=None, power: float | None = None, **numbers) -> Claim:
+          result: int | None = None, check=None, power: float | None = None, rests_on: tuple = (), **numbers) -> Claim:
     """Check and record a claim of the running chapter; returns it (displays as its verdict and sentence). With `check`
-    (a memgen.checks.Check) the verdict, criterion, power and numbers come from it; `value`/`holds` then stay None."""
+    (a memgen.checks.Check) the verdict, criterion, power and numbers come from it; `value`/`holds` then stay None.
+    `rests_on`: keys of gate claims made before on this page; if one failed, this claim is shown as not evaluated."""
+    gates = [_PAGE.claims.get(g) for g in rests_on]
+    bad = [g for g, c in zip(rests_on, gates) if c is None or c.kind != 'gate']
+    if bad: raise MemgenError(f"claim {key!r} rests on {bad[0]!r}, which is not a gate claim made before it on this page")
     if check is not None:
         if value is not None or holds is not None: raise MemgenError(f"claim {key!r}: give either check= or value and holds, not both")
         numbers = {**{k: v for k, v in check.numbers.items() if k != 'value'}, **numbers}
         value, holds, power = check.numbers['value'], check.holds, check.power
         criterion = check.criterion + (f'; {criterion}' if criterion else '')
-    c = Claim(key, statement, value, holds, kind, criterion, result, numbers, power)
+    c = Claim(key, statement, value, holds, kind, criterion, result, numbers, power, tuple(g.key for g in gates if not g.holds))
     if key in _PAGE.claims and _PAGE.claims[key] != c:
         raise MemgenError(f"claim {key!r} was already made on this page with other numbers; use a distinct key")
     _PAGE.claims[key] = c
@@ -194,12 +205,13 @@ def reproducibility_box(params, seconds: float, claims: list[Claim] = ()) -> str
     "Markdown for a chapter's reproducibility box: parameters, versions, run time, device, claim verdicts."
     v = versions()
     items = dataclasses.asdict(params) if dataclasses.is_dataclass(params) else dict(params)
-    n_ok = sum(c.holds for c in claims)
+    n_ok = sum(c.holds and c.evaluated for c in claims)
     rows = [('parameters', ', '.join(f'`{k}={x!r}`' for k, x in items.items())),
             ('memgen', f"{v['memgen']} (code {v['memgen_code']}, git {v['git'] or 'n/a'})"),
             ('numpy / scipy / torch', f"{v['numpy']} / {v['scipy']} / {v['torch']}"),
             ('run time', f'{seconds:.1f} s'), ('device', device_name())]
-    if claims: rows.append(('claims', f'{n_ok} of {len(claims)} reproduced'))
+    n_off = sum(not c.evaluated for c in claims)
+    if claims: rows.append(('claims', f'{n_ok} of {len(claims)} reproduced' + (f', {n_off} not evaluated' if n_off else '')))
     return (':::{admonition} Reproducibility\n:class: note\n\n| | |\n|---|---|\n'
             + '\n'.join(f'| {a} | {b} |' for a, b in rows) + '\n:::\n')
 
@@ -217,6 +229,10 @@ def result_verdict(holds: list[bool]) -> str:
 
 _ICON = {'reproduced': '✔', 'partly reproduced': '◐', 'not reproduced': '✘', 'not evaluated': '–'}
 
+def _claim_verdict(c: dict) -> str:
+    "A recorded claim's verdict: None for holds means not evaluated (a gate it rests on failed)."
+    return 'not evaluated' if c['holds'] is None else 'reproduced' if c['holds'] else 'not reproduced'
+
 def _is_evidence(c: dict) -> bool:
     "A recorded claim that counts for its headline result: measured and not weak (records older than the power field: measured)."
     return c.get('evidence', c.get('kind') == 'measured')
@@ -231,13 +247,13 @@ def results_table(results: dict, link: bool = True) -> str:
                   if isinstance(c, dict) and 'holds' in c and c.get('result') == k]
         verdict = result_verdict([c['holds'] for _, c in claims if _is_evidence(c)])
         n_ev = sum(_is_evidence(c) for _, c in claims); n_weak = sum(bool(c.get('weak')) for _, c in claims)
-        n_fail = sum(not c['holds'] for _, c in claims); n_other = len(claims) - n_ev - n_weak
+        n_fail = sum(c['holds'] is False for _, c in claims); n_other = len(claims) - n_ev - n_weak
         count = (f"{n_ev} measured" + (f", {n_weak} weak" if n_weak else '') + (f", {n_other} theory, gate or identity" if n_other else '')
                  + (f"; {n_fail} failing" if n_fail else '')) if claims else '—'
         ref = f'{{doc}}`{chapter}`' if link and chapter in (results or {}) else chapter
         rows.append(f'| {k} | {text} | {_ICON[verdict]} {verdict} | {count} | {ref} |')
         if claims:
-            items = '\n'.join(f"- {'✔' if c['holds'] else '✘'} {c['sentence']} *({'weak' if c.get('weak') else c['kind']}"
+            items = '\n'.join(f"- {_ICON[_claim_verdict(c)]} {c['sentence']} *({'weak' if c.get('weak') else c['kind']}"
                                + (f"; {c['power_text']}" if c.get('power_text') else '') + ')*' for _, c in claims)
             folds.append(f":::{{admonition}} {k}. {text}: the claims\n:class: dropdown memgen-evidence\n\n{items}\n:::\n")
     return '\n'.join(rows) + '\n\n' + '\n'.join(folds)
