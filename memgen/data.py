@@ -16,9 +16,9 @@ from .core import MemgenError, check_int, check_positive, check_array
 # %% auto #0
 __all__ = ['NATURAL_IMAGES', 'CELEBA_LAYOUT', 'IMAGE_DATASETS', 'DataModel', 'FinitePool', 'sample_disjoint', 'is_model',
            'model_at', 'DisjointDraws', 'orthonormal_directions', 'add_latents', 'latent_covariance',
-           'low_rank_update_spectrum', 'SpikedWhite', 'PowerLaw', 'disjoint_split', 'blob_templates',
-           'StationaryImages', 'radial_power', 'ImagePool', 'standardise', 'fit_power_law', 'GaussianSurrogate',
-           'natural_patches', 'lfw_faces', 'patch_overlap', 'celeba_path', 'load_celeba', 'image_dataset']
+           'low_rank_update_spectrum', 'SpikedWhite', 'PowerLaw', 'blob_templates', 'StationaryImages', 'radial_power',
+           'ImagePool', 'standardise', 'fit_power_law', 'GaussianSurrogate', 'natural_patches', 'lfw_faces',
+           'patch_overlap', 'celeba_path', 'load_celeba', 'image_dataset']
 
 # %% ../nbs/01_data.ipynb #50e8153c
 @runtime_checkable
@@ -180,16 +180,6 @@ class PowerLaw(DisjointDraws):
         "Population eigenvalues, descending (low_rank_update_spectrum: no d x d eigendecomposition)."
         if not self.betas: return np.sort(self.bulk_spectrum)[::-1]
         return low_rank_update_spectrum(self.bulk_spectrum, self.latent_coords().T, self.betas)
-
-# %% ../nbs/01_data.ipynb #95611b52
-def disjoint_split(data, n: int, rng: np.random.Generator, n_test: int = 0):
-    "Training sets A, B (n rows each, disjoint) and a test set of n_test further rows, from `data` (first axis)."
-    n, n_test = check_int('n', n), check_int('n_test', n_test, minimum=0)
-    N = len(data)
-    if 2 * n + n_test > N:
-        raise MemgenError(f"n={n} per split needs 2n + n_test = {2 * n + n_test} samples but data has {N}; "
-                          f"expected n <= {(N - n_test) // 2}")
-    return tuple(_permuted_sets(data, (n, n, n_test), rng))
 
 # %% ../nbs/01_data.ipynb #94f175e3
 def _freq2(H: int, W: int) -> np.ndarray:

@@ -13,8 +13,8 @@ from .core import MemgenError, check_int, check_positive
 from . import theory as th
 
 # %% auto #0
-__all__ = ['REGIMES', 'bbp_white', 'white_phase_grid', 'bulk_spectrum', 'gamma_c', 'phase_grid', 'ExplorerGrid', 'explorer_grid',
-           'explorer_chart', 'ExplorerParams']
+__all__ = ['REGIMES', 'white_phase_grid', 'bulk_spectrum', 'phase_grid', 'ExplorerGrid', 'explorer_grid', 'explorer_chart',
+           'ExplorerParams']
 
 # %% ../nbs/09_explore.ipynb #81defc74
 def _grid(name: str, x) -> np.ndarray:
@@ -26,17 +26,11 @@ def _grid(name: str, x) -> np.ndarray:
     if np.any(np.diff(x) <= 0): raise MemgenError(f"{name} is not strictly increasing (at {x[1:][np.diff(x) <= 0][0]:g}); the cells would be drawn out of place")
     return x
 
-def bbp_white(gamma, beta) -> np.ndarray:
-    "BBP overlap Q(gamma, beta) of a spike beta over a white bulk, broadcast over gamma and beta."
-    g, b = np.asarray(gamma, float), np.asarray(beta, float)
-    c = 1 / g
-    return np.where(g * b**2 > 1, (1 - c / b**2) / (1 + c / b), 0.0)
-
 def white_phase_grid(gammas, betas, lam: float = 0.0) -> dict[str, np.ndarray]:
     "q (G,), Q and D_lat (G, B) for a white bulk with one spike, ridge lam: closed forms, vectorised."
     g, b = _grid('gammas', gammas), _grid('betas', betas); check_positive('lam', lam, strict=False)
     q = np.asarray(th.q_white(g, th.RidgeSqrt(float(lam))), float)
-    Q = bbp_white(g[:, None], b[None, :])
+    Q = np.asarray(th.Q_bbp(np.ones(1), 1 + b[None, :], g[:, None]), float)   # white bulk: outlier ell = 1 + beta
     return {'q': q, 'Q': Q, 'D_lat': 1 - Q}
 
 # %% ../nbs/09_explore.ipynb #e0df8241
@@ -44,15 +38,10 @@ def bulk_spectrum(d: int, alpha: float) -> np.ndarray:
     "The bulk: white (alpha = 0) or power law j^-alpha, normalised to tr/d = 1."
     return np.ones(check_int('d', d)) if alpha == 0 else th.power_law_spectrum(d, alpha)
 
-def gamma_c(bulk, beta) -> np.ndarray:
-    "BBP threshold gamma_c of the outlier ell = max(bulk) (1 + beta): psi'(ell) = 0, i.e. mean t^2/(ell - t)^2."
-    b = np.asarray(bulk, float); ell = b.max() * (1 + np.atleast_1d(_grid('betas', beta)))
-    return np.mean(b**2 / (ell[:, None] - b)**2, axis=-1)
-
 def phase_grid(gammas, betas, alpha: float = 0.0, d: int = 1000) -> dict[str, np.ndarray]:
     "Q and D_lat (G, B) for a bulk of exponent alpha at dimension d, outlier ell = max(bulk) (1 + beta)."
     g, b = _grid('gammas', gammas), _grid('betas', betas); check_positive('alpha', alpha, strict=False)
-    if alpha == 0: Q = bbp_white(g[:, None], b[None, :])
+    if alpha == 0: Q = white_phase_grid(g, b)['Q']
     else:
         bulk = bulk_spectrum(d, alpha)
         Q = np.asarray(th.Q_bbp(bulk, bulk.max() * (1 + b)[None, :], g[:, None]), float)
@@ -99,7 +88,7 @@ def explorer_grid(gammas, betas, alphas=(0.0, 0.25, 0.5, 0.75), lams=(0.0, 0.25,
         P = phase_grid(g, b, a, d)
         Qrows.append(pd.DataFrame({'key': [_key(a, i, j) for i, j in zip(GI.ravel(), BI.ravel())],
                                    'Q': P['Q'].ravel(), 'D_lat': P['D_lat'].ravel()}))
-        gcb = gamma_c(bulk, b)
+        gcb = th.gamma_c(bulk.max() * (1 + b), bulk)
         for l in lams:
             q = np.asarray(th.convergence_q(bulk, g, th.RidgeSqrt(l)), float)
             qrows.append(pd.DataFrame({'key': [_key(a, l, i) for i in range(g.size)], 'q': q}))

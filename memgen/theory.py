@@ -17,8 +17,8 @@ from .core import MemgenError, check_positive, check_int, check_array
 __all__ = ['RidgeSqrt', 'mp_edges', 'mp_density', 'mp_moment', 'q_white', 'spectral_diag', 'sqrt_diag', 'convergence_q',
            'power_law_spectrum', 'effective_rank', 'convergence_q_finite', 'q_circ', 'psi', 'psi_prime', 'Q_bbp',
            'beta_for_q_at_gc', 'beta_Q_ahead_of_q', 'bulk_edge', 'outlier_location', 'template_outlier', 'Q_template',
-           'expected_max_abs_gaussian', 'm_white', 'memorisation_map', 'memorisation_asymptote', 'D_bulk', 'D_lat',
-           'D_op', 'TheoryTaskParams', 'task_theory_q']
+           'gamma_c', 'template_gamma_c', 'template_beta_for', 'expected_max_abs_gaussian', 'm_white',
+           'memorisation_map', 'memorisation_asymptote', 'D_bulk', 'D_lat', 'D_op', 'TheoryTaskParams', 'task_theory_q']
 
 # %% ../nbs/02_theory.ipynb #d924233d
 def _real(name: str, x):
@@ -349,6 +349,25 @@ def Q_template(bulk_spectrum, u_coords, beta: float, gamma) -> np.ndarray:
     "BBP overlap Q of the top sample eigenvector with a template u (not an eigenvector of the bulk)."
     ell, uw2 = template_outlier(bulk_spectrum, u_coords, beta)
     return uw2 * Q_bbp(bulk_spectrum, ell, gamma)
+
+# %% ../nbs/02_theory.ipynb #b0da1575
+def gamma_c(ell, bulk_spectrum) -> np.ndarray:
+    "BBP threshold of a population outlier ell above the bulk: psi'(ell) = 0, gamma_c = mean t^2 / (ell - t)^2 (eq-template-bbp)."
+    b = _bulk(bulk_spectrum); ell = _check_outlier(ell, b)[..., None]
+    return np.mean(b**2 / (ell - b)**2, axis=-1)
+
+def template_gamma_c(bulk_spectrum, u_coords, beta: float) -> float:
+    "BBP threshold of the template u of strength beta over the bulk."
+    return float(gamma_c(template_outlier(bulk_spectrum, u_coords, beta)[0], bulk_spectrum))
+
+def template_beta_for(target: float, bulk_spectrum, u_coords) -> float:
+    "The template strength beta whose threshold template_gamma_c is `target` (bisection in log beta; gamma_c falls with beta)."
+    _check_positive('target', target); b = _bulk(bulk_spectrum)
+    lo, hi = np.log(1e-3 * b.max()), np.log(1e3 * b.max())
+    for _ in range(80):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if template_gamma_c(b, u_coords, np.exp(mid)) > target else (lo, mid)
+    return float(np.exp((lo + hi) / 2))
 
 # %% ../nbs/02_theory.ipynb #e7d7d6ed
 def expected_max_abs_gaussian(n) -> np.ndarray:
