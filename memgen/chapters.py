@@ -119,7 +119,7 @@ class DiffusionParams:
         check_int('seed', self.seed, minimum=0)
 
 # %% ../nbs/14_chapters.ipynb #997ac80a
-from .pairs import PairConfig, PAIR_PROFILES, deferred_checks
+from .pairs import PairConfig, PAIR_PROFILES
 
 @dataclass(frozen=True)
 class DenoisersParams(PairConfig):
@@ -235,7 +235,7 @@ def _stored_input(p, root) -> list:
 
 def _cnn_stored_input(p, root) -> list: return [Path(p.cnn_stored)] if p.cnn_stored else []
 
-CHAPTERS: tuple[Chapter, ...] = deferred_checks(lambda: (   # importing the registry imports no torch: the tests check them
+CHAPTERS: tuple[Chapter, ...] = (                  # importing the registry imports no torch: the tests check it
     Chapter('intro', 'nbs/chapters/intro.ipynb', 'memgen: memorisation, convergence and generalisation',
             IntroParams, {'quick': IntroParams(), 'full': IntroParams()}, show_parameters=False),
     Chapter('convergence', 'nbs/chapters/convergence.ipynb', 'Convergence of linear models on white data',
@@ -285,7 +285,7 @@ CHAPTERS: tuple[Chapter, ...] = deferred_checks(lambda: (   # importing the regi
                                                       n_test=256, seeds=(0, 1, 2, 3, 4), same_data=True, gap_steps=(1000, 10_000),
                                                       device='cuda')},
             inputs=_stored_input),
-))
+)
 
 # %% ../nbs/14_chapters.ipynb #b9def782
 def chapter_defaults(name: str, profile: str = 'quick') -> dict:

@@ -4,10 +4,10 @@
 
 # %% ../nbs/15_pairs.ipynb #9d306153
 from __future__ import annotations
-import contextvars, json
+import json
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, NamedTuple, TypeVar
+from typing import TYPE_CHECKING, Callable, NamedTuple
 import numpy as np
 
 from .core import (MemgenError, check_int, check_positive, progress, resolve_device, to_jsonable, atomic_write_text, file_sha256, versions,
@@ -16,12 +16,11 @@ from .data import sample_disjoint
 if TYPE_CHECKING:          # memgen.denoisers (and torch) load inside the functions that train and sample: the chapter
     from torch import nn   # registry imports this module for PairConfig, and `memgen list` needs no torch
     from memgen.denoisers import ModelConfig, TrainConfig, DDIM, Ascent
-_T = TypeVar('_T')
 
 # %% auto #0
-__all__ = ['PAIR_PROFILES', 'PAIR_COLUMNS', 'linear_latent_theory', 'run_pair_experiment', 'deferred_checks', 'PairConfig',
-           'run_pairs', 'task_denoisers', 'store_results', 'load_results', 'load_grids', 'cpus_text', 'store_sweep',
-           'attach_grids', 'Source', 'stored_or_live', 'pair_experiment_flops']
+__all__ = ['PRESET_NAMES', 'SAMPLER_NAMES', 'PAIR_PROFILES', 'PAIR_COLUMNS', 'linear_latent_theory', 'run_pair_experiment',
+           'PairConfig', 'run_pairs', 'task_denoisers', 'store_results', 'load_results', 'load_grids', 'cpus_text',
+           'store_sweep', 'attach_grids', 'Source', 'stored_or_live', 'pair_experiment_flops']
 
 # %% ../nbs/15_pairs.ipynb #6b697a92
 def linear_latent_theory(data, gamma: float) -> np.ndarray:
@@ -158,14 +157,8 @@ def run_pair_experiment(data, N_grid, model_config: ModelConfig, train_config: T
     return pd.DataFrame(rows), grids
 
 # %% ../nbs/15_pairs.ipynb #a218c6bd
-_deferred = contextvars.ContextVar('memgen_pairs_deferred', default=False)   # True while deferred_checks runs (this context)
-
-def deferred_checks(make: Callable[[], _T]) -> _T:
-    """`make()`, during which PairConfigs skip the checks that need memgen.denoisers (which imports torch): the preset and the
-    sampler. For the profiles a module defines when it is imported (here and in memgen.chapters); the tests check them in full."""
-    token = _deferred.set(True)
-    try: return make()
-    finally: _deferred.reset(token)
+PRESET_NAMES = ('tiny', 'tiny-blind', 'small', 'paper', 'calibrated', 'calibrated-fast')   # memgen.denoisers.PRESETS and
+SAMPLER_NAMES = ('ddim', 'ascent')                                 # .SAMPLERS, named without torch (the tests check they agree)
 
 @dataclass(frozen=True)
 class PairConfig:
@@ -205,9 +198,10 @@ class PairConfig:
         for k in ('train_steps', 'sampler_steps', 'n_samples', 'n_samples_Q', 'n_test', 'patience'): check_int(k, getattr(self, k))
         check_int('eval_every', self.eval_every, minimum=0); check_positive('plateau_tol', self.plateau_tol)
         if self.device not in ('auto', 'cpu', 'cuda'): raise MemgenError(f"device={self.device!r} is not allowed; expected one of ('auto', 'cpu', 'cuda')")
-        if not _deferred.get():                            # the preset and sampler names are memgen.denoisers'
-            from memgen.denoisers import preset, make_sampler
-            preset(self.preset); make_sampler(self.sampler, self.eta, self.sampler_steps)
+        if self.preset not in PRESET_NAMES: raise MemgenError(f"preset {self.preset!r} is unknown; expected one of {list(PRESET_NAMES)}")
+        if self.sampler not in SAMPLER_NAMES: raise MemgenError(f"sampler={self.sampler!r} is unknown; expected one of {SAMPLER_NAMES}")
+        if isinstance(self.eta, bool) or not (isinstance(self.eta, (int, float)) and 0 <= self.eta <= 1):
+            raise MemgenError(f"eta={self.eta!r} is not allowed; expected 0 <= eta <= 1")
 
     def configs(self) -> tuple[ModelConfig, TrainConfig, DDIM | Ascent, DDIM | None]:
         "Model, training, sampler and deterministic-control configurations (no control when the sampler is already DDIM eta = 0)."
@@ -224,7 +218,7 @@ class PairConfig:
         from memgen.data import image_dataset
         return image_dataset(self.data, self.H, self.alpha, self.betas, self.celeba_path)
 
-PAIR_PROFILES = deferred_checks(lambda: {                 # so importing this module imports no torch; the tests check them
+PAIR_PROFILES = {
     'quick': PairConfig(N_grid=(1, 16, 256), seeds=(0, 1), train_steps=300, sigma_max=160.0, n_samples_Q=256, same_data=True,
                         gap_steps=(100,)),
     'medium': PairConfig(N_grid=(1, 4, 16, 64, 256, 1024, 4096), seeds=(0, 1, 2), preset='small', train_steps=3000, eval_every=150,
@@ -233,10 +227,10 @@ PAIR_PROFILES = deferred_checks(lambda: {                 # so importing this mo
     'calibrated': PairConfig(H=16, N_grid=(1, 16, 256, 4096), seeds=(0, 1, 2, 3, 4), preset='calibrated', train_steps=2000,
                              sigma_max=160.0, sampler_steps=400, n_samples=64, n_samples_Q=512, n_test=128, same_data=True,
                              gap_steps=(250, 750)),
-})
-PAIR_PROFILES['calibrated-h8'] = deferred_checks(lambda: replace(PAIR_PROFILES['calibrated'], H=8))
-PAIR_PROFILES['calibrated-h32'] = deferred_checks(lambda: replace(PAIR_PROFILES['calibrated'], H=32, preset='calibrated-fast',
-                                                                  sigma_max=320.0))  # 5 sqrt(lambda_max) = 160 at N = 1
+}
+PAIR_PROFILES['calibrated-h8'] = replace(PAIR_PROFILES['calibrated'], H=8)
+PAIR_PROFILES['calibrated-h32'] = replace(PAIR_PROFILES['calibrated'], H=32, preset='calibrated-fast',
+                                          sigma_max=320.0)                      # 5 sqrt(lambda_max) = 160 at N = 1
 
 def run_pairs(config: PairConfig, data=None, show_progress: bool = True, keep_samples: bool = False):
     "Run the pair experiment a config describes (on `data` if given, else `config.dataset()`): (tidy table, image grids)."
