@@ -65,6 +65,9 @@ class LatentParams:
     fss_ds: tuple = (100, 200, 400, 800)                  # dimensions of the finite-size collapse
     fss_xs: tuple = (-1.0, 0.0, 1.0, 2.0)                 # scaled distances x = (gamma - gamma_c) d^(1/3)
     fss_seeds: int = 40                                   # training sets per point of the collapse
+    map_d: int = 100                                      # dimension of the finite-d map of where the sentences hold
+    map_betas: tuple = (0.8, 1.0, 1.2, 1.4, 1.6, 2.0, 3.0, 5.0, 8.0)   # spike strengths of the map (bracketing beta_1/2 and beta_Q)
+    map_gammas: tuple = (0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0)         # loads of the map (each strength adds its gamma_c)
     seed: int = 0
     def __post_init__(self):
         check_dim('d', self.d); check_positive('gammas', self.gammas); check_positive('beta', self.beta)
@@ -72,6 +75,9 @@ class LatentParams:
         if len(set(self.fss_ds)) < 3: raise MemgenError(f"fss_ds={self.fss_ds} is not allowed; expected at least 3 distinct dimensions")
         if not self.fss_xs or not all(math.isfinite(x) for x in self.fss_xs): raise MemgenError(f"fss_xs={self.fss_xs} must be non-empty and finite")
         check_int('n_seeds', self.n_seeds, minimum=2); check_int('fss_seeds', self.fss_seeds, minimum=2)
+        check_dim('map_d', self.map_d); check_positive('map_betas', self.map_betas); check_positive('map_gammas', self.map_gammas)
+        if len(self.map_betas) < 2 or list(self.map_betas) != sorted(set(self.map_betas)):
+            raise MemgenError(f"map_betas={self.map_betas} is not allowed; expected at least 2 increasing strengths")
         check_int('n_samples', self.n_samples); check_int('seed', self.seed, minimum=0)
 
 @dataclass(frozen=True)
