@@ -12,7 +12,7 @@ import numpy as np
 from .core import MemgenError
 
 # %% auto #0
-__all__ = ['WEAK', 'DELTAS', 'Check', 'power_of', 't_k', 'agree', 'rises', 'threshold', 'collapses', 'exceeds']
+__all__ = ['WEAK', 'DELTAS', 'Check', 'power_of', 't_k', 'agree', 'rises', 'threshold', 'collapses', 'exceeds', 'db_power']
 
 # %% ../nbs/18_checks.ipynb #7adb0703
 WEAK = 0.10                                     # power worse than this: the claim is shown but is not evidence
@@ -111,3 +111,8 @@ def exceeds(values, sems, reference, k=3.0, below: bool = False, what: str = 'va
     power = float(np.max(kk * e / np.abs(v))) if np.all(v != 0) else math.inf
     return Check(ok, f'{what} {"below" if below else "above"} its reference by more than k·sem at each of the {v.size} points (k up to {kk.max():.2f})',
                  power, {'value': float(np.nanmin(margin)) if np.any(e > 0) else math.inf, 'smallest': float(np.min(sign * (v - r))), 'k': float(kk.max())})
+
+# %% ../nbs/18_checks.ipynb #3ef67a14
+def db_power(margin_db: float) -> float:
+    "The smallest relative MSE excess that a bound on a gap in dB rejects, given the margin (bound - k sem, in dB) its interval leaves."
+    return float(10**(margin_db / 10) - 1) if margin_db > 0 else 1e-4
