@@ -181,3 +181,23 @@ def test_the_import_checks_see_what_they_check():
     assert 'denoisers' in graph['pairs']  # imports inside functions
     assert find_circle({'a': {'b'}, 'b': {'c'}, 'c': {'a'}, 'd': set()}) == ['a', 'b', 'c', 'a']
     assert find_circle({'a': {'b'}, 'b': set()}) is None
+
+
+def test_every_labelled_chapter_equation_links_to_the_code_that_computes_it():
+    import importlib
+    import re
+
+    from memgen.chapters import ApiParams
+
+    found = 0
+    for nb in sorted((ROOT / 'nbs' / 'chapters').glob('*.ipynb')):
+        for cell in json.loads(nb.read_text())['cells']:
+            text = ''.join(cell['source'])
+            for m in re.finditer(r'\$\$ \((eq-[\w-]+)\)', text):
+                found += 1
+                refs = re.findall(r'\{ref\}`[^`<]*<api-memgen\.(\w+)\.(\w+)>`', text[m.end() : m.end() + 600])
+                assert refs, f'{nb.name}: equation {m[1]} has no link to its code'
+                for mod, name in refs:
+                    assert mod in ApiParams().modules, f'{nb.name}: {m[1]} links to memgen.{mod}, which the API page does not document'
+                    assert hasattr(importlib.import_module(f'memgen.{mod}'), name), f'{nb.name}: memgen.{mod}.{name} does not exist'
+    assert found >= 9
