@@ -132,9 +132,9 @@ class DenoisersParams(PairConfig):
     "Parameters of the chapter 'Convolutional denoisers': the pair experiment it runs live, and the stored run it analyses."
     stored: str = ''                                      # folder (from the repository root) of a stored run; empty: analyse the live run
     stored_profile: str = 'calibrated'                    # the memgen.pairs.PAIR_PROFILES entry the stored run must match
-    other_H: tuple = (8,)                                 # other image sizes: does convergence collapse in N or in N/d?
+    other_H: tuple = (8, 32)                              # other image sizes: does convergence collapse in N or in N/d?
     stored_other: tuple = ()                              # folders of the stored runs at other_H, one per size ('': live); empty: all live
-    stored_other_profile: tuple = ('calibrated-h8',)      # the profiles they must match, one per size
+    stored_other_profile: tuple = ('calibrated-h8', 'calibrated-h32')   # the profiles they must match, one per size
     def __post_init__(self):
         super().__post_init__()
         for k, v in [('stored_profile', self.stored_profile)] + [('stored_other_profile', v) for v in self.stored_other_profile]:
@@ -284,7 +284,8 @@ CHAPTERS: tuple[Chapter, ...] = (                  # importing the registry impo
     Chapter('api', 'nbs/chapters/api.ipynb', 'API reference', ApiParams, {'quick': ApiParams(), 'full': ApiParams()},
             show_parameters=False),
     Chapter('denoisers', 'nbs/chapters/denoisers.ipynb', 'Convolutional denoisers',
-            DenoisersParams, {'quick': DenoisersParams(stored='results/denoisers-calibrated', stored_other=('results/denoisers-calibrated-h8',),
+            DenoisersParams, {'quick': DenoisersParams(stored='results/denoisers-calibrated',
+                                                       stored_other=('results/denoisers-calibrated-h8', 'results/denoisers-calibrated-h32'),
                                                        **asdict(PAIR_PROFILES['quick'])),
                               'full': DenoisersParams(H=32, other_H=(8, 16), N_grid=(1, 4, 16, 64, 256, 1024, 4096, 10000), preset='paper',
                                                       train_steps=50_000, sampler_steps=400, n_samples=256, n_samples_Q=4096,
