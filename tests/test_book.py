@@ -182,6 +182,6 @@ def test_only_builds_the_chosen_chapters_from_cache(built, tmp_path):
     shutil.copytree(html.parent / 'cache', tmp_path / 'cache')  # executed chapters: nothing re-runs
     only = build_book(root=ROOT, build_dir=tmp_path, only=['convergence'], device='cpu', log=lambda *a: None)
     pages = sorted(p.name for p in (only / 'nbs' / 'chapters').glob('*.html'))
-    assert pages == ['convergence.html', 'intro.html', 'notation.html', 'reproducibility.html'], pages  # + static pages
+    assert pages == ['api.html', 'convergence.html', 'intro.html', 'notation.html', 'reproducibility.html'], pages  # + static pages, API
     stamp = json.loads((only / '.memgen-book.json').read_text())
     assert stamp['chapters']['convergence']['cached'] is True

@@ -199,5 +199,19 @@ def test_every_labelled_chapter_equation_links_to_the_code_that_computes_it():
                 assert refs, f'{nb.name}: equation {m[1]} has no link to its code'
                 for mod, name in refs:
                     assert mod in ApiParams().modules, f'{nb.name}: {m[1]} links to memgen.{mod}, which the API page does not document'
-                    assert hasattr(importlib.import_module(f'memgen.{mod}'), name), f'{nb.name}: memgen.{mod}.{name} does not exist'
+                    obj = getattr(importlib.import_module(f'memgen.{mod}'), name, None)
+                    assert callable(obj) and not isinstance(obj, type), f'{nb.name}: memgen.{mod}.{name} is not a function'
     assert found >= 9
+
+
+def test_api_targets_are_unique_ignoring_case():
+    import importlib
+    import inspect
+
+    from memgen.chapters import ApiParams
+
+    for m in ApiParams().modules:
+        mod = importlib.import_module(f'memgen.{m}')
+        objs = [(n, getattr(mod, n)) for n in getattr(mod, '__all__', []) if callable(getattr(mod, n, None))]
+        labels = [(inspect.isclass(o), n.lower()) for n, o in objs]  # the API page's targets, as Sphinx compares them
+        assert len(labels) == len(set(labels)), f'memgen.{m}: two public names differ only in case'
