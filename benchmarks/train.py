@@ -40,6 +40,7 @@ def baseline(images, mc, tc, steps, dev):
         opt.zero_grad()
         loss.backward()
         opt.step()
+        done += 1
     if dev == 'cuda':
         torch.cuda.synchronize()
 
