@@ -124,6 +124,12 @@ def test_science_core_imports_neither_torch_nor_the_book_engine():
     assert out == '[]'
 
 
+def test_ci_runs_the_readme_test_command():
+    readme, ci = (ROOT / 'README.md').read_text(), (ROOT / '.ci' / 'run').read_text()
+    assert 'make test' in readme and 'make book' in readme
+    assert 'make test' in ci
+
+
 # The package's three layers (issue 25): a torch-free science core (with the generic sweep runner and charts), the
 # torch networks and the experiments on them, the book engine. Imports, lazy ones included, point down only.
 LAYERS = {
