@@ -13,11 +13,11 @@ import array_api_compat
 import numpy as np
 
 # %% auto #0
-__all__ = ['DENSE_MATRICES', 'MemgenError', 'check_positive', 'check_int', 'check_array', 'machine_memory', 'check_dim',
-           'check_size', 'to_jsonable', 'content_hash', 'hash_files', 'package_dir', 'code_version', 'git_hash',
-           'versions', 'atomic_write_text', 'atomic_write_json', 'file_sha256', 'find_root', 'pid_alive', 'swap_dir',
-           'save_run_record', 'is_torch', 'array_module', 'as_float', 'to_numpy', 'resolve_device', 'progress',
-           'mean_sem']
+__all__ = ['DENSE_MATRICES', 'MemgenError', 'check_positive', 'check_fraction', 'check_int', 'check_array', 'machine_memory',
+           'check_dim', 'check_size', 'to_jsonable', 'content_hash', 'hash_files', 'package_dir', 'code_version',
+           'git_hash', 'versions', 'atomic_write_text', 'atomic_write_json', 'file_sha256', 'find_root', 'pid_alive',
+           'swap_dir', 'save_run_record', 'is_torch', 'array_module', 'as_float', 'to_numpy', 'resolve_device',
+           'progress', 'mean_sem']
 
 # %% ../nbs/00_core.ipynb #c75fd1d8
 class MemgenError(ValueError):
@@ -34,6 +34,13 @@ def check_positive(name: str, value, *, strict: bool = True):
         rel = '> 0' if strict else '>= 0'
         raise MemgenError(f"{name}={a[bad].ravel()[0]:g} is not allowed; expected {name} {rel}")
     return value
+
+# %% ../nbs/00_core.ipynb #bbce104c
+def check_fraction(name: str, value) -> float:
+    "Return `value` as a float after checking it is a number (not a bool) in [0, 1]."
+    if isinstance(value, bool) or not (isinstance(value, (int, float, np.integer, np.floating)) and 0 <= value <= 1):
+        raise MemgenError(f"{name}={value!r} is not allowed; expected 0 <= {name} <= 1")
+    return float(value)
 
 # %% ../nbs/00_core.ipynb #32f16e20
 def check_int(name: str, value, *, minimum: int = 1) -> int:

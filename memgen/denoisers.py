@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .core import (MemgenError, check_int, check_positive, progress, resolve_device, to_jsonable,
+from .core import (MemgenError, check_int, check_positive, check_fraction, progress, resolve_device, to_jsonable,
                          atomic_write_json, atomic_write_text, versions, to_numpy)
 
 # %% auto #0
@@ -394,11 +394,6 @@ def as_denoiser(model: nn.Module, H: int, W: int, batch: int = 512, amp: bool = 
 # %% ../nbs/06_denoisers.ipynb #a854ff5b
 from .diffusion import kadkhodaie_sample, ddim_sample, sigma_schedule, effective_map
 
-def _check_eta(eta: float) -> float:
-    if isinstance(eta, bool) or not (isinstance(eta, (int, float)) and 0 <= eta <= 1):
-        raise MemgenError(f"eta={eta!r} is not allowed; expected 0 <= eta <= 1")
-    return float(eta)
-
 @dataclass(frozen=True)
 class DDIM:
     "DDIM over `steps` log-uniform noise levels from sigma_max down to sigma_min: eta = 0 injects no noise, eta = 1 is ancestral."
@@ -410,7 +405,7 @@ class DDIM:
     init_scale: float = 1.0                 # standard deviation of the initial noise
     def __post_init__(self):
         for k in ('steps', 'n_samples'): check_int(k, getattr(self, k))
-        _check_eta(self.eta); check_positive('init_scale', self.init_scale)
+        check_fraction('eta', self.eta); check_positive('init_scale', self.init_scale)
         if not 0 < self.sigma_min < self.sigma_max: raise MemgenError(f"sigma_min={self.sigma_min}, sigma_max={self.sigma_max}: expected 0 < sigma_min < sigma_max")
     def schedule(self):
         "The noise levels this sampler visits, as a memgen.diffusion schedule."
@@ -446,7 +441,7 @@ SAMPLERS = {'ddim': DDIM, 'ascent': Ascent}
 def make_sampler(kind: str = 'ddim', eta: float = 1.0, steps: int = 50, sigma_max: float = 3.0, n_samples: int = 32) -> DDIM | Ascent:
     "The pair experiment's sampler by name: DDIM(eta) over `steps` noise levels, or Kadkhodaie et al.'s stochastic ascent."
     if kind not in SAMPLERS: raise MemgenError(f"sampler={kind!r} is unknown; expected one of {tuple(SAMPLERS)}")
-    _check_eta(eta); check_int('steps', steps)
+    check_fraction('eta', eta); check_int('steps', steps)
     if kind == 'ddim': return DDIM(steps=steps, eta=eta, sigma_max=sigma_max, n_samples=n_samples)
     return Ascent(max_iter=20 * steps, init_scale=sigma_max, n_samples=n_samples)
 

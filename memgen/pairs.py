@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable, NamedTuple
 import numpy as np
 
-from .core import (MemgenError, check_int, check_positive, progress, resolve_device, to_jsonable, atomic_write_text, file_sha256, versions,
+from .core import (MemgenError, check_int, check_positive, check_fraction, progress, resolve_device, to_jsonable, atomic_write_text, file_sha256, versions,
                          to_numpy, save_run_record)
 from .data import sample_disjoint
 if TYPE_CHECKING:          # memgen.denoisers (and torch) load inside the functions that train and sample: the chapter
@@ -200,8 +200,7 @@ class PairConfig:
         if self.device not in ('auto', 'cpu', 'cuda'): raise MemgenError(f"device={self.device!r} is not allowed; expected one of ('auto', 'cpu', 'cuda')")
         if self.preset not in PRESET_NAMES: raise MemgenError(f"preset {self.preset!r} is unknown; expected one of {list(PRESET_NAMES)}")
         if self.sampler not in SAMPLER_NAMES: raise MemgenError(f"sampler={self.sampler!r} is unknown; expected one of {SAMPLER_NAMES}")
-        if isinstance(self.eta, bool) or not (isinstance(self.eta, (int, float)) and 0 <= self.eta <= 1):
-            raise MemgenError(f"eta={self.eta!r} is not allowed; expected 0 <= eta <= 1")
+        check_fraction('eta', self.eta)
 
     def configs(self) -> tuple[ModelConfig, TrainConfig, DDIM | Ascent, DDIM | None]:
         "Model, training, sampler and deterministic-control configurations (no control when the sampler is already DDIM eta = 0)."
