@@ -18,9 +18,10 @@ if TYPE_CHECKING:          # memgen.denoisers (and torch) load inside the functi
     from memgen.denoisers import ModelConfig, TrainConfig, DDIM, Ascent
 
 # %% auto #0
-__all__ = ['PRESET_NAMES', 'SAMPLER_NAMES', 'PAIR_PROFILES', 'PAIR_COLUMNS', 'linear_latent_theory', 'run_pair_experiment',
-           'PairConfig', 'run_pairs', 'task_denoisers', 'store_results', 'load_results', 'load_grids', 'cpus_text',
-           'store_sweep', 'attach_grids', 'Source', 'stored_or_live', 'pair_experiment_flops']
+__all__ = ['PRESET_NAMES', 'SAMPLER_NAMES', 'PAIR_PROFILES', 'PAIR_COLUMNS', 'GAP_COLUMNS', 'linear_latent_theory',
+           'run_pair_experiment', 'PairConfig', 'run_pairs', 'task_denoisers', 'store_results', 'load_results',
+           'load_grids', 'cpus_text', 'store_sweep', 'attach_grids', 'Source', 'stored_or_live', 'GapScan',
+           'task_gap_scan', 'gap_scan_config', 'store_gap_scan', 'pair_experiment_flops']
 
 # %% ../nbs/15_pairs.ipynb #6b697a92
 def linear_latent_theory(data, gamma: float) -> np.ndarray:
@@ -160,6 +161,14 @@ def run_pair_experiment(data, N_grid, model_config: ModelConfig, train_config: T
 PRESET_NAMES = ('tiny', 'tiny-blind', 'small', 'paper', 'calibrated', 'calibrated-fast')   # memgen.denoisers.PRESETS and
 SAMPLER_NAMES = ('ddim', 'ascent')                                 # .SAMPLERS, named without torch (the tests check they agree)
 
+def _check_run_fields(c) -> None:
+    "The fields an image experiment's config shares: data set, image side, spectrum, templates, device and preset."
+    from memgen.data import IMAGE_DATASETS
+    if c.data not in IMAGE_DATASETS: raise MemgenError(f"data={c.data!r} is not allowed; expected one of {IMAGE_DATASETS}")
+    check_int('H', c.H); check_int('H^2', c.H**2, minimum=4); check_positive('alpha', c.alpha, strict=False); check_positive('betas', c.betas)
+    if c.device not in ('auto', 'cpu', 'cuda'): raise MemgenError(f"device={c.device!r} is not allowed; expected one of ('auto', 'cpu', 'cuda')")
+    if c.preset not in PRESET_NAMES: raise MemgenError(f"preset {c.preset!r} is unknown; expected one of {list(PRESET_NAMES)}")
+
 @dataclass(frozen=True)
 class PairConfig:
     "The convolutional pair experiment, whole: data, model and training preset, stopping rule, sampler, sizes and seeds."
@@ -188,17 +197,13 @@ class PairConfig:
     gap_steps: tuple = ()                                 # training steps at which the distance to the Wiener filter is measured too
 
     def __post_init__(self):
-        from memgen.data import IMAGE_DATASETS
-        if self.data not in IMAGE_DATASETS: raise MemgenError(f"data={self.data!r} is not allowed; expected one of {IMAGE_DATASETS}")
-        check_int('H', self.H); check_int('H^2', self.H**2, minimum=4); check_positive('alpha', self.alpha, strict=False); check_positive('betas', self.betas)
+        _check_run_fields(self)
         for N in self.N_grid: check_int('N', N)
         for s in self.seeds: check_int('seed', s, minimum=0)
         for s in self.checkpoints + self.gap_steps: check_int('checkpoint', s)
         check_positive('sigma_max', self.sigma_max, strict=False)
         for k in ('train_steps', 'sampler_steps', 'n_samples', 'n_samples_Q', 'n_test', 'patience'): check_int(k, getattr(self, k))
         check_int('eval_every', self.eval_every, minimum=0); check_positive('plateau_tol', self.plateau_tol)
-        if self.device not in ('auto', 'cpu', 'cuda'): raise MemgenError(f"device={self.device!r} is not allowed; expected one of ('auto', 'cpu', 'cuda')")
-        if self.preset not in PRESET_NAMES: raise MemgenError(f"preset {self.preset!r} is unknown; expected one of {list(PRESET_NAMES)}")
         if self.sampler not in SAMPLER_NAMES: raise MemgenError(f"sampler={self.sampler!r} is unknown; expected one of {SAMPLER_NAMES}")
         check_fraction('eta', self.eta)
 
@@ -290,9 +295,9 @@ def _check_sealed(folder: Path, rec: dict, name: str) -> Path:
     if file_sha256(f) != want: raise MemgenError(f"stored file {f} does not match the SHA-256 in {folder / 'run.json'} (edited or cut); store the run again")
     return f
 
-def load_results(folder: Path | str, config) -> tuple:
+def load_results(folder: Path | str, config, columns=PAIR_COLUMNS) -> tuple:
     """The stored table and run record in `folder`; refuses, in one line naming the file, a missing, unsealed, edited or cut
-    table, or one computed for another config."""
+    table, one computed for another config (a dataclass or a mapping), or one without exactly these `columns`."""
     import pandas as pd
     folder = Path(folder)
     if not (folder / 'table.csv').is_file() or not (folder / 'run.json').is_file():
@@ -304,9 +309,9 @@ def load_results(folder: Path | str, config) -> tuple:
     if bad: raise MemgenError(f"stored results at {folder} were computed for another config: {bad[0]}={got.get(bad[0])!r} there, "
                               f"{want.get(bad[0])!r} here")
     table = pd.read_csv(_check_sealed(folder, rec, 'table.csv'))
-    if list(table.columns) != PAIR_COLUMNS or len(table) != rec.get('rows'):
+    if list(table.columns) != list(columns) or len(table) != rec.get('rows'):
         raise MemgenError(f"stored table {folder / 'table.csv'} has columns {list(table.columns)} and {len(table)} rows; "
-                          f"expected {PAIR_COLUMNS} and {rec.get('rows')}")
+                          f"expected {list(columns)} and {rec.get('rows')}")
     return table, rec
 
 def load_grids(folder: Path | str, rec: dict) -> dict:
@@ -331,35 +336,43 @@ def cpus_text(record: dict) -> str:
 
 def store_sweep(spec, folder: Path | str) -> tuple[PairConfig, Path]:
     "Check that a finished pair-experiment sweep splits one PairConfig by N and seed; store its table and provenance in `folder`."
-    from memgen.sweep import load_spec, expand, get_task, make_params, collect, _record
+    from memgen.sweep import load_spec, expand, get_task, make_params, collect
     spec = load_spec(spec); task = get_task(spec.task); jobs = expand(spec, yes=True)
     if task.params is not PairConfig: raise MemgenError(f"sweep {spec.name} runs task {task.name!r}; expected the pair experiment 'denoisers'")
     params = [make_params(task, j.params) for j in jobs]
     config = replace(params[0], N_grid=tuple(sorted({N for p in params for N in p.N_grid})), seeds=tuple(spec.seeds))
-    records = []
     for j, p in zip(jobs, params):
         if replace(p, N_grid=config.N_grid, seeds=config.seeds) != config:
             raise MemgenError(f"sweep {spec.name}: job {j.key} differs from the others beyond N: {to_jsonable(p)}")
+    records = _finished_records(spec, jobs, lambda j, p: f"N = {_listed(p.N_grid)}, seed {j.seed}", params)
+    grids = {}
+    for j in jobs:
+        arrays = spec.folder / 'jobs' / j.key / 'arrays.npz'
+        if j.seed == spec.seeds[0] and arrays.is_file():                           # the first seed's sample grids
+            with np.load(arrays) as z: _nested_grids(z, grids)
+    table = collect(spec)[PAIR_COLUMNS]
+    return config, store_results(folder, table, config, grids=grids, device=config.device, **_sweep_provenance(spec, records))
+
+def _finished_records(spec, jobs, label: Callable, params) -> list[dict]:
+    "Each job's record (config.json, with the time it finished), refusing, by `label(job, params)`, jobs not finished or damaged."
+    from memgen.sweep import _record
     bad = [(j, p, _record(spec.folder / 'jobs' / j.key, j.key)) for j, p in zip(jobs, params)]
     bad = [(j, p, why) for j, p, why in bad if why != 'ok']
     if bad: raise MemgenError(f"sweep {spec.name}: {len(bad)} of {len(jobs)} jobs have not finished or are damaged ("
-                              + '; '.join(f"N = {_listed(p.N_grid)}, seed {j.seed}: {why}" for j, p, why in bad[:5])
-                              + "); run the sweep first (damaged jobs are re-run)")
-    grids = {}
-    for j in jobs:
-        rec = spec.folder / 'jobs' / j.key / 'config.json'
-        records.append({**json.loads(rec.read_text()), 'finished': rec.stat().st_mtime})
-        if j.seed == spec.seeds[0] and (rec.parent / 'arrays.npz').is_file():      # the first seed's sample grids
-            with np.load(rec.parent / 'arrays.npz') as z: _nested_grids(z, grids)
-    table = collect(spec)[PAIR_COLUMNS]
+                              + '; '.join(f"{label(j, p)}: {why}" for j, p, why in bad[:5]) + "); run the sweep first (damaged jobs are re-run)")
+    recs = [spec.folder / 'jobs' / j.key / 'config.json' for j in jobs]
+    return [{**json.loads(r.read_text()), 'finished': r.stat().st_mtime} for r in recs]
+
+def _sweep_provenance(spec, records: list[dict]) -> dict:
+    "What a stored sweep records of its jobs: their number, wall and job times, git commits, code hashes and machines."
     secs = [r['seconds'] for r in records]
     wall = max(r['finished'] for r in records) - min(r['finished'] - r['seconds'] for r in records)   # first start to last finish
-    return config, store_results(folder, table, config, grids=grids, sweep=spec.name, jobs=len(jobs), device=config.device,
-                                 wall_seconds=round(wall, 1), job_seconds_total=round(sum(secs), 1), job_seconds_max=round(max(secs), 1),
-                                 gits=sorted({str(r['versions'].get('git')) for r in records}),
-                                 code_versions=sorted({str(r['versions'].get('memgen_code')) for r in records}),
-                                 machine={'platform': records[0]['versions'].get('platform'), 'cpus': _recorded(records, 'cpus'),
-                                          'hosts': _recorded(records, 'host')})
+    return dict(sweep=spec.name, jobs=len(records), wall_seconds=round(wall, 1), job_seconds_total=round(sum(secs), 1),
+                job_seconds_max=round(max(secs), 1), gits=sorted({str(r['versions'].get('git')) for r in records}),
+                code_versions=sorted({str(r['versions'].get('memgen_code')) for r in records}),
+                machine={'platform': records[0]['versions'].get('platform'), 'cpus': _recorded(records, 'cpus'),
+                         'hosts': _recorded(records, 'host')} | ({'gpus': _recorded(records, 'gpu')} if any(
+                             'gpu' in (r.get('machine') or {}) for r in records) else {}))
 
 
 # %% ../nbs/15_pairs.ipynb #dafd53c7
@@ -424,6 +437,79 @@ def stored_or_live(stored: str, profile: str | PairConfig, live: PairConfig, roo
     table, grids = run_pairs(live, data=data, show_progress=False)
     return Source(table, None, f"**Source: the live run of this build** ({why}): N = {_listed(live.N_grid)}, seeds "
                                f"{_listed(live.seeds)}, preset `{live.preset}`, {_steps_text(live)}.", live, grids)
+
+# %% ../nbs/15_pairs.ipynb #3a4d2075
+GAP_COLUMNS = ['H', 'N', 'width', 'depth', 'batch', 'train_steps', 'seed', 'quantity', 'model', 'k', 'value']
+
+@dataclass(frozen=True)
+class GapScan:
+    "One network of a capacity scan: a preset's recipe at another width, depth, batch or length, trained on N images."
+    data: str = 'synthetic'                               # its population covariance gives the Wiener filter (a pool's: its images')
+    H: int = 16
+    alpha: float = 1.0
+    betas: tuple = (6.0, 4.0, 3.0)
+    N: int = 4096
+    preset: str = 'calibrated'
+    width: int = 0                                        # 0: the preset's
+    depth: int = 0                                        # 0: the preset's
+    batch: int = 0                                        # 0: the preset's
+    train_steps: int = 2000
+    sigma_max: float = 160.0                              # 0: the preset's
+    n_test: int = 128
+    device: str = 'cpu'
+    celeba_path: str = ''
+
+    def __post_init__(self):
+        _check_run_fields(self); check_int('N', self.N); check_int('train_steps', self.train_steps); check_int('n_test', self.n_test)
+        for k in ('width', 'depth', 'batch'): check_int(k, getattr(self, k), minimum=0)
+        check_positive('sigma_max', self.sigma_max, strict=False)
+
+    def configs(self) -> tuple[ModelConfig, TrainConfig]:
+        "The preset's model and training configurations with this scan point's width, depth, batch, steps and sigma_max."
+        from memgen.denoisers import preset
+        mc, tc = preset(self.preset)
+        return (replace(mc, width=self.width or mc.width, depth=self.depth or mc.depth),
+                replace(tc, steps=self.train_steps, batch=self.batch or tc.batch, sigma_max=self.sigma_max or tc.sigma_max))
+
+    def dataset(self):
+        "The image data set the config names."
+        from memgen.data import image_dataset
+        return image_dataset(self.data, self.H, self.alpha, self.betas, self.celeba_path)
+
+def task_gap_scan(p: GapScan, seed: int):
+    "One scan job: train on model A's N images of the pair experiment at `seed`; gaps in dB to the Wiener filter (k = sigma) of it and of the linear filters."
+    import pandas as pd, time
+    from memgen.denoisers import train_denoiser, as_denoiser, wiener_gap_db, CirculantDenoiser, _as_images
+    from memgen.diffusion import optimal_denoiser
+    data = p.dataset(); mc, tc = p.configs()
+    rng = np.random.default_rng([seed, p.N])                             # as run_pair_experiment draws model A's set and seed
+    X, _, XT = sample_disjoint(data, p.N, rng, 2, p.n_test)
+    t0 = time.time()
+    model, _ = train_denoiser(_as_images(X, data.H, data.W), mc, replace(tc, seed=int(rng.integers(2**31))), device=p.device, show_progress=False)
+    seconds = time.time() - t0
+    filters = {'cnn': as_denoiser(model, data.H, data.W), 'empirical linear': optimal_denoiser(X),
+               'empirical circulant': CirculantDenoiser(X, data.H, data.W)}
+    rows = [('gap_db', name, s, v) for name, f in filters.items() for s, v in wiener_gap_db(f, data.covariance(), XT, seed=seed).items()]
+    rows += [('train_seconds', 'cnn', np.nan, seconds), ('parameters', 'cnn', np.nan, sum(q.numel() for q in model.parameters()))]
+    point = {'H': p.H, 'N': p.N, 'width': mc.width, 'depth': mc.depth, 'batch': tc.batch, 'train_steps': tc.steps, 'seed': seed}
+    return pd.DataFrame([{**point, 'quantity': q, 'model': m, 'k': k, 'value': float(v)} for q, m, k, v in rows])[GAP_COLUMNS]
+
+# %% ../nbs/15_pairs.ipynb #dc202230
+def gap_scan_config(spec) -> dict:
+    "What a stored gap scan was run for: its sweep spec's task, grid, fixed values and seeds (the record's config)."
+    from memgen.sweep import load_spec
+    s = load_spec(spec)
+    return json.loads(json.dumps(to_jsonable({'task': s.task, 'product': s.product, 'zip': s.zip, 'fixed': s.fixed, 'seeds': s.seeds})))
+
+def store_gap_scan(spec, folder: Path | str) -> Path:
+    "Check that a gap-scan sweep (task 'gap_scan') has finished; store its table (GAP_COLUMNS) and provenance in `folder`."
+    from memgen.sweep import load_spec, expand, get_task, make_params, collect
+    spec = load_spec(spec); task = get_task(spec.task); jobs = expand(spec, yes=True)
+    if task.params is not GapScan: raise MemgenError(f"sweep {spec.name} runs task {task.name!r}; expected the gap scan 'gap_scan'")
+    params = [make_params(task, j.params) for j in jobs]
+    records = _finished_records(spec, jobs, lambda j, p: f"H = {p.H}, width {p.width}, {p.train_steps} steps, seed {j.seed}", params)
+    return store_results(folder, collect(spec)[GAP_COLUMNS], gap_scan_config(spec), device=sorted({p.device for p in params}),
+                         **_sweep_provenance(spec, records))
 
 # %% ../nbs/15_pairs.ipynb #8d1ec5d1
 def pair_experiment_flops(model_config: ModelConfig, train_config: TrainConfig, H: int, W: int, N_grid, n_seeds: int = 1,

@@ -32,6 +32,7 @@ TASKS: dict[str, Task] = {}
 LAZY_TASKS = {'linear': ('memgen.linear', 'task_linear', 'LinearTaskParams'),       # built-in tasks: (module, function,
               'theory_q': ('memgen.theory', 'task_theory_q', 'TheoryTaskParams'),   # parameter class), the module
               'denoisers': ('memgen.pairs', 'task_denoisers', 'PairConfig'),        # imported when the task is first named
+              'gap_scan': ('memgen.pairs', 'task_gap_scan', 'GapScan'),
               'chapter': ('memgen.book', 'task_chapter', 'ChapterTaskParams')}
 
 def register_task(name: str, params: type):
@@ -265,9 +266,12 @@ def _versions() -> dict: return versions()          # once per process
 
 @functools.lru_cache(maxsize=1)
 def _machine() -> dict:
-    "The CPUs this process may use (its affinity: a Slurm job's share, not the node's) and the host that runs the jobs."
+    """The CPUs this process may use (its affinity: a Slurm job's share, not the node's), the host that runs the jobs, and the
+    GPU a finished job used (named when the job had loaded torch and started CUDA; first called after the first job)."""
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else os.cpu_count()
-    return {'cpus': cpus, 'host': socket.gethostname()}
+    torch = sys.modules.get('torch')                                     # never imported here: the core stays torch-free
+    gpu = torch.cuda.get_device_name() if torch is not None and torch.cuda.is_initialized() else None
+    return {'cpus': cpus, 'host': socket.gethostname()} | ({'gpu': gpu} if gpu else {})
 
 def _record(out: Path, key: str) -> str:
     "'ok' for a complete job record, 'absent' for none, else what is wrong with it (cut or corrupt files)."
