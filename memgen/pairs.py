@@ -21,7 +21,7 @@ if TYPE_CHECKING:          # memgen.denoisers (and torch) load inside the functi
 __all__ = ['PRESET_NAMES', 'SAMPLER_NAMES', 'PAIR_PROFILES', 'PAIR_COLUMNS', 'GAP_COLUMNS', 'linear_latent_theory',
            'run_pair_experiment', 'PairConfig', 'run_pairs', 'task_denoisers', 'store_results', 'load_results',
            'load_grids', 'cpus_text', 'store_sweep', 'attach_grids', 'Source', 'stored_or_live', 'GapScan',
-           'task_gap_scan', 'gap_scan_config', 'store_gap_scan', 'pair_experiment_flops']
+           'task_gap_scan', 'gap_scan_config', 'store_gap_scan', 'load_gap_scan', 'paired_gap', 'pair_experiment_flops']
 
 # %% ../nbs/15_pairs.ipynb #6b697a92
 def linear_latent_theory(data, gamma: float) -> np.ndarray:
@@ -510,6 +510,29 @@ def store_gap_scan(spec, folder: Path | str) -> Path:
     records = _finished_records(spec, jobs, lambda j, p: f"H = {p.H}, width {p.width}, {p.train_steps} steps, seed {j.seed}", params)
     return store_results(folder, collect(spec)[GAP_COLUMNS], gap_scan_config(spec), device=sorted({p.device for p in params}),
                          **_sweep_provenance(spec, records))
+
+# %% ../nbs/15_pairs.ipynb #5ae48597
+def load_gap_scan(stored: str, spec: str, root: Path | str | None = None) -> tuple | None:
+    "The stored gap scan in the folder `stored` made by the sweep spec `spec` (both relative to `root`, default the checkout): (table, record, provenance sentence); None if absent."
+    from memgen.core import find_root
+    root = Path(root) if root is not None else find_root()
+    if not stored or not (root / stored).exists(): return None
+    table, rec = load_results(root / stored, gap_scan_config(root / spec), columns=GAP_COLUMNS)
+    points = table[['width', 'batch', 'train_steps']].drop_duplicates().sort_values(['width', 'batch', 'train_steps']).values
+    text = (f"**Source: the stored gap scan** in `{stored}` (sweep `{spec}`): H = {_listed(sorted(table.H.unique()))}, N = "
+            f"{_listed(sorted(table.N.unique()))}, seeds {_listed(sorted(table.seed.unique()))}; (width, batch, steps) = "
+            + ', '.join(f'({w}, {b}, {s})' for w, b, s in points) + f"; {rec['jobs']} jobs on {', '.join(rec['machine'].get('gpus') or ['CPUs'])}, "
+            f"{rec['job_seconds_total'] / 3600:.2f} h of job time; memgen code {_listed(rec['code_versions'])}.")
+    return table, rec, text
+
+def paired_gap(table, H: int, a: tuple, b: tuple, model_a: str = 'cnn', model_b: str = 'cnn'):
+    "Per noise level k: mean and sem over seeds of gap(b, model_b) - gap(a, model_a), scan points (width, batch, train_steps), paired by seed."
+    g = table[(table.quantity == 'gap_db') & (table.H == H)]
+    at = lambda p, m: g[(g.model == m) & (g.width == p[0]) & (g.batch == p[1]) & (g.train_steps == p[2])].set_index(['k', 'seed']).value
+    va, vb = at(a, model_a), at(b, model_b)
+    if not len(va) or not len(vb): raise MemgenError(f"scan point {a if not len(va) else b} at H = {H} is not in the table")
+    d = (vb - va).dropna()
+    return d.groupby(level='k').agg(['mean', 'sem', 'count'])
 
 # %% ../nbs/15_pairs.ipynb #8d1ec5d1
 def pair_experiment_flops(model_config: ModelConfig, train_config: TrainConfig, H: int, W: int, N_grid, n_seeds: int = 1,
