@@ -109,6 +109,7 @@ class DiffusionParams:
     d: int = 1000                                         # dimension of the memorisation simulations
     ns: tuple = (1, 2, 5, 10, 30)                         # training set sizes for memorisation
     d_q: int = 200                                        # dimension of the convergence simulations
+    d_q_small: tuple = (50, 100)                          # smaller dimensions measuring the finite-d allowance of q (each < d_q)
     gammas: tuple = (0.25, 0.5, 1.0, 2.0)
     steps: int = 100                                      # sampling steps in the simulations
     n_seeds: int = 2
@@ -119,6 +120,9 @@ class DiffusionParams:
     def __post_init__(self):
         for k in ('steps', 'n_seeds', 'n_samples'): check_int(k, getattr(self, k))
         for k in ('d_cov', 'd', 'd_q'): check_dim(k, getattr(self, k))
+        for ds in self.d_q_small: check_dim('d_q_small', ds)
+        if self.d_q_small and max(self.d_q_small) >= self.d_q:
+            raise MemgenError(f"d_q_small={self.d_q_small!r} is not allowed; expected dimensions below d_q={self.d_q}")
         for n in self.ns + self.step_grid + self.sgd_steps: check_int('steps or n', n)
         check_positive('gammas', self.gammas)
         for k in ('rho', 'cov_ridge', 'tau'): check_positive(k, getattr(self, k), strict=False)
@@ -189,6 +193,7 @@ class DistancesParams:
     "Parameters of the chapter 'Two distances'."
     d: int = 300
     d_large: int = 600                                    # second dimension of the D_lat and q simulations
+    d_small: int = 150                                    # a smaller dimension: measures the finite-d allowances (below d)
     gammas: tuple = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0)
     beta: float = 1.5                                     # spike strength: gamma_c = 1/beta^2 with loads on both sides
     beta_weak: float = 0.4                                # a weak spike: gamma_c = 1 / beta_weak^2
@@ -197,7 +202,8 @@ class DistancesParams:
     n_samples: int = 100
     seed: int = 0
     def __post_init__(self):
-        check_dim('d', self.d); check_dim('d_large', self.d_large); check_positive('gammas', self.gammas)
+        check_dim('d', self.d); check_dim('d_large', self.d_large); check_dim('d_small', self.d_small); check_positive('gammas', self.gammas)
+        if not self.d_small < self.d: raise MemgenError(f"d_small={self.d_small} is not allowed; expected a dimension below d={self.d}")
         for k in ('beta', 'beta_weak'): check_positive(k, getattr(self, k))
         check_int('n_seeds', self.n_seeds); check_int('n_samples', self.n_samples)
         check_positive('alpha', self.alpha, strict=False); check_int('seed', self.seed, minimum=0)
@@ -264,7 +270,7 @@ CHAPTERS: tuple[Chapter, ...] = (                  # importing the registry impo
                                                                alphas=(0.5, 1.0, 1.5), n_seeds=10, n_samples=300)}),
     Chapter('diffusion', 'nbs/chapters/diffusion.ipynb', 'Diffusion with linear denoisers',
             DiffusionParams, {'quick': DiffusionParams(),
-                              'full': DiffusionParams(d=4000, ns=(1, 2, 5, 10, 30, 100, 300), d_q=1000,
+                              'full': DiffusionParams(d=4000, ns=(1, 2, 5, 10, 30, 100, 300), d_q=1000, d_q_small=(250, 500),
                                                       gammas=(0.1, 0.25, 0.5, 1.0, 2.0, 4.0), steps=250, n_seeds=8,
                                                       n_samples=300, sgd_steps=(25, 100, 400, 1600, 6400))}),
     Chapter('training', 'nbs/chapters/training.ipynb', 'Training time', TrainingParams,
@@ -282,7 +288,7 @@ CHAPTERS: tuple[Chapter, ...] = (                  # importing the registry impo
                                                              sampler_steps=250, n_samples=256, n_samples_Q=256, n_test=256,
                                                              device='cuda')}),
     Chapter('distances', 'nbs/chapters/distances.ipynb', 'Two distances', DistancesParams,
-            {'quick': DistancesParams(), 'full': DistancesParams(d=1500, d_large=3000, n_seeds=10, n_samples=300)}),
+            {'quick': DistancesParams(), 'full': DistancesParams(d=1500, d_large=3000, d_small=750, n_seeds=10, n_samples=300)}),
     Chapter('api', 'nbs/chapters/api.ipynb', 'API reference', ApiParams, {'quick': ApiParams(), 'full': ApiParams()},
             show_parameters=False),
     Chapter('denoisers', 'nbs/chapters/denoisers.ipynb', 'Convolutional denoisers',

@@ -12,7 +12,8 @@ import numpy as np
 from .core import MemgenError
 
 # %% auto #0
-__all__ = ['WEAK', 'DELTAS', 'Check', 'power_of', 't_k', 'agree', 'rises', 'threshold', 'collapses', 'exceeds', 'db_power']
+__all__ = ['WEAK', 'DELTAS', 'Check', 'power_of', 't_k', 'agree', 'rises', 'threshold', 'collapses', 'exceeds', 'db_power',
+           'finite_d_allowance', 'agree_finite_d']
 
 # %% ../nbs/18_checks.ipynb #7adb0703
 WEAK = 0.10                                     # power worse than this: the claim is shown but is not evidence
@@ -116,3 +117,24 @@ def exceeds(values, sems, reference, k=3.0, below: bool = False, what: str = 'va
 def db_power(margin_db: float) -> float:
     "The smallest relative MSE excess that a bound on a gap in dB rejects, given the margin (bound - k sem, in dB) its interval leaves."
     return float(10**(margin_db / 10) - 1) if margin_db > 0 else 1e-4
+
+# %% ../nbs/18_checks.ipynb #210f8f55
+def finite_d_allowance(d, values, sems, theory, k=3.0) -> float:
+    "The O(1/d) allowance measured where `values` were simulated (dimension d per point): the least C >= 0 with |value - theory| <= k sem + C/d at every point."
+    dd, v, e, r, kk = _arrays(d, values, sems, theory, k)
+    if np.any(dd < 1): raise MemgenError(f"d={dd.min():g} is not allowed; expected dimensions >= 1")
+    return float(max(0.0, np.max(dd * (np.abs(v - r) - kk * e))))
+
+def agree_finite_d(values, sems, theory, d, small: tuple, k=3.0, what: str = 'value') -> Check:
+    """Every value (at dimension `d`, one or one per point) within k sem + C/d of its theory, C the `finite_d_allowance` of
+    `small` = (d, values, sems, theory) at smaller dimensions; power: every theory scaled by 1 +- delta, C measured again."""
+    v, e, r, kk, dd = _arrays(values, sems, theory, k, d)
+    sd, sv, se, sr = _arrays(*small)
+    if not sd.max() < dd.min(): raise MemgenError(f"small dimensions up to {sd.max():g} are not below d = {dd.min():g}; expected smaller dimensions")
+    C = lambda s: finite_d_allowance(sd, sv, se, s * sr, k)
+    ok = lambda s: bool(np.all(np.abs(v - s * r) <= kk * e + C(s) / dd))
+    z = (np.abs(v - r) - C(1.0) / dd) / np.where(e > 0, e, np.nan)
+    return Check(ok(1.0), f'|{what} − theory| ≤ k·sem + C/d at each of the {v.size} points (k up to {kk.max():.2f}; C = {C(1.0):.3g} the least '
+                 f'allowance at d = {", ".join(f"{x:g}" for x in np.unique(sd))}, measured, not chosen)', power_of(lambda s: not ok(s)),
+                 {'value': float(np.nanmax(z)) if np.any(e > 0) else math.inf, 'C': C(1.0), 'allow': float(C(1.0) / dd.min()),
+                  'dev': float(np.abs(v - r).max()), 'n': v.size})
