@@ -84,6 +84,7 @@ class LatentParams:
 class PowerLawParams:
     "Parameters of the chapter 'Power-law spectra'."
     d: int = 400
+    d_small: int = 200                                    # a smaller dimension: measures the finite-d allowances (below d)
     gammas: tuple = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0)
     alphas: tuple = (0.5, 1.0)                            # power-law exponents compared with white data
     alpha_template: float = 0.15                          # bulk under the template (shallow: its outlier stays apart)
@@ -92,7 +93,8 @@ class PowerLawParams:
     n_samples: int = 100
     seed: int = 0
     def __post_init__(self):
-        check_dim('d', self.d); check_positive('gammas', self.gammas); check_positive('alphas', self.alphas, strict=False)
+        check_dim('d', self.d); check_dim('d_small', self.d_small); check_positive('gammas', self.gammas); check_positive('alphas', self.alphas, strict=False)
+        if not self.d_small < self.d: raise MemgenError(f"d_small={self.d_small} is not allowed; expected a dimension below d={self.d}")
         check_positive('alpha_template', self.alpha_template); check_positive('gamma_c_template', self.gamma_c_template)
         check_int('n_seeds', self.n_seeds)
         check_int('n_samples', self.n_samples); check_int('seed', self.seed, minimum=0)
@@ -168,6 +170,7 @@ class MeasureParams(PairConfig):
 class RealParams:
     "Parameters of the chapter 'Real images'."
     patch: int = 12                                       # patch side: d = patch^2
+    patch_small: tuple = (6, 8)                           # smaller patch sides: measure the finite-d allowances (below patch)
     max_patches: int = 20000
     gammas: tuple = (0.1, 0.25, 0.5, 1.0, 2.0, 4.0)
     n_seeds: int = 3
@@ -183,6 +186,9 @@ class RealParams:
     def __post_init__(self):
         PairConfig(H=self.patch, preset=self.preset, sampler_steps=self.sampler_steps, n_samples=self.cnn_samples)   # same checks
         check_int('patch', self.patch, minimum=4); check_dim('patch^2', self.patch**2); check_int('max_patches', self.max_patches); check_positive('gammas', self.gammas)
+        for p in self.patch_small: check_int('patch_small', p, minimum=2)
+        if not self.patch_small or max(self.patch_small) >= self.patch:
+            raise MemgenError(f"patch_small={self.patch_small!r} is not allowed; expected one or more sides below patch={self.patch}")
         for k in ('n_seeds', 'n_samples', 'n_latents', 'train_steps'): check_int(k, getattr(self, k))
         for N in self.N_grid: check_int('N', N)
         check_int('seed', self.seed, minimum=0)
@@ -266,7 +272,7 @@ CHAPTERS: tuple[Chapter, ...] = (                  # importing the registry impo
                                                            n_seeds=24, n_samples=300, fss_ds=(100, 200, 400, 800, 1600),
                                                            fss_xs=(-2.0, -1.0, 0.0, 1.0, 2.0, 3.0), fss_seeds=100)}),
     Chapter('powerlaw', 'nbs/chapters/powerlaw.ipynb', 'Power-law spectra', PowerLawParams,
-            {'quick': PowerLawParams(), 'full': PowerLawParams(d=2000, gammas=(0.03, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0),
+            {'quick': PowerLawParams(), 'full': PowerLawParams(d=2000, d_small=1000, gammas=(0.03, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0),
                                                                alphas=(0.5, 1.0, 1.5), n_seeds=10, n_samples=300)}),
     Chapter('diffusion', 'nbs/chapters/diffusion.ipynb', 'Diffusion with linear denoisers',
             DiffusionParams, {'quick': DiffusionParams(),
