@@ -117,10 +117,12 @@ class DiffusionParams:
     n_seeds: int = 2
     n_samples: int = 100
     sgd_steps: tuple = (25, 100, 400, 1600)
+    sgd_seeds: int = 3                                    # training runs per length (the gap's seed spread)
     seed: int = 0
 
     def __post_init__(self):
         for k in ('steps', 'n_seeds', 'n_samples'): check_int(k, getattr(self, k))
+        check_int('sgd_seeds', self.sgd_seeds, minimum=2)
         for k in ('d_cov', 'd', 'd_q'): check_dim(k, getattr(self, k))
         for ds in self.d_q_small: check_dim('d_q_small', ds)
         if self.d_q_small and max(self.d_q_small) >= self.d_q:
