@@ -317,6 +317,11 @@ def _publish(job: Job, result: pd.DataFrame | tuple, folder: Path, seconds: floa
         return 'ran'
     finally: shutil.rmtree(tmp, ignore_errors=True)
 
+def _write_failure(folder: Path, job: Job, error: str, tb: str = '') -> None:
+    "The failure record of a job (failed/KEY.json): its task, parameters, seed, error line and traceback."
+    _write(folder / 'failed' / f'{job.key}.json', json.dumps(to_jsonable({'task': get_task(job.task).name, 'params': job.params,
+           'seed': job.seed, 'error': error, 'traceback': tb}), indent=2, sort_keys=True) + '\n')
+
 def _clear(folder: Path, key: str) -> None:
     "Remove a job's temporary folders and damaged record (the caller holds the job's lock)."
     jobs = folder / 'jobs'
@@ -341,9 +346,7 @@ def run_job(job: Job, folder: str | Path, lease: float = 3600.0) -> str:
                 with threadpool_limits(limits=1):
                     result = task.fn(make_params(task, job.params), job.seed)
             except Exception as e:
-                _write(folder / 'failed' / f'{job.key}.json', json.dumps(to_jsonable({'task': get_task(job.task).name,
-                       'params': job.params, 'seed': job.seed, 'error': _error_line(e), 'traceback': traceback.format_exc()}),
-                       indent=2, sort_keys=True) + '\n')
+                _write_failure(folder, job, _error_line(e), traceback.format_exc())
                 return 'failed'
             return _publish(job, result, folder, time.time() - t0)
     finally:
@@ -361,8 +364,10 @@ def slurm_queue(user: str | None = None) -> dict[str, str] | None:
     if r.returncode: return None
     return dict(line.split('|', 1) for line in r.stdout.split() if '|' in line)
 
+_GONE = 'left the queue without a result'
+
 def _slurm_gone(job_id: str) -> str:
-    return (f"Slurm job {job_id} left the queue without a result (cancelled, killed at its time limit, or its node "
+    return (f"Slurm job {job_id} {_GONE} (cancelled, killed at its time limit, or its node "
             "failed); the next run of the sweep runs it again")
 
 def _collect(job: Job, sj) -> tuple[Job, str, str]:
@@ -513,6 +518,9 @@ def run_sweep(spec, executor: str = 'local', workers: int | None = None, yes: bo
     failures = []
     for j, r, err in sorted(results, key=lambda t: t[0].key):
         if r != 'failed': continue
+        if err:                                    # the executor saw it end (killed at its limit, left the queue): it is over
+            for _, lock in _locks(folder).get(j.key, []): lock.unlink(missing_ok=True)   # no holder will release it now
+            if _GONE not in err and not (folder / 'failed' / f'{j.key}.json').exists(): _write_failure(folder, j, err)   # gone: pending
         try: err = err or json.loads((folder / 'failed' / f'{j.key}.json').read_text())['error']
         except (OSError, ValueError, KeyError): err = err or 'unknown error'
         failures.append({'job': j.key, 'error': err})
