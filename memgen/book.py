@@ -76,6 +76,7 @@ def sweep_records(sweep: str, root: Path) -> list:
     skip = ('running/', 'failed/', 'submitit/', 'spec.json')
     return [content_hash(f.read_text())] + [r for r in fingerprint(store) if not r[0].startswith(skip)]
 
+# %% ../nbs/11_book.ipynb #29c0e58d
 def chapter_inputs(chapter: Chapter, params, root: Path) -> list:
     "Everything a chapter reads besides its notebook and parameters: sweep records, CelebA files, declared inputs."
     root, names, out = Path(root), {f.name for f in fields(params)}, []
@@ -165,6 +166,7 @@ def _commit_entry(out: Path, nb: Path, results: Path, record: Path) -> None:
         os.replace(nb, out)                                            # last: the notebook's presence commits the entry
     finally: signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
+# %% ../nbs/11_book.ipynb #9cd147d7
 def cached_chapter(chapter: Chapter, params, root: Path, build_dir: Path, log=print) -> Path | None:
     "The sound cached executed notebook of `chapter` with `params`, or None (a corrupt entry is reported)."
     out = Path(build_dir) / 'cache' / chapter.name / f'{execution_key(chapter, params, root)}.ipynb'
@@ -182,6 +184,7 @@ logging.getLogger('papermill').addFilter(_DerivedParameters())
 
 THREAD_VARS = ('OMP_NUM_THREADS', 'OPENBLAS_NUM_THREADS', 'MKL_NUM_THREADS')   # torch's CPU kernels: their sums depend on the count
 
+# %% ../nbs/11_book.ipynb #c7cfd8f6
 def execute_chapter(chapter: Chapter, params, root: Path, build_dir: Path, force: bool = False,
                     log=print) -> tuple[Path, bool]:
     "Execute `chapter` with `params` unless cached (and sound); return (executed notebook, reused from cache)."
@@ -231,6 +234,7 @@ def execute_chapter(chapter: Chapter, params, root: Path, build_dir: Path, force
             else: os.environ[k] = v
     return out, False
 
+# %% ../nbs/11_book.ipynb #283f7f36
 def chapter_results(nb: Path) -> dict:
     "The results recorded by an executed chapter notebook ({} if none)."
     f = Path(nb).with_suffix('.results.json')
@@ -291,6 +295,7 @@ def static_pages(root: Path, chapters: Iterable[Chapter] = CHAPTERS) -> set[str]
     return {e for e in toc_files(root) if (f := resolve_toc_file(root, e)).suffix == '.md'
             or str(f.relative_to(root)) not in paths}
 
+# %% ../nbs/11_book.ipynb #42f0eee2
 def _static_hash(root: Path, chapters: Iterable[Chapter] = CHAPTERS) -> str:
     files = [root / '_toc.yml', root / '_config.yml']
     files += [f for f in (root / '_static').rglob('*') if f.is_file()] if (root / '_static').is_dir() else []
@@ -330,6 +335,7 @@ def _check_claims(results: dict, strict: bool, log=print) -> None:
     if strict: raise MemgenError(f"strict: {len(bad)} claim(s) not reproduced: {text}")
     log(f"{len(bad)} claim(s) not reproduced (memgen book --strict fails on them): {text}")
 
+# %% ../nbs/11_book.ipynb #b4c2a30a
 def build_book(profile: str = 'quick', only: Iterable[str] | None = None, device: str = 'auto', force: bool = False,
                root: Path | str | None = None, build_dir: Path | str | None = None,
                chapters: Iterable[Chapter] = CHAPTERS, overrides: dict | None = None, repository_url: str | None = None,
@@ -357,6 +363,7 @@ def build_book(profile: str = 'quick', only: Iterable[str] | None = None, device
     with cleanup_on_signals():
         return _build(root, build_dir, profile, plan, intro, bool(only), force, repository_url, strict, log, chapters, workers)
 
+# %% ../nbs/11_book.ipynb #56400de0
 def _build(root, build_dir, profile, plan, intro, only, force, repository_url, strict, log, chapters=CHAPTERS, workers=1) -> Path:
     "The work of `build_book` once its arguments are checked."
     t0 = time.time()
@@ -459,6 +466,7 @@ def _in_workers(todo: list, root: Path, build_dir: Path, force: bool, workers: i
         raise
     finally: shutil.rmtree(tmp, ignore_errors=True)
 
+# %% ../nbs/11_book.ipynb #dcd3b937
 def execute_chapters(plan: list, root: Path, build_dir: Path, force: bool = False, workers: int = 1,
                      log=print) -> tuple[dict[str, Path], dict]:
     "Execute the (chapter, params) `plan`, cached chapters reused, the others up to `workers` at once: ({toc entry: notebook}, timings)."

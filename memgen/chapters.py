@@ -80,6 +80,7 @@ class LatentParams:
             raise MemgenError(f"map_betas={self.map_betas} is not allowed; expected at least 2 increasing strengths")
         check_int('n_samples', self.n_samples); check_int('seed', self.seed, minimum=0)
 
+# %% ../nbs/14_chapters.ipynb #71d5e555
 @dataclass(frozen=True)
 class PowerLawParams:
     "Parameters of the chapter 'Power-law spectra'."
@@ -168,6 +169,7 @@ class MeasureParams(PairConfig):
     n_samples_Q: int = 32
     n_test: int = 32
 
+# %% ../nbs/14_chapters.ipynb #cf99b79f
 @dataclass(frozen=True)
 class RealParams:
     "Parameters of the chapter 'Real images'."
@@ -257,6 +259,7 @@ def _stored_input(p, root) -> list:
 
 def _cnn_stored_input(p, root) -> list: return [Path(p.cnn_stored)] if p.cnn_stored else []
 
+# %% ../nbs/14_chapters.ipynb #eede83d8
 CHAPTERS: tuple[Chapter, ...] = (                  # importing the registry imports no torch: the tests check it
     Chapter('intro', 'nbs/chapters/intro.ipynb', 'memgen: memorisation, convergence and generalisation',
             IntroParams, {'quick': IntroParams(), 'full': IntroParams()}, show_parameters=False),

@@ -83,6 +83,7 @@ def rises(values, sems, k=3.0, falls: bool = False, what: str = 'value') -> Chec
                  power, {'value': float(np.min(step / np.where(se > 0, se, np.nan))) if np.any(se > 0) else math.inf,
                          'smallest': float(step.min()), 'total': float(total)})
 
+# %% ../nbs/18_checks.ipynb #055cecdc
 def threshold(x, values, sems, x_c: float, k=3.0, what: str = 'value') -> Check:
     "Zero within k errors at x < x_c, above k errors at x > x_c; power: x_c moved by a factor 1 +- delta."
     x, v, e, kk = _arrays(x, values, sems, k)

@@ -29,6 +29,7 @@ def _workers(text: str) -> int:
     if n < 1: raise argparse.ArgumentTypeError(f"workers={n} is not allowed; expected an integer >= 1")
     return n
 
+# %% ../nbs/12_cli.ipynb #1689487e
 def _parser() -> argparse.ArgumentParser:
     from memgen.sweep import MAX_JOBS
     p = _Parser(prog='memgen', description='Memorisation, convergence and generalisation in generative models.')
@@ -72,6 +73,7 @@ def _parser() -> argparse.ArgumentParser:
                    help='commit the store folder to git every SECONDS while the sweep runs, and when it ends or is interrupted')
     return p
 
+# %% ../nbs/12_cli.ipynb #a81ddeec
 def book_order(chapters=CHAPTERS, root: Path | str | None = None) -> list:
     "The chapters in the order of the book's _toc.yml (the registry's order outside a checkout); unlisted ones last."
     try: order = {e: i for i, e in enumerate(toc_files(find_root(root)))}
@@ -88,6 +90,7 @@ def list_text(root: Path | str | None = None) -> str:
             lines.append(f"    {f.name:<12} {vals}")
     return '\n'.join(lines)
 
+# %% ../nbs/12_cli.ipynb #71bc228c
 def _sweep(args) -> int:
     "memgen sweep: run, --status, --collect or --store; 1 if jobs failed."
     from memgen.sweep import run_sweep, sweep_status, collect, load_spec, expand
@@ -126,6 +129,7 @@ def _measure(args) -> None:
         print(f"{r.quantity:>20} {r.model:>2}  {r.value:.4f}  [{r.lo:.4f}, {r.hi:.4f}]  n={r.n}")
     print(f"memgen: report in {Path(args.out).expanduser() / 'report.html'}", file=sys.stderr)
 
+# %% ../nbs/12_cli.ipynb #65c84252
 def _one_line(e: BaseException) -> str:
     "An error as one line: a MemgenError's first line, else 'Type: first line'."
     text = (str(e).splitlines() or [''])[0]

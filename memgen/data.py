@@ -57,6 +57,7 @@ def is_model(data) -> bool:
     "Whether `data` is a data model (an instance: it samples) rather than a factory d -> model (a class, a partial, a function)."
     return not isinstance(data, type) and callable(getattr(data, 'sample', None))
 
+# %% ../nbs/01_data.ipynb #3c98409c
 def model_at(data, d: int) -> DataModel:
     "The data model of dimension d: `data` itself if it is a model (its d must be d), else `data(d)`; None means SpikedWhite."
     if is_model(data):
@@ -201,6 +202,7 @@ def blob_templates(H: int, W: int, r: int, seed: int, width: float = 0.12) -> np
     q, _ = np.linalg.qr(np.array(blobs).T)
     return (q * np.sign(q.sum(axis=0))).T
 
+# %% ../nbs/01_data.ipynb #1ccab364
 @dataclass(frozen=True)
 class StationaryImages(DisjointDraws):
     "Periodic Gaussian images with power spectrum (|k|^2 + 1)^(-alpha/2), plus latent templates of variance beta_k."
@@ -315,6 +317,7 @@ class ImagePool(DisjointDraws):
         if n > len(self): raise MemgenError(f"n={n} exceeds the {len(self)} images of {self.name}")
         return self.images[rng.choice(len(self), n, replace=False)]
 
+# %% ../nbs/01_data.ipynb #2d19e808
 def standardise(x: np.ndarray) -> np.ndarray:
     "Subtract the mean image and scale so that the average pixel variance is 1 (tr Sigma / d = 1)."
     x = check_array('images', x).reshape(len(x), -1)
@@ -387,6 +390,7 @@ def natural_patches(size: int = 16, stride: int | None = None, images: tuple = N
         x, origins = x[keep], origins[keep]
     return ImagePool(standardise(x), size, size, name=f'natural patches {size}x{size}', origins=origins)
 
+# %% ../nbs/01_data.ipynb #0fdc3d15
 def lfw_faces() -> ImagePool:
     "The 200 face crops (25 x 25, grayscale) of Labeled Faces in the Wild bundled with scikit-image, standardised."
     import skimage.data

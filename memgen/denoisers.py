@@ -51,6 +51,7 @@ class BFCNN(nn.Module):
         self.net, self.residual = nn.Sequential(*layers), residual
     def forward(self, y): return y - self.net(y) if self.residual else self.net(y)
 
+# %% ../nbs/06_denoisers.ipynb #bd018a98
 class BFUNet(nn.Module):
     "Bias-free UNet: `depth` levels of two conv blocks, average pooling down, transposed convolutions up, skips."
     def __init__(self, channels: int = 1, width: int = 32, depth: int = 3, norm: bool = True, residual: bool = True):
@@ -147,6 +148,7 @@ def unit_weight(sigma: torch.Tensor) -> torch.Tensor:
     "Plain MSE: every noise level weighted 1."
     return torch.ones_like(sigma)
 
+# %% ../nbs/06_denoisers.ipynb #863933af
 def edm_weight(sigma: torch.Tensor) -> torch.Tensor:
     "EDM's loss weight 1 / sigma^2 + 1 (sigma_data = 1): the optimal loss is about 1 at every noise level."
     return 1 / sigma.clamp_min(1e-6)**2 + 1
@@ -180,6 +182,7 @@ class TrainConfig:
         check_positive('plateau_tol', self.plateau_tol)
         if not 0 <= self.ema_fraction < 1: raise MemgenError(f"ema_fraction={self.ema_fraction} is not allowed; expected 0 <= ema_fraction < 1")
 
+# %% ../nbs/06_denoisers.ipynb #fd311e27
 PRESETS = {
     'tiny':  (ModelConfig(BFCNN, width=8, depth=3, conditioned=True),
               TrainConfig(steps=30, batch=16, log_every=10, sigma_max=160.0, sigma_sampler=LogUniform(), loss_weight=edm_weight)),
@@ -192,6 +195,7 @@ PRESETS = {
                    TrainConfig(steps=3000, batch=32, lr=2e-3, lr_final=1e-6, sigma_max=160.0, sigma_sampler=LogUniform(),
                                loss_weight=edm_weight)),
 }
+
 PRESETS['calibrated-fast'] = (PRESETS['calibrated'][0],        # the same recipe, bf16 autocast, channels-last, compiled
                               replace(PRESETS['calibrated'][1], amp=True, compile=True, channels_last=True))
 
@@ -271,6 +275,7 @@ def _trim_log(logf: Path, last_step: int) -> list[dict]:
     atomic_write_text(logf, ''.join(json.dumps(r) + '\n' for r in keep))
     return keep
 
+# %% ../nbs/06_denoisers.ipynb #da41f7dd
 @torch.no_grad()
 def denoising_loss(model: nn.Module, images: torch.Tensor, sigma_max: float, n_levels: int = 4, seed: int = 0) -> float:
     "MSE of `model` (eval mode) on `images` at `n_levels` noise levels evenly spread in (0, sigma_max], noise fixed by `seed`."
@@ -420,6 +425,7 @@ class DDIM:
         lam = np.asarray(check_positive('lam', lam), dtype=float)
         return effective_map(lambda l, s: l / (l + s**2), lam, self.schedule(), eta=self.eta)**2 / lam
 
+# %% ../nbs/06_denoisers.ipynb #619f57fe
 @dataclass(frozen=True)
 class Ascent:
     "Kadkhodaie et al.'s stochastic coarse-to-fine gradient ascent with a blind denoiser (injected noise beta; stops at sigma_min)."

@@ -62,6 +62,7 @@ def cosine_schedule(T: int = 1000, s: float = 0.008, max_beta: float = 0.999) ->
     betas = np.clip(1 - ab / np.r_[1.0, ab[:-1]], 0, max_beta)
     return Schedule(np.cumprod(1 - betas), 'cosine')
 
+# %% ../nbs/05_diffusion.ipynb #5c44c1a8
 def sigma_schedule(sigmas) -> Schedule:
     "A schedule given by increasing noise levels sigma_t (the blind-denoiser view)."
     s = np.asarray(check_positive('sigmas', sigmas), dtype=float)
@@ -131,6 +132,7 @@ def _ddim_steps(schedule: Schedule, steps: int | None, eta: float) -> list[tuple
         out.append((t, schedule.sigmas[t], a_t, a_s, eta * math.sqrt((1 - a_s) / (1 - a_t) * (1 - a_t / a_s))))
     return out
 
+# %% ../nbs/05_diffusion.ipynb #d0bd5afb
 def ddim_sample(denoiser, schedule: Schedule, x_T, generator=None, steps: int | None = None, eta: float = 0.0,
                 show_progress: bool = False):
     "Sample from x_T (m x d, ~N(0, I)) with DDIM (eta = 0 deterministic, eta = 1 DDPM ancestral)."

@@ -68,6 +68,7 @@ def _edges(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def _key(*parts) -> str: return '|'.join(f'{p:.2f}' if isinstance(p, float) else str(p) for p in parts)
 
+# %% ../nbs/09_explore.ipynb #7631dc16
 def explorer_grid(gammas, betas, alphas=(0.0, 0.25, 0.5, 0.75), lams=(0.0, 0.25, 0.5, 0.75, 1.0),
                   d: int = 1000, d_m: int = 1000) -> ExplorerGrid:
     "Compute the explorer's tables over log-spaced gammas and betas, for each bulk exponent and ridge."
@@ -107,6 +108,7 @@ def explorer_grid(gammas, betas, alphas=(0.0, 0.25, 0.5, 0.75), lams=(0.0, 0.25,
 REGIMES = {'neither': '#d9d9d9', 'converged, not recovered': '#fdae61', 'recovered, not converged': '#abd9e9',
            'converged and recovered': '#2c7bb6'}
 
+# %% ../nbs/09_explore.ipynb #940caa16
 def explorer_chart(E: ExplorerGrid, q_star: float = 0.5, width: int = 300, height: int = 230) -> alt.VConcatChart:
     "The phase-diagram explorer: regime map and heat maps of q, Q, D_lat and m, with sliders for alpha and the ridge."
     def step(v):

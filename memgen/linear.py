@@ -41,6 +41,7 @@ def spectral_matrix(V, w, w0, d: int):
         M = M + w0 * (eye - V @ V.T)
     return M
 
+# %% ../nbs/03_linear.ipynb #4b17e2af
 class LinearGenerativeModel:
     "The generative model x = g(Sigma_hat) z for a spectral map g (default sqrt), fitted on a training set X (n x d)."
     def __init__(self, g=None): self.g = _as_map(g)
@@ -79,6 +80,7 @@ class LinearGenerativeModel:
         "The learnt covariance C = g(Sigma_hat)^2 (d x d)."
         return spectral_matrix(self.V, self.gvals**2, self.g0**2, self.d)
 
+# %% ../nbs/03_linear.ipynb #0d5213da
 def draw_seeds(m: int, d: int, generator, device=None):
     "m seeds z ~ N(0, I_d) from a numpy Generator (array) or a torch.Generator (tensor on `device`)."
     m, d = check_int('m', m), check_int('d', d)
@@ -151,6 +153,7 @@ class SimConfig:
         bad = [q for q in self.quantities if q not in QUANTITIES]
         if bad or not self.quantities: raise MemgenError(f"quantities={bad or list(self.quantities)} are not allowed; expected a non-empty subset of {QUANTITIES}")
 
+# %% ../nbs/03_linear.ipynb #fdb3ce13
 def _pair_rows(cfg: SimConfig, d: int, i: int, gm: float, s: int, model, Sigma_root) -> list[dict]:
     from memgen import metrics
     n = max(1, int(round(gm * d)))

@@ -18,6 +18,7 @@ __all__ = ['IMAGE_SUFFIXES', 'load_images', 'measure_parts', 'measure', 'report_
 
 # %% ../nbs/17_measure.ipynb #8f6fd382
 IMAGE_SUFFIXES = ('.png', '.jpg', '.jpeg')
+
 _WHAT = "a folder of .png/.jpg images or a .npy/.npz/.pt array"
 
 def _load_folder(p: Path, name: str, show_progress: bool = False) -> np.ndarray:
@@ -36,6 +37,7 @@ def _load_folder(p: Path, name: str, show_progress: bool = False) -> np.ndarray:
         out[i] = a
     return out
 
+# %% ../nbs/17_measure.ipynb #133e693d
 def _load_array(p: Path, key: str | None, name: str) -> np.ndarray:
     "A .npy (memory-mapped), .npz (its one array or `key`) or .pt (a tensor) file as an array."
     suffix = p.suffix.lower()
@@ -97,6 +99,7 @@ def _inputs(a, b, train_a, train_b, heldout, latents, show_progress: bool) -> di
         x['latents'] = u
     return x
 
+# %% ../nbs/17_measure.ipynb #b477145b
 def measure_parts(a, b, train_a, train_b, heldout=None, latents=None, centre: str = 'image', threshold: float = 1 / 3,
                   chunk: int = 4096, device: str = 'cpu', show_progress: bool = False) -> tuple[pd.DataFrame, dict]:
     "The table of `measure` and the per-sample numbers behind it (nearest cosines and indices, paired cosines)."
@@ -133,6 +136,7 @@ def measure_parts(a, b, train_a, train_b, heldout=None, latents=None, centre: st
     parts['sizes'] = {k: list(v.shape) for k, v in x.items()}
     return pd.DataFrame(rows), parts
 
+# %% ../nbs/17_measure.ipynb #063e3484
 def measure(a, b, train_a, train_b, heldout=None, latents=None, centre: str = 'image', threshold: float = 1 / 3,
             chunk: int = 4096, device: str = 'cpu', show_progress: bool = False) -> pd.DataFrame:
     """Do two models memorise, do they agree, do they recover the latents? One tidy table from their samples `a`, `b`
@@ -179,6 +183,7 @@ def read_report(out) -> tuple[pd.DataFrame, dict]:
     parts = {k: np.asarray(v) for k, v in rep['per_sample'].items()} | {'centre': rep['centre'], 'sizes': rep['sizes']}
     return pd.DataFrame(rep['table']), parts
 
+# %% ../nbs/17_measure.ipynb #d293f256
 def write_report(table: pd.DataFrame, parts: dict, out, images: dict | None = None, inputs: dict | None = None) -> Path:
     "Write DIR/report.json and the offline DIR/report.html (each atomically); returns the folder."
     from memgen.plots import chart_html, vega_bundle

@@ -101,6 +101,7 @@ def _blocks(t, chunk: int, s, xp, dev):
     for b in t.blocks(chunk):
         yield i, xp.asarray(b, dtype=s.dtype, device=dev); i += b.shape[0]
 
+# %% ../nbs/04_metrics.ipynb #f6a50d2e
 def nearest_cosine(samples, train, chunk: int = 8192, absolute: bool = True, subtract_mean: bool = False):
     "For each sample, the largest (|)cosine(|) to a training point and its index (numpy or torch, any device); subtract_mean: training-set mean removed first."
     chunk = _chunk(chunk)

@@ -19,10 +19,12 @@ __all__ = ['KINDS', 'WEAK', 'RESULTS', 'Claim', 'start', 'claim', 'page_claims',
 
 # %% ../nbs/08_page.ipynb #045c512e
 KINDS = ('measured', 'theory', 'gate', 'identity')
+
 # measured: a simulation or trained model against a reference (the only evidence for a headline result); theory: a closed
 # form evaluated; gate: a calibration of the pipeline on a model whose answer is known; identity: true by construction,
 # shown for the reader, never evidence
 WEAK = 0.10                                       # a measured claim that cannot detect a 10% error of its reference is weak
+
 _KEY = re.compile(r'[A-Za-z][A-Za-z0-9_.-]*')
 
 def _finite_numbers(key: str, name: str, v) -> Any:
@@ -38,6 +40,7 @@ def _finite_numbers(key: str, name: str, v) -> Any:
         out.append(int(x) if isinstance(x, (int, np.integer)) else f)          # integers stay integers ("d = 200")
     return tuple(out) if seq else out[0]
 
+# %% ../nbs/08_page.ipynb #b3e2c68a
 @dataclass(frozen=True)
 class Claim:
     "A sentence about a result, rendered from computed numbers, with its verdict."
@@ -168,6 +171,7 @@ def _record(c: Claim) -> None:
     res[c.key] = c.record()
     atomic_write_text(p, json.dumps(res, indent=1))
 
+# %% ../nbs/08_page.ipynb #a6ad814e
 def claim(key: str, statement: str, value=None, holds: bool | None = None, kind: str = 'measured', criterion: str = '',
           result: int | None = None, check=None, power: float | None = None, rests_on: tuple = (), **numbers) -> Claim:
     """Check and record a claim of the running chapter; returns it (displays as its verdict and sentence). With `check`
@@ -258,6 +262,7 @@ def results_table(results: dict, link: bool = True) -> str:
             folds.append(f":::{{admonition}} {k}. {text}: the claims\n:class: dropdown memgen-evidence\n\n{items}\n:::\n")
     return '\n'.join(rows) + '\n\n' + '\n'.join(folds)
 
+# %% ../nbs/08_page.ipynb #8bf147c3
 def failed_claims(results: dict) -> list[tuple[str, str, str]]:
     "(chapter, key, sentence) of every recorded claim that does not hold."
     return [(ch, k, c.get('sentence', c.get('statement', ''))) for ch, recs in (results or {}).items()

@@ -42,6 +42,7 @@ class _Host:
         import torch
         return torch.Generator(device=self.device).manual_seed(seed)
 
+# %% ../nbs/15_pairs.ipynb #dcae52c7
 def _measure(D: dict, X: dict, sampler: DDIM | Ascent, control: DDIM | None, init: np.ndarray, s_inj: int,
              latents: np.ndarray, n_samples_Q: int, seed: int, add: Callable, host: _Host = _Host(None)) -> dict:
     "Sample the pair (shared, independent, deterministic) and add m, q and Q rows; returns the shared-noise samples."
@@ -77,6 +78,7 @@ def _gap_rows(add: Callable, models: dict, H: int, W: int, covariance, XT, seed:
     for name, m in models.items():
         for s, v in wiener_gap_db(as_denoiser(m, H, W), covariance, XT, seed=seed).items(): add('gap_db', name, v, 0.0, s, **kw)
 
+# %% ../nbs/15_pairs.ipynb #78fc2be2
 def run_pair_experiment(data, N_grid, model_config: ModelConfig, train_config: TrainConfig,
                         sampler_config: DDIM | Ascent | None = None, seeds=(0,), n_test: int = 64,
                         sigma_test: float = 1.0, n_grid_images: int = 6, n_samples_Q: int = 512, device: str = 'auto',
@@ -159,6 +161,7 @@ def run_pair_experiment(data, N_grid, model_config: ModelConfig, train_config: T
 
 # %% ../nbs/15_pairs.ipynb #a218c6bd
 PRESET_NAMES = ('tiny', 'tiny-blind', 'small', 'paper', 'calibrated', 'calibrated-fast')   # memgen.denoisers.PRESETS and
+
 SAMPLER_NAMES = ('ddim', 'ascent')                                 # .SAMPLERS, named without torch (the tests check they agree)
 
 def _check_run_fields(c) -> None:
@@ -169,6 +172,7 @@ def _check_run_fields(c) -> None:
     if c.device not in ('auto', 'cpu', 'cuda'): raise MemgenError(f"device={c.device!r} is not allowed; expected one of ('auto', 'cpu', 'cuda')")
     if c.preset not in PRESET_NAMES: raise MemgenError(f"preset {c.preset!r} is unknown; expected one of {list(PRESET_NAMES)}")
 
+# %% ../nbs/15_pairs.ipynb #56f36483
 @dataclass(frozen=True)
 class PairConfig:
     "The convolutional pair experiment, whole: data, model and training preset, stopping rule, sampler, sizes and seeds."
@@ -222,6 +226,7 @@ class PairConfig:
         from memgen.data import image_dataset
         return image_dataset(self.data, self.H, self.alpha, self.betas, self.celeba_path)
 
+# %% ../nbs/15_pairs.ipynb #c02c8b92
 PAIR_PROFILES = {
     'quick': PairConfig(N_grid=(1, 16, 256), seeds=(0, 1), train_steps=300, sigma_max=160.0, n_samples_Q=256, same_data=True,
                         gap_steps=(100,)),
@@ -232,7 +237,9 @@ PAIR_PROFILES = {
                              sigma_max=160.0, sampler_steps=400, n_samples=64, n_samples_Q=512, n_test=128, same_data=True,
                              gap_steps=(250, 750)),
 }
+
 PAIR_PROFILES['calibrated-h8'] = replace(PAIR_PROFILES['calibrated'], H=8)
+
 PAIR_PROFILES['calibrated-h32'] = replace(PAIR_PROFILES['calibrated'], H=32, preset='calibrated-fast',
                                           sigma_max=320.0)                      # 5 sqrt(lambda_max) = 160 at N = 1
 
@@ -295,6 +302,7 @@ def _check_sealed(folder: Path, rec: dict, name: str) -> Path:
     if file_sha256(f) != want: raise MemgenError(f"stored file {f} does not match the SHA-256 in {folder / 'run.json'} (edited or cut); store the run again")
     return f
 
+# %% ../nbs/15_pairs.ipynb #70623615
 def load_results(folder: Path | str, config, columns=PAIR_COLUMNS) -> tuple:
     """The stored table and run record in `folder`; refuses, in one line naming the file, a missing, unsealed, edited or cut
     table, one computed for another config (a dataclass or a mapping), or one without exactly these `columns`."""
@@ -334,6 +342,7 @@ def cpus_text(record: dict) -> str:
     if not known: return 'CPU count not recorded'
     return f"{' or '.join(map(str, known))} CPUs" + ('; some jobs did not record theirs' if 'unknown' in cpus else '')
 
+# %% ../nbs/15_pairs.ipynb #cf71fb5c
 def store_sweep(spec, folder: Path | str) -> tuple[PairConfig, Path]:
     "Check that a finished pair-experiment sweep splits one PairConfig by N and seed; store its table and provenance in `folder`."
     from memgen.sweep import load_spec, expand, get_task, make_params, collect
@@ -373,7 +382,6 @@ def _sweep_provenance(spec, records: list[dict]) -> dict:
                 machine={'platform': records[0]['versions'].get('platform'), 'cpus': _recorded(records, 'cpus'),
                          'hosts': _recorded(records, 'host')} | ({'gpus': _recorded(records, 'gpu')} if any(
                              'gpu' in (r.get('machine') or {}) for r in records) else {}))
-
 
 # %% ../nbs/15_pairs.ipynb #dafd53c7
 def attach_grids(folder: Path | str, config: PairConfig, rerun, grids: dict, atol: float = 1e-6) -> dict:
@@ -416,6 +424,7 @@ def _stored_text(name: str | None, stored: str, c: PairConfig, rec: dict) -> str
             f"samples for Q per model; device `{rec.get('device', c.device)}` ({cpus_text(rec)}){timing}; memgen git "
             f"{_listed(rec.get('gits') or [(rec.get('versions') or {}).get('git')])}.")
 
+# %% ../nbs/15_pairs.ipynb #9713703d
 def stored_or_live(stored: str, profile: str | PairConfig, live: PairConfig, root: Path | str | None = None, data=None) -> Source:
     """The stored run of `profile` (a PAIR_PROFILES name or a config) in the folder `stored`, relative to `root` (default:
     the checkout around the working directory), when one is named and present and was made on the data `live` describes,
@@ -476,6 +485,7 @@ class GapScan:
         from memgen.data import image_dataset
         return image_dataset(self.data, self.H, self.alpha, self.betas, self.celeba_path)
 
+# %% ../nbs/15_pairs.ipynb #b82d6dfe
 def task_gap_scan(p: GapScan, seed: int):
     "One scan job: train on model A's N images of the pair experiment at `seed`; gaps in dB to the Wiener filter (k = sigma) of it and of the linear filters."
     import pandas as pd, time

@@ -72,6 +72,7 @@ def chart_html(spec: dict) -> str:
 def _book_renderer(spec: dict, **kw) -> dict:
     return {'text/html': chart_html(spec), 'text/plain': '<altair chart>'}
 
+# %% ../nbs/10_plots.ipynb #a48321aa
 alt.renderers.register('memgen_book', _book_renderer)
 
 def use_book_renderer(enable: bool | None = None) -> str:

@@ -29,6 +29,7 @@ class Task:
     params: type
 
 TASKS: dict[str, Task] = {}
+
 LAZY_TASKS = {'linear': ('memgen.linear', 'task_linear', 'LinearTaskParams'),       # built-in tasks: (module, function,
               'theory_q': ('memgen.theory', 'task_theory_q', 'TheoryTaskParams'),   # parameter class), the module
               'denoisers': ('memgen.pairs', 'task_denoisers', 'PairConfig'),        # imported when the task is first named
@@ -58,6 +59,7 @@ def _short(v, n: int = 60) -> str:
 _TYPES = {'int': ((int, np.integer), 'an integer'), 'float': ((int, float, np.integer, np.floating), 'a number'),
           'str': ((str,), 'a string'), 'tuple': ((tuple,), 'a list'), 'bool': ((bool, np.bool_), 'true or false')}
 
+# %% ../nbs/07_sweep.ipynb #cea01e15
 def _check_type(task: Task, f, v) -> None:
     "Check one parameter value against its field's annotated type (int, float, str, tuple or bool)."
     kind = f.type if isinstance(f.type, str) else getattr(f.type, '__name__', '')
@@ -92,6 +94,7 @@ def _check_seeds(seeds) -> tuple:
     if len(set(seeds)) < len(seeds): raise MemgenError(f"seeds={_short(list(seeds))} repeat a seed; expected distinct seeds")
     return tuple(int(s) for s in seeds)
 
+# %% ../nbs/07_sweep.ipynb #f1dda1ba
 @dataclass(frozen=True)
 class SweepSpec:
     "A task, a grid (product and zip) and seeds; `store` is the results folder, `name` a simple name inside it."
@@ -129,6 +132,7 @@ class SweepSpec:
     @property
     def folder(self) -> Path: return Path(self.store) / self.name
 
+# %% ../nbs/07_sweep.ipynb #71d3627a
 def _read_yaml(p: Path):
     "The plain-YAML content of a spec file (safe_load: no Python tags), errors as one-line MemgenErrors."
     import yaml
@@ -163,6 +167,7 @@ def load_spec(spec) -> SweepSpec:
     if 'name' not in spec or 'task' not in spec: raise MemgenError("sweep spec needs 'name' and 'task'")
     return SweepSpec(**spec)
 
+# %% ../nbs/07_sweep.ipynb #bee1acd2
 @dataclass(frozen=True)
 class Job:
     "One task run: parameters, seed and content key (task: a registered name, or the Task itself)."
@@ -227,6 +232,7 @@ def _lock_stale(lock: Path, lease: float) -> bool:
     try: info = json.loads(text); return info['host'] == socket.gethostname() and not pid_alive(int(info['pid']))
     except (ValueError, TypeError, KeyError): return False             # unreadable: judged by its age alone
 
+# %% ../nbs/07_sweep.ipynb #f6f077e0
 def _locks(folder: Path) -> dict[str, list[tuple[int, Path]]]:
     "The lock files under `folder/running`, by job key: [(generation, path)], newest last."
     out = {}
@@ -296,6 +302,7 @@ def _error_line(e: BaseException) -> str:
     "The first line of an exception as 'Type: message' (at most 300 characters)."
     return (traceback.format_exception_only(type(e), e)[-1].strip().splitlines() or [type(e).__name__])[0][:300]
 
+# %% ../nbs/07_sweep.ipynb #117eec02
 def _publish(job: Job, result: pd.DataFrame | tuple, folder: Path, seconds: float) -> str:
     """Write the record (a task's table, and its named arrays when it returns (table, {name: array})) into a temporary
     folder and rename it into place; 'done' (its copy discarded) if another was first."""
@@ -329,6 +336,7 @@ def _clear(folder: Path, key: str) -> None:
     if (jobs / key).exists():
         aside = jobs / f'.{key}.{uuid.uuid4().hex[:8]}'; os.rename(jobs / key, aside); shutil.rmtree(aside, ignore_errors=True)
 
+# %% ../nbs/07_sweep.ipynb #6b1a6cb7
 def run_job(job: Job, folder: str | Path, lease: float = 3600.0) -> str:
     "Run one job into the store folder unless done or taken; returns 'done', 'ran', 'failed' or 'busy'."
     folder = Path(folder); out = folder / 'jobs' / job.key
@@ -375,6 +383,7 @@ def _collect(job: Job, sj) -> tuple[Job, str, str]:
     try: return job, sj.result(), ''
     except Exception as e: return job, 'failed', _error_line(e)
 
+# %% ../nbs/07_sweep.ipynb #fc492ff3
 def _wait_slurm(pairs, spec_name: str, show_progress: bool, poll: float = 0.5, grace: int = 4) -> list[tuple[Job, str, str]]:
     """Wait for submitted Slurm jobs, reading their states from squeue (sacct needs accounting, which many clusters and
     test clusters lack). A job seen `grace` times in a row neither in the queue nor with a result has failed."""
@@ -448,6 +457,7 @@ def _run_local(jobs, folder, workers: int, show_progress: bool) -> list[tuple[Jo
             else: os.environ[k] = v
     return results
 
+# %% ../nbs/07_sweep.ipynb #745dcb04
 def _clean(folder: Path, lease: float) -> None:
     "Remove what killed runs left: stale locks, temporary result folders (each under its job's lock), old lock temporaries."
     keys = set(_locks(folder)) | {p.name.split('.')[1] for p in (folder / 'jobs').glob('.*.*')}
@@ -478,6 +488,7 @@ def commit_store(folder: Path | str, message: str) -> bool:
     if r.returncode: raise MemgenError(f"git commit failed in {folder}: {(r.stderr or r.stdout).strip().splitlines()[-1:]}")
     return True
 
+# %% ../nbs/07_sweep.ipynb #adc3ac0f
 @contextlib.contextmanager
 def committing(folder: Path | str, every: float, message: str):
     "Within the block, commit the store `folder` every `every` seconds, and once more on the way out (an interrupt included)."
@@ -490,6 +501,7 @@ def committing(folder: Path | str, every: float, message: str):
     finally:
         stop.set(); t.join(); Path(folder).mkdir(parents=True, exist_ok=True); commit_store(folder, message)
 
+# %% ../nbs/07_sweep.ipynb #5e9e1d59
 def run_sweep(spec, executor: str = 'local', workers: int | None = None, yes: bool = False,
               show_progress: bool = True, lease: float = 3600.0) -> dict:
     "Run the jobs of a sweep not yet done: executor 'serial', 'local' (process pool), 'slurm' or 'submitit-local'."
@@ -526,6 +538,7 @@ def run_sweep(spec, executor: str = 'local', workers: int | None = None, yes: bo
         failures.append({'job': j.key, 'error': err})
     return {**counts, 'failures': failures} if failures else dict(counts)
 
+# %% ../nbs/07_sweep.ipynb #bffa7487
 def _queued(folder: Path) -> set[str]:
     "Keys of the jobs of the last Slurm submission that wait in the queue (none without a submission or squeue)."
     try: ids = json.loads((folder / SLURM_QUEUE).read_text())
@@ -551,6 +564,7 @@ def sweep_status(spec, lease: float = 3600.0) -> dict:
         else: out['pending'] += 1
     return out
 
+# %% ../nbs/07_sweep.ipynb #a48f3b20
 def collect(spec) -> pd.DataFrame:
     "One tidy table of all finished jobs of a sweep, with their parameters and seed as columns (damaged records skipped, with a notice)."
     spec = load_spec(spec); parts = []

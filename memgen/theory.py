@@ -211,6 +211,7 @@ def spectral_diag(spectrum, gamma, g=None) -> np.ndarray:
         D[:, pos] = np.exp(CubicSpline(ln, np.log(Dn), axis=1)(lk))
     return D[0] if np.ndim(gamma) == 0 else D
 
+# %% ../nbs/02_theory.ipynb #744620ab
 def sqrt_diag(spectrum, gamma) -> np.ndarray:
     "Diagonal of E[Sigma_hat^(1/2)] in Sigma's eigenbasis (deterministic equivalent)."
     return spectral_diag(spectrum, gamma, RidgeSqrt(0.0))
@@ -410,6 +411,7 @@ def memorisation_map(n, d: int, g) -> np.ndarray:
     kappa = (d - n) * g0**2 / gd**2                          # ||isotropic part||^2 relative to the data part
     return m_white(n, kappa / n)
 
+# %% ../nbs/02_theory.ipynb #a50a63d1
 def memorisation_asymptote(n) -> np.ndarray:
     "Leading large-n behaviour sqrt(2 ln n / n) of m(n)."
     n = np.asarray(n, dtype=float); _check_positive('n', n)
