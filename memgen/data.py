@@ -17,8 +17,8 @@ from .core import MemgenError, check_int, check_positive, check_array
 __all__ = ['NATURAL_IMAGES', 'CELEBA_LAYOUT', 'IMAGE_DATASETS', 'DataModel', 'FinitePool', 'sample_disjoint', 'is_model',
            'model_at', 'DisjointDraws', 'orthonormal_directions', 'add_latents', 'latent_covariance',
            'low_rank_update_spectrum', 'SpikedWhite', 'PowerLaw', 'blob_templates', 'StationaryImages', 'radial_power',
-           'ImagePool', 'standardise', 'fit_power_law', 'GaussianSurrogate', 'natural_patches', 'lfw_faces',
-           'patch_overlap', 'celeba_path', 'load_celeba', 'image_dataset']
+           'ImagePool', 'standardise', 'fit_power_law', 'GaussianSurrogate', 'natural_patches', 'patch_overlap',
+           'celeba_path', 'load_celeba', 'image_dataset']
 
 # %% ../nbs/01_data.ipynb #50e8153c
 @runtime_checkable
@@ -389,13 +389,6 @@ def natural_patches(size: int = 16, stride: int | None = None, images: tuple = N
         keep = np.random.default_rng(seed).choice(len(x), check_int('max_patches', max_patches), replace=False)
         x, origins = x[keep], origins[keep]
     return ImagePool(standardise(x), size, size, name=f'natural patches {size}x{size}', origins=origins)
-
-# %% ../nbs/01_data.ipynb #0fdc3d15
-def lfw_faces() -> ImagePool:
-    "The 200 face crops (25 x 25, grayscale) of Labeled Faces in the Wild bundled with scikit-image, standardised."
-    import skimage.data
-    x = np.asarray(skimage.data.lfw_subset(), dtype=float)
-    return ImagePool(standardise(x), x.shape[1], x.shape[2], name='LFW faces 25x25')
 
 # %% ../nbs/01_data.ipynb #5d7b2f90
 def patch_overlap(origins_a: np.ndarray, origins_b: np.ndarray, size: int, chunk: int = 512) -> np.ndarray:

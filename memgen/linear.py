@@ -14,8 +14,8 @@ from .theory import _as_map, _real
 from .data import sample_disjoint, is_model, model_at
 
 # %% auto #0
-__all__ = ['QUANTITIES', 'spectral_fit', 'spectral_apply', 'spectral_matrix', 'LinearGenerativeModel', 'draw_seeds',
-           'CirculantGenerativeModel', 'fit_pair', 'SimConfig', 'simulate', 'LinearTaskParams', 'task_linear']
+__all__ = ['QUANTITIES', 'spectral_fit', 'spectral_apply', 'spectral_matrix', 'LinearGenerativeModel', 'CirculantGenerativeModel',
+           'fit_pair', 'SimConfig', 'simulate', 'LinearTaskParams', 'task_linear']
 
 # %% ../nbs/03_linear.ipynb #3cc8d635
 def spectral_fit(X):
@@ -79,14 +79,6 @@ class LinearGenerativeModel:
     def covariance(self):
         "The learnt covariance C = g(Sigma_hat)^2 (d x d)."
         return spectral_matrix(self.V, self.gvals**2, self.g0**2, self.d)
-
-# %% ../nbs/03_linear.ipynb #0d5213da
-def draw_seeds(m: int, d: int, generator, device=None):
-    "m seeds z ~ N(0, I_d) from a numpy Generator (array) or a torch.Generator (tensor on `device`)."
-    m, d = check_int('m', m), check_int('d', d)
-    if isinstance(generator, np.random.Generator): return generator.standard_normal((m, d))
-    import torch
-    return torch.randn(m, d, generator=generator, dtype=torch.float64, device=device or generator.device)
 
 # %% ../nbs/03_linear.ipynb #e9d3fb7e
 class CirculantGenerativeModel:
