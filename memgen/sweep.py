@@ -23,31 +23,32 @@ __all__ = ['TASKS', 'LAZY_TASKS', 'MAX_JOBS', 'SLURM_QUEUE', 'Task', 'register_t
 # %% ../nbs/07_sweep.ipynb #5764b674
 @dataclass(frozen=True)
 class Task:
-    "An experiment function (params, seed) -> tidy DataFrame, with its parameter dataclass."
+    "An experiment function (params, seed) -> tidy DataFrame, with its parameter dataclass and its named configs (profiles)."
     name: str
     fn: Callable
     params: type
+    profiles: dict = field(default_factory=dict)   # {name: params instance}: a sweep spec's `profile` starts from one
 
 TASKS: dict[str, Task] = {}
 
 LAZY_TASKS = {'linear': ('memgen.linear', 'task_linear', 'LinearTaskParams'),       # built-in tasks: (module, function,
               'theory_q': ('memgen.theory', 'task_theory_q', 'TheoryTaskParams'),   # parameter class), the module
-              'denoisers': ('memgen.pairs', 'task_denoisers', 'PairConfig'),        # imported when the task is first named
-              'gap_scan': ('memgen.pairs', 'task_gap_scan', 'GapScan'),
+              'denoisers': ('memgen.pairs', 'task_denoisers', 'PairConfig', 'PAIR_PROFILES'),   # imported when first named;
+              'gap_scan': ('memgen.pairs', 'task_gap_scan', 'GapScan'),                        # (..., profiles dict)
               'chapter': ('memgen.book', 'task_chapter', 'ChapterTaskParams')}
 
-def register_task(name: str, params: type):
-    "Decorator registering `fn(params, seed)` as a sweep task."
+def register_task(name: str, params: type, profiles: dict | None = None):
+    "Decorator registering `fn(params, seed)` as a sweep task, with its named configs `profiles` ({name: params instance})."
     def deco(fn):
-        TASKS[name] = Task(name, fn, params); return fn
+        TASKS[name] = Task(name, fn, params, dict(profiles or {})); return fn
     return deco
 
 def get_task(task) -> Task:
     "A Task from a registered or built-in name, or a Task object."
     if isinstance(task, Task): return task
     if isinstance(task, str) and task in LAZY_TASKS and task not in TASKS:
-        module, fn, params = LAZY_TASKS[task]; m = importlib.import_module(module)
-        TASKS[task] = Task(task, getattr(m, fn), getattr(m, params))
+        module, fn, params, *profiles = LAZY_TASKS[task]; m = importlib.import_module(module)
+        TASKS[task] = Task(task, getattr(m, fn), getattr(m, params), getattr(m, profiles[0]) if profiles else {})
     if not isinstance(task, str) or task not in TASKS:
         raise MemgenError(f"task {task!r} is unknown; expected one of {sorted(set(TASKS) | set(LAZY_TASKS))}")
     return TASKS[task]
@@ -97,9 +98,11 @@ def _check_seeds(seeds) -> tuple:
 # %% ../nbs/07_sweep.ipynb #f1dda1ba
 @dataclass(frozen=True)
 class SweepSpec:
-    "A task, a grid (product and zip) and seeds; `store` is the results folder, `name` a simple name inside it."
+    """A task, a grid (product and zip) and seeds; `store` is the results folder, `name` a simple name inside it. With a
+    `profile` (one of the task's named configs) the jobs start from it, and `fixed`, `product`, `zip` list only what differs."""
     name: str
     task: Any                                      # registered name or Task
+    profile: str = ''
     product: dict = field(default_factory=dict)
     zip: dict = field(default_factory=dict)
     fixed: dict = field(default_factory=dict)
@@ -112,6 +115,7 @@ class SweepSpec:
             raise MemgenError(f"name={_short(self.name)} is not allowed; expected a simple name of letters, digits, '.', '_', '-' "
                               "that does not start with '.'")
         if not isinstance(self.task, (str, Task)): raise MemgenError(f"task {_short(self.task)} is unknown; expected one of {sorted(set(TASKS) | set(LAZY_TASKS))}")
+        if not isinstance(self.profile, str): raise MemgenError(f"profile={_short(self.profile)} is not allowed; expected a profile name")
         for k in ('product', 'zip', 'fixed', 'slurm'):
             v = getattr(self, k)
             if not isinstance(v, dict) or not all(isinstance(n, str) for n in v):
@@ -183,6 +187,14 @@ def n_jobs(spec) -> int:
     spec = load_spec(spec)
     return math.prod(len(v) for v in spec.product.values()) * len(next(iter(spec.zip.values()), [0])) * len(spec.seeds)
 
+def _profile_values(task: Task, profile: str) -> dict:
+    "The field values of the task's named config `profile` ({} for none), refused by name if the task has no such profile."
+    if not profile: return {}
+    if profile not in task.profiles:
+        raise MemgenError(f"profile {profile!r} is unknown for task {task.name!r}; expected one of {sorted(task.profiles)}")
+    p = task.profiles[profile]
+    return {f.name: getattr(p, f.name) for f in fields(p)}
+
 def expand(spec, yes: bool = False) -> list[Job]:
     "All jobs of a sweep (product x zip x seeds), each one's parameters validated; more than MAX_JOBS needs yes=True."
     spec = load_spec(spec); task = get_task(spec.task)
@@ -190,10 +202,10 @@ def expand(spec, yes: bool = False) -> list[Job]:
     if n > MAX_JOBS and not yes: raise MemgenError(f"the sweep has {n} jobs, over {MAX_JOBS}; pass yes=True (--yes) to run it")
     zip_keys = list(spec.zip); zip_rows = list(zip(*spec.zip.values())) if zip_keys else [()]
     ref = task.name if TASKS.get(task.name) is task else task          # unregistered tasks travel with the job
-    jobs, cv = [], code_version()
+    jobs, cv, base = [], code_version(), _profile_values(task, spec.profile)
     for c in itertools.product(*spec.product.values()):
         for z in zip_rows:
-            values = {**spec.fixed, **dict(zip(spec.product, c)), **dict(zip(zip_keys, z))}
+            values = {**base, **spec.fixed, **dict(zip(spec.product, c)), **dict(zip(zip_keys, z))}
             params = to_jsonable(make_params(task, values))
             jobs.extend(Job(ref, params, s, content_hash(task.name, params, s, cv)) for s in spec.seeds)
     return jobs
