@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Iterable
 
-from .core import MemgenError, resolve_device, check_int, check_positive, check_dim, check_size
+from .core import MemgenError, resolve_device, check_int, check_positive, check_dim, check_size, check_smaller_dims
 
 # %% auto #0
 __all__ = ['PROFILES', 'CHAPTERS', 'ConvergenceParams', 'MemorisationParams', 'LatentParams', 'PowerLawParams', 'DiffusionParams',
@@ -94,8 +94,8 @@ class PowerLawParams:
     n_samples: int = 100
     seed: int = 0
     def __post_init__(self):
-        check_dim('d', self.d); check_dim('d_small', self.d_small); check_positive('gammas', self.gammas); check_positive('alphas', self.alphas, strict=False)
-        if not self.d_small < self.d: raise MemgenError(f"d_small={self.d_small} is not allowed; expected a dimension below d={self.d}")
+        check_dim('d', self.d); check_smaller_dims('d_small', self.d_small, 'd', self.d); check_positive('gammas', self.gammas)
+        check_positive('alphas', self.alphas, strict=False)
         check_positive('alpha_template', self.alpha_template); check_positive('gamma_c_template', self.gamma_c_template)
         check_int('n_seeds', self.n_seeds)
         check_int('n_samples', self.n_samples); check_int('seed', self.seed, minimum=0)
@@ -125,9 +125,7 @@ class DiffusionParams:
         for k in ('steps', 'n_seeds', 'n_samples'): check_int(k, getattr(self, k))
         check_int('sgd_seeds', self.sgd_seeds, minimum=2)
         for k in ('d_cov', 'd', 'd_q'): check_dim(k, getattr(self, k))
-        for ds in self.d_q_small: check_dim('d_q_small', ds)
-        if self.d_q_small and max(self.d_q_small) >= self.d_q:
-            raise MemgenError(f"d_q_small={self.d_q_small!r} is not allowed; expected dimensions below d_q={self.d_q}")
+        check_smaller_dims('d_q_small', self.d_q_small, 'd_q', self.d_q)
         for n in self.ns + self.step_grid + self.sgd_steps: check_int('steps or n', n)
         check_positive('gammas', self.gammas)
         for k in ('rho', 'cov_ridge', 'tau'): check_positive(k, getattr(self, k), strict=False)
@@ -190,9 +188,7 @@ class RealParams:
     def __post_init__(self):
         PairConfig(H=self.patch, preset=self.preset, sampler_steps=self.sampler_steps, n_samples=self.cnn_samples)   # same checks
         check_int('patch', self.patch, minimum=4); check_dim('patch^2', self.patch**2); check_int('max_patches', self.max_patches); check_positive('gammas', self.gammas)
-        for p in self.patch_small: check_int('patch_small', p, minimum=2)
-        if not self.patch_small or max(self.patch_small) >= self.patch:
-            raise MemgenError(f"patch_small={self.patch_small!r} is not allowed; expected one or more sides below patch={self.patch}")
+        check_smaller_dims('patch_small', self.patch_small, 'patch', self.patch)
         for k in ('n_seeds', 'n_samples', 'n_latents', 'train_steps'): check_int(k, getattr(self, k))
         for N in self.N_grid: check_int('N', N)
         check_int('seed', self.seed, minimum=0)
@@ -212,8 +208,8 @@ class DistancesParams:
     n_samples: int = 100
     seed: int = 0
     def __post_init__(self):
-        check_dim('d', self.d); check_dim('d_large', self.d_large); check_dim('d_small', self.d_small); check_positive('gammas', self.gammas)
-        if not self.d_small < self.d: raise MemgenError(f"d_small={self.d_small} is not allowed; expected a dimension below d={self.d}")
+        check_dim('d', self.d); check_dim('d_large', self.d_large); check_smaller_dims('d_small', self.d_small, 'd', self.d)
+        check_positive('gammas', self.gammas)
         for k in ('beta', 'beta_weak'): check_positive(k, getattr(self, k))
         check_int('n_seeds', self.n_seeds); check_int('n_samples', self.n_samples)
         check_positive('alpha', self.alpha, strict=False); check_int('seed', self.seed, minimum=0)

@@ -134,8 +134,8 @@ def agree_finite_d(values, sems, theory, d, small: tuple, k=3.0, what: str = 'va
     if not sd.max() < dd.min(): raise MemgenError(f"small dimensions up to {sd.max():g} are not below d = {dd.min():g}; expected smaller dimensions")
     C = lambda s: finite_d_allowance(sd, sv, se, s * sr, k)
     ok = lambda s: bool(np.all(np.abs(v - s * r) <= kk * e + C(s) / dd))
-    z = (np.abs(v - r) - C(1.0) / dd) / np.where(e > 0, e, np.nan)
-    return Check(ok(1.0), f'|{what} − theory| ≤ k·sem + C/d at each of the {v.size} points (k up to {kk.max():.2f}; C = {C(1.0):.3g} the least '
+    c1 = C(1.0); z = (np.abs(v - r) - c1 / dd) / np.where(e > 0, e, np.nan)
+    return Check(ok(1.0), f'|{what} − theory| ≤ k·sem + C/d at each of the {v.size} points (k up to {kk.max():.2f}; C = {c1:.3g} the least '
                  f'allowance at d = {", ".join(f"{x:g}" for x in np.unique(sd))}, measured, not chosen)', power_of(lambda s: not ok(s)),
-                 {'value': float(np.nanmax(z)) if np.any(e > 0) else math.inf, 'C': C(1.0), 'allow': float(C(1.0) / dd.min()),
+                 {'value': float(np.nanmax(z)) if np.any(e > 0) else math.inf, 'C': c1, 'allow': float(c1 / dd.min()),
                   'dev': float(np.abs(v - r).max()), 'n': v.size})

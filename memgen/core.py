@@ -14,10 +14,10 @@ import numpy as np
 
 # %% auto #0
 __all__ = ['DENSE_MATRICES', 'MemgenError', 'check_positive', 'check_fraction', 'check_int', 'check_array', 'machine_memory',
-           'check_dim', 'check_size', 'to_jsonable', 'content_hash', 'hash_files', 'package_dir', 'code_version',
-           'git_hash', 'versions', 'atomic_write_text', 'atomic_write_json', 'file_sha256', 'find_root', 'pid_alive',
-           'swap_dir', 'save_run_record', 'is_torch', 'array_module', 'as_float', 'to_numpy', 'resolve_device',
-           'progress', 'mean_sem']
+           'check_dim', 'check_smaller_dims', 'check_size', 'to_jsonable', 'content_hash', 'hash_files', 'package_dir',
+           'code_version', 'git_hash', 'versions', 'atomic_write_text', 'atomic_write_json', 'file_sha256', 'find_root',
+           'pid_alive', 'swap_dir', 'save_run_record', 'is_torch', 'array_module', 'as_float', 'to_numpy',
+           'resolve_device', 'progress', 'mean_sem']
 
 # %% ../nbs/00_core.ipynb #c75fd1d8
 class MemgenError(ValueError):
@@ -80,6 +80,15 @@ def check_dim(name: str, d: int, n_matrices: int = DENSE_MATRICES) -> int:
         raise MemgenError(f"{name}={d} needs about {need / 2**30:.0f} GiB ({n_matrices} dense {d}x{d} float64 matrices) "
                           f"but this machine has {have / 2**30:.0f} GiB of memory; expected {name} <= {d_max}")
     return d
+
+# %% ../nbs/00_core.ipynb #5d087c68
+def check_smaller_dims(name: str, values, bound_name: str, bound: int) -> tuple:
+    "Check one or more dimensions (int or tuple) are positive ints that fit in memory and lie below `bound`; returns them as a tuple."
+    vals = tuple(values) if isinstance(values, (tuple, list)) else (values,)
+    for v in vals: check_dim(name, v)
+    if not vals or max(vals) >= bound:
+        raise MemgenError(f"{name}={values!r} is not allowed; expected one or more dimensions below {bound_name}={bound}")
+    return vals
 
 # %% ../nbs/00_core.ipynb #46b3e982
 _DIMS = ('d', 'd_m', 'd_small', 'd_cov', 'd_q', 'd_large', 'ds', 'fss_ds', 'tau_ds')   # fields that are dimensions (or lists of them)
