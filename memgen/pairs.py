@@ -21,7 +21,8 @@ if TYPE_CHECKING:          # memgen.denoisers (and torch) load inside the functi
 __all__ = ['PRESET_NAMES', 'SAMPLER_NAMES', 'PAIR_PROFILES', 'PAIR_COLUMNS', 'GAP_COLUMNS', 'linear_latent_theory',
            'run_pair_experiment', 'PairConfig', 'run_pairs', 'task_denoisers', 'store_results', 'load_results',
            'load_grids', 'cpus_text', 'store_sweep', 'attach_grids', 'Source', 'stored_or_live', 'GapScan',
-           'task_gap_scan', 'gap_scan_config', 'store_gap_scan', 'load_gap_scan', 'paired_gap', 'pair_experiment_flops']
+           'task_gap_scan', 'gap_scan_config', 'store_gap_scan', 'load_gap_scan', 'paired_gap', 'paired_with_pairs',
+           'pair_experiment_flops']
 
 # %% ../nbs/15_pairs.ipynb #6b697a92
 def linear_latent_theory(data, gamma: float) -> np.ndarray:
@@ -542,6 +543,17 @@ def paired_gap(table, H: int, a: tuple, b: tuple, model_a: str = 'cnn', model_b:
     va, vb = at(a, model_a), at(b, model_b)
     if not len(va) or not len(vb): raise MemgenError(f"scan point {a if not len(va) else b} at H = {H} is not in the table")
     d = (vb - va).dropna()
+    return d.groupby(level='k').agg(['mean', 'sem', 'count'])
+
+def paired_with_pairs(scan, pairs_table, H: int, point: tuple):
+    """Per noise level k: mean and sem over seeds of gap(scan point) - gap(model A of a pair-experiment table), paired by seed:
+    a scan job trains on model A's images with model A's training seed, so at the recipe's own point the two are one model."""
+    g = scan[(scan.quantity == 'gap_db') & (scan.model == 'cnn') & (scan.H == H) & (scan.width == point[0]) & (scan.batch == point[1])
+             & (scan.train_steps == point[2])].set_index(['k', 'seed']).value
+    a = pairs_table[(pairs_table.quantity == 'gap_db') & (pairs_table.model == 'A') & pairs_table.step.isna()
+                    & pairs_table.N.isin(scan.N.unique())].set_index(['k', 'seed']).value
+    d = (g - a).dropna()
+    if not len(d): raise MemgenError(f"scan point {point} at H = {H} and model A of the pair table share no (sigma, seed)")
     return d.groupby(level='k').agg(['mean', 'sem', 'count'])
 
 # %% ../nbs/15_pairs.ipynb #8d1ec5d1
