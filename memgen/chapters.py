@@ -144,6 +144,8 @@ class DenoisersParams(PairConfig):
     stored_other_profile: tuple = ('calibrated-h8', 'calibrated-h32')   # the profiles they must match, one per size
     gap_scan: str = ''                                    # folder of a stored gap scan (memgen.pairs.GapScan; a GPU run); empty: none
     gap_scan_spec: str = 'sweeps/gap-scan.yaml'           # the sweep spec it must have been made by
+    gap_scan_depth: str = ''                              # folder of a stored depth scan (the recipe at depth 3, CPU); empty: none
+    gap_scan_depth_spec: str = 'sweeps/gap-scan-depth.yaml'
     def __post_init__(self):
         super().__post_init__()
         for k, v in [('stored_profile', self.stored_profile)] + [('stored_other_profile', v) for v in self.stored_other_profile]:
@@ -251,7 +253,8 @@ PROFILES = ('quick', 'full')
 
 def _stored_input(p, root) -> list:
     "The stored run a chapter reads (named functions, not lambdas: chapters travel to the book's worker processes)."
-    return [Path(s) for s in (p.stored, *getattr(p, 'stored_other', ())) if s] + ([Path(p.gap_scan), Path(p.gap_scan_spec)] if getattr(p, 'gap_scan', '') else [])
+    scans = [(getattr(p, f), getattr(p, f + '_spec')) for f in ('gap_scan', 'gap_scan_depth') if getattr(p, f, '')]
+    return [Path(s) for s in (p.stored, *getattr(p, 'stored_other', ())) if s] + [Path(x) for pair in scans for x in pair]
 
 def _cnn_stored_input(p, root) -> list: return [Path(p.cnn_stored)] if p.cnn_stored else []
 
@@ -301,7 +304,7 @@ CHAPTERS: tuple[Chapter, ...] = (                  # importing the registry impo
     Chapter('denoisers', 'nbs/chapters/denoisers.ipynb', 'Convolutional denoisers',
             DenoisersParams, {'quick': DenoisersParams(stored='results/denoisers-calibrated',
                                                        stored_other=('results/denoisers-calibrated-h8', 'results/denoisers-calibrated-h32'),
-                                                       gap_scan='results/gap-scan',
+                                                       gap_scan='results/gap-scan', gap_scan_depth='results/gap-scan-depth',
                                                        **asdict(PAIR_PROFILES['quick'])),
                               'full': DenoisersParams(H=32, other_H=(8, 16), N_grid=(1, 4, 16, 64, 256, 1024, 4096, 10000), preset='paper',
                                                       train_steps=50_000, sampler_steps=400, n_samples=256, n_samples_Q=4096,

@@ -529,27 +529,30 @@ def load_gap_scan(stored: str, spec: str, root: Path | str | None = None) -> tup
     root = Path(root) if root is not None else find_root()
     if not stored or not (root / stored).exists(): return None
     table, rec = load_results(root / stored, gap_scan_config(root / spec), columns=GAP_COLUMNS)
-    points = table[['width', 'batch', 'train_steps']].drop_duplicates().sort_values(['width', 'batch', 'train_steps']).values
+    points = table[['width', 'depth', 'batch', 'train_steps']].drop_duplicates().sort_values(['width', 'depth', 'batch', 'train_steps']).values
     text = (f"**Source: the stored gap scan** in `{stored}` (sweep `{spec}`): H = {_listed(sorted(table.H.unique()))}, N = "
-            f"{_listed(sorted(table.N.unique()))}, seeds {_listed(sorted(table.seed.unique()))}; (width, batch, steps) = "
-            + ', '.join(f'({w}, {b}, {s})' for w, b, s in points) + f"; {rec['jobs']} jobs on {', '.join(rec['machine'].get('gpus') or ['CPUs'])}, "
+            f"{_listed(sorted(table.N.unique()))}, seeds {_listed(sorted(table.seed.unique()))}; (width, depth, batch, steps) = "
+            + ', '.join(f'({w}, {dp}, {b}, {s})' for w, dp, b, s in points) + f"; {rec['jobs']} jobs on {', '.join(rec['machine'].get('gpus') or ['CPUs'])}, "
             f"{rec['job_seconds_total'] / 3600:.2f} h of job time; memgen code {_listed(rec['code_versions'])}.")
     return table, rec, text
 
+def _scan_point(table, H: int, point: tuple, model: str = 'cnn'):
+    "The gaps of one scan point (width, batch, train_steps) at side H, indexed by (sigma, seed); refused if absent or of several depths."
+    g = table[(table.quantity == 'gap_db') & (table.H == H) & (table.model == model) & (table.width == point[0])
+              & (table.batch == point[1]) & (table.train_steps == point[2])]
+    if not len(g): raise MemgenError(f"scan point {point} at H = {H} is not in the table")
+    if g.depth.nunique() > 1: raise MemgenError(f"scan point {point} at H = {H} has depths {sorted(int(x) for x in g.depth.unique())}; expected one")
+    return g.set_index(['k', 'seed']).value
+
 def paired_gap(table, H: int, a: tuple, b: tuple, model_a: str = 'cnn', model_b: str = 'cnn'):
     "Per noise level k: mean and sem over seeds of gap(b, model_b) - gap(a, model_a), scan points (width, batch, train_steps), paired by seed."
-    g = table[(table.quantity == 'gap_db') & (table.H == H)]
-    at = lambda p, m: g[(g.model == m) & (g.width == p[0]) & (g.batch == p[1]) & (g.train_steps == p[2])].set_index(['k', 'seed']).value
-    va, vb = at(a, model_a), at(b, model_b)
-    if not len(va) or not len(vb): raise MemgenError(f"scan point {a if not len(va) else b} at H = {H} is not in the table")
-    d = (vb - va).dropna()
+    d = (_scan_point(table, H, b, model_b) - _scan_point(table, H, a, model_a)).dropna()
     return d.groupby(level='k').agg(['mean', 'sem', 'count'])
 
 def paired_with_pairs(scan, pairs_table, H: int, point: tuple):
     """Per noise level k: mean and sem over seeds of gap(scan point) - gap(model A of a pair-experiment table), paired by seed:
     a scan job trains on model A's images with model A's training seed, so at the recipe's own point the two are one model."""
-    g = scan[(scan.quantity == 'gap_db') & (scan.model == 'cnn') & (scan.H == H) & (scan.width == point[0]) & (scan.batch == point[1])
-             & (scan.train_steps == point[2])].set_index(['k', 'seed']).value
+    g = _scan_point(scan, H, point)
     a = pairs_table[(pairs_table.quantity == 'gap_db') & (pairs_table.model == 'A') & pairs_table.step.isna()
                     & pairs_table.N.isin(scan.N.unique())].set_index(['k', 'seed']).value
     d = (g - a).dropna()
