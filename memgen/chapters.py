@@ -62,6 +62,7 @@ class LatentParams:
     beta: float = 1.2                                     # spike strength (gamma_c = 1 / beta^2 inside the gamma range)
     n_seeds: int = 16
     n_samples: int = 100
+    d_small: tuple = (100, 200)                           # smaller dimensions: measure the subcritical bias of Q (below d)
     fss_ds: tuple = (100, 200, 400, 800)                  # dimensions of the finite-size collapse
     fss_xs: tuple = (-1.0, 0.0, 1.0, 2.0)                 # scaled distances x = (gamma - gamma_c) d^(1/3)
     fss_seeds: int = 40                                   # training sets per point of the collapse
@@ -70,7 +71,8 @@ class LatentParams:
     map_gammas: tuple = (0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0)         # loads of the map (each strength adds its gamma_c)
     seed: int = 0
     def __post_init__(self):
-        check_dim('d', self.d); check_positive('gammas', self.gammas); check_positive('beta', self.beta)
+        check_dim('d', self.d); check_smaller_dims('d_small', self.d_small, 'd', self.d); check_positive('gammas', self.gammas)
+        check_positive('beta', self.beta)
         for d in self.fss_ds: check_dim('fss_ds', d)
         if len(set(self.fss_ds)) < 3: raise MemgenError(f"fss_ds={self.fss_ds} is not allowed; expected at least 3 distinct dimensions")
         if not self.fss_xs or not all(math.isfinite(x) for x in self.fss_xs): raise MemgenError(f"fss_xs={self.fss_xs} must be non-empty and finite")
@@ -271,7 +273,7 @@ CHAPTERS: tuple[Chapter, ...] = (                  # importing the registry impo
             {'quick': MemorisationParams(), 'full': MemorisationParams(d_m=8000, ns=(1, 2, 5, 10, 30, 100, 300, 1000),
                                                                        n_seeds=10, n_samples=300, d_small=1000)}),
     Chapter('latent', 'nbs/chapters/latent.ipynb', 'Latent recovery versus convergence', LatentParams,
-            {'quick': LatentParams(), 'full': LatentParams(d=1000, gammas=(0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.65, 0.7, 0.75, 0.8, 0.9,
+            {'quick': LatentParams(), 'full': LatentParams(d=1000, d_small=(250, 500), gammas=(0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.65, 0.7, 0.75, 0.8, 0.9,
                                                                           1.0, 1.25, 1.5, 2.0, 2.5, 4.0),
                                                            n_seeds=24, n_samples=300, fss_ds=(100, 200, 400, 800, 1600),
                                                            fss_xs=(-2.0, -1.0, 0.0, 1.0, 2.0, 3.0), fss_seeds=100)}),

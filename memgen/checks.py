@@ -13,7 +13,7 @@ from .core import MemgenError
 
 # %% auto #0
 __all__ = ['WEAK', 'DELTAS', 'Check', 'power_of', 't_k', 'agree', 'rises', 'threshold', 'collapses', 'exceeds', 'db_power',
-           'finite_d_allowance', 'agree_finite_d']
+           'finite_d_allowance', 'agree_finite_d', 'fit_finite_d']
 
 # %% ../nbs/18_checks.ipynb #7adb0703
 WEAK = 0.10                                     # power worse than this: the claim is shown but is not evidence
@@ -139,3 +139,12 @@ def agree_finite_d(values, sems, theory, d, small: tuple, k=3.0, what: str = 'va
                  f'allowance at d = {", ".join(f"{x:g}" for x in np.unique(sd))}, measured, not chosen)', power_of(lambda s: not ok(s)),
                  {'value': float(np.nanmax(z)) if np.any(e > 0) else math.inf, 'C': c1, 'allow': float(c1 / dd.min()),
                   'dev': float(np.abs(v - r).max()), 'n': v.size})
+
+# %% ../nbs/18_checks.ipynb #886f58cc
+def fit_finite_d(scale, values, sems, theory) -> tuple[float, float]:
+    "Weighted least-squares fit of value - theory = c / scale (one c over all points, weights 1/sem^2): (c, its standard error)."
+    s, v, e, r = _arrays(scale, values, sems, theory)
+    if np.any(s <= 0) or np.any(e <= 0): raise MemgenError("fit_finite_d needs scales > 0 and sems > 0")
+    x, w = 1 / s, 1 / e**2
+    c = float(np.sum(w * x * (v - r)) / np.sum(w * x * x))
+    return c, float(1 / math.sqrt(np.sum(w * x * x)))
