@@ -130,8 +130,11 @@ def test_time_limit_reports_failed_and_the_next_call_reruns(slurm, tmp_path):
     t0 = time.time()
     res = sw.run_sweep(s, 'slurm', show_progress=False)
     assert res.get('failed') == 1 and 'ran' not in res and time.time() - t0 < 120, res
-    assert 'timed-out' in res['failures'][0]['error'] or 'left the queue' in res['failures'][0]['error'], res
-    assert sw.sweep_status(s)['failed'] == 1
+    err = res['failures'][0]['error']
+    assert 'timed-out' in err or 'left the queue' in err, res
+    # timed out in the task: a failure record; killed before Python could take the warning (a slow start under load): the
+    # job left the queue without a result, which counts as pending, as a cancelled job does (test_scancel_...)
+    assert sw.sweep_status(s)['failed' if 'timed-out' in err else 'pending'] == 1
     gate.unlink()  # the next call, with a time limit that fits (Slurm options are not part of a job's key), runs it
     assert sw.run_sweep(replace(s, slurm={'timeout_min': 5}), 'slurm', show_progress=False) == {'done': 0, 'ran': 1}
     assert sw.sweep_status(s)['done'] == 1
