@@ -73,11 +73,15 @@ def _restore(model_config: ModelConfig, state: dict, H: int, W: int, device: str
     m = model_config.build(H, W).to(device); m.load_state_dict(state)
     return m.eval()
 
+def _filter_gaps(filters: dict, covariance, XT, seed: int) -> list[tuple[str, float, float]]:
+    "(name, sigma, gap in dB) of each denoiser D(y, sigma) to the Wiener filter at the noise levels GAP_SIGMAS, on the held-out images."
+    from memgen.denoisers import wiener_gap_db
+    return [(name, s, v) for name, f in filters.items() for s, v in wiener_gap_db(f, covariance, XT, seed=seed).items()]
+
 def _gap_rows(add: Callable, models: dict, H: int, W: int, covariance, XT, seed: int, **kw) -> None:
     "Each model's distance to the Wiener filter, in dB, at the noise levels GAP_SIGMAS (k = sigma), on the held-out images."
-    from memgen.denoisers import as_denoiser, wiener_gap_db
-    for name, m in models.items():
-        for s, v in wiener_gap_db(as_denoiser(m, H, W), covariance, XT, seed=seed).items(): add('gap_db', name, v, 0.0, s, **kw)
+    from memgen.denoisers import as_denoiser
+    for name, s, v in _filter_gaps({n: as_denoiser(m, H, W) for n, m in models.items()}, covariance, XT, seed): add('gap_db', name, v, 0.0, s, **kw)
 
 # %% ../nbs/15_pairs.ipynb #78fc2be2
 def run_pair_experiment(data, N_grid, model_config: ModelConfig, train_config: TrainConfig,
@@ -490,7 +494,7 @@ class GapScan:
 def task_gap_scan(p: GapScan, seed: int):
     "One scan job: train on model A's N images of the pair experiment at `seed`; gaps in dB to the Wiener filter (k = sigma) of it and of the linear filters."
     import pandas as pd, time
-    from memgen.denoisers import train_denoiser, as_denoiser, wiener_gap_db, CirculantDenoiser, _as_images
+    from memgen.denoisers import train_denoiser, as_denoiser, CirculantDenoiser, _as_images
     from memgen.diffusion import optimal_denoiser
     data = p.dataset(); mc, tc = p.configs()
     rng = np.random.default_rng([seed, p.N])                             # as run_pair_experiment draws model A's set and seed
@@ -500,7 +504,7 @@ def task_gap_scan(p: GapScan, seed: int):
     seconds = time.time() - t0
     filters = {'cnn': as_denoiser(model, data.H, data.W), 'empirical linear': optimal_denoiser(X),
                'empirical circulant': CirculantDenoiser(X, data.H, data.W)}
-    rows = [('gap_db', name, s, v) for name, f in filters.items() for s, v in wiener_gap_db(f, data.covariance(), XT, seed=seed).items()]
+    rows = [('gap_db', name, s, v) for name, s, v in _filter_gaps(filters, data.covariance(), XT, seed)]
     rows += [('train_seconds', 'cnn', np.nan, seconds), ('parameters', 'cnn', np.nan, sum(q.numel() for q in model.parameters()))]
     point = {'H': p.H, 'N': p.N, 'width': mc.width, 'depth': mc.depth, 'batch': tc.batch, 'train_steps': tc.steps, 'seed': seed}
     return pd.DataFrame([{**point, 'quantity': q, 'model': m, 'k': k, 'value': float(v)} for q, m, k, v in rows])[GAP_COLUMNS]
