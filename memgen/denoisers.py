@@ -21,7 +21,7 @@ __all__ = ['PRESETS', 'MAX_PIXEL', 'SAMPLERS', 'GAP_SIGMAS', 'BiasFreeBatchNorm'
            'unit_weight', 'edm_weight', 'TrainConfig', 'preset', 'psnr', 'load_checkpoint', 'gpu_features',
            'denoising_loss', 'plateaued', 'train_denoiser', 'as_denoiser', 'DDIM', 'Ascent', 'make_sampler',
            'sampler_gate', 'EmpiricalDenoiser', 'CirculantDenoiser', 'memorisation_gate', 'circulant_gate',
-           'check_schedule', 'wiener_gap_db', 'step_flops']
+           'covariance_eigh', 'check_schedule', 'wiener_gap_db', 'step_flops']
 
 # %% ../nbs/06_denoisers.ipynb #5af6dfdb
 class BiasFreeBatchNorm(nn.Module):
@@ -509,10 +509,14 @@ def circulant_gate(sampler: DDIM, XA, XB, H: int, W: int, n: int = 64, seed: int
 # %% ../nbs/06_denoisers.ipynb #729924d1
 GAP_SIGMAS = (0.1, 0.3, 1.0, 3.0, 10.0)                 # noise levels at which a denoiser's distance to the optimum is reported
 
+def covariance_eigh(covariance) -> tuple[np.ndarray, np.ndarray]:
+    "(eigenvalues ascending, eigenvectors) of a covariance matrix; a pair already computed passes through, so callers share one."
+    return covariance if isinstance(covariance, tuple) else np.linalg.eigh(np.asarray(covariance, dtype=float))
+
 def check_schedule(sigma_max: float, *sets, covariance=None, factor: float = 5.0) -> float:
     "Refuse sigma_max below `factor` sqrt(lambda_max) of the population covariance or of any training set's X^T X / N; returns the bound."
     tops = {f'training set {i} (N = {len(X)})': float(np.linalg.norm(np.asarray(X, dtype=float), 2)**2 / len(X)) for i, X in enumerate(sets)}
-    if covariance is not None: tops['the population covariance'] = float(np.linalg.eigvalsh(np.asarray(covariance, dtype=float))[-1])
+    if covariance is not None: tops['the population covariance'] = float(covariance_eigh(covariance)[0][-1])
     if not tops: return 0.0
     name, lam = max(tops.items(), key=lambda kv: kv[1]); bound = factor * math.sqrt(lam)
     if sigma_max < bound:
@@ -522,7 +526,7 @@ def check_schedule(sigma_max: float, *sets, covariance=None, factor: float = 5.0
 
 def wiener_gap_db(denoiser: Callable, covariance, X, sigmas=GAP_SIGMAS, seed: int = 0) -> dict[float, float]:
     "Per noise level: 10 log10 of the denoiser's MSE on X + sigma z over the Wiener filter's on the same images (X: held-out rows)."
-    lam, V = np.linalg.eigh(np.asarray(covariance, dtype=float)); lam = np.clip(lam, 0, None)
+    lam, V = covariance_eigh(covariance); lam = np.clip(lam, 0, None)
     X = np.asarray(X, dtype=float); out = {}
     for j, s in enumerate(sigmas):
         y = X + s * np.random.default_rng([seed, j]).standard_normal(X.shape)

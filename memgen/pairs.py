@@ -103,14 +103,14 @@ def run_pair_experiment(data, N_grid, model_config: ModelConfig, train_config: T
     import pandas as pd
     import torch
     from memgen import metrics
-    from memgen.denoisers import Ascent, DDIM, train_denoiser, as_denoiser, psnr, _as_images, check_schedule, gpu_features
+    from memgen.denoisers import Ascent, DDIM, train_denoiser, as_denoiser, psnr, _as_images, check_schedule, gpu_features, covariance_eigh
     from memgen.theory import convergence_q
     if sampler_config is None: sampler_config = Ascent()
     H, W = data.H, data.W; d = H * W; dev = resolve_device(device)
     N_grid = [check_int('N', N) for N in N_grid]; n_test = check_int('n_test', n_test); checkpoints = tuple(check_int('checkpoint', s) for s in checkpoints)
     gap_steps = tuple(check_int('gap step', s) for s in gap_steps)
     spectrum = data.spectrum(); latents = data.latents
-    covariance = data.covariance() if hasattr(data, 'covariance') else None
+    covariance = covariance_eigh(data.covariance()) if hasattr(data, 'covariance') else None   # decomposed once (d = 6400 at 80x80)
     rows, grids = [], {}
     fast = {k: gpu_features(train_config, dev)[k] for k in ('amp', 'compile')}   # sampling as the models were trained
     host = _Host(dev if (dev == 'cuda' if on_device is None else on_device) else None)
