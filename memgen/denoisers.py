@@ -5,7 +5,7 @@
 # %% ../nbs/06_denoisers.ipynb #459958cf
 from __future__ import annotations
 import json, math, os, time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Callable
 import numpy as np
@@ -18,10 +18,11 @@ from .core import (MemgenError, check_int, check_positive, check_fraction, progr
 # %% auto #0
 __all__ = ['PRESETS', 'MAX_PIXEL', 'SAMPLERS', 'GAP_SIGMAS', 'BiasFreeBatchNorm', 'BFCNN', 'BFUNet', 'Preconditioned',
            'CirculantNet', 'is_conditioned', 'apply_denoiser', 'ModelConfig', 'uniform_sigma', 'LogUniform',
-           'unit_weight', 'edm_weight', 'TrainConfig', 'preset', 'psnr', 'load_checkpoint', 'gpu_features',
-           'denoising_loss', 'plateaued', 'train_denoiser', 'as_denoiser', 'DDIM', 'Ascent', 'make_sampler',
-           'sampler_gate', 'EmpiricalDenoiser', 'CirculantDenoiser', 'memorisation_gate', 'circulant_gate',
-           'covariance_eigh', 'check_schedule', 'wiener_gap_db', 'step_flops']
+           'unit_weight', 'edm_weight', 'TrainConfig', 'preset', 'stack_members', 'member_state', 'restore',
+           'unstack_members', 'psnr', 'load_checkpoint', 'gpu_features', 'denoising_loss', 'plateaued',
+           'train_denoiser', 'train_ensemble', 'as_denoiser', 'DDIM', 'Ascent', 'make_sampler', 'sampler_gate',
+           'EmpiricalDenoiser', 'CirculantDenoiser', 'memorisation_gate', 'circulant_gate', 'covariance_eigh',
+           'check_schedule', 'wiener_gap_db', 'step_flops']
 
 # %% ../nbs/06_denoisers.ipynb #5af6dfdb
 class BiasFreeBatchNorm(nn.Module):
@@ -37,41 +38,53 @@ class BiasFreeBatchNorm(nn.Module):
         else: sq = self.running_sq
         return x * (self.weight / torch.sqrt(sq + self.eps)).to(x.dtype)[None, :, None, None]
 
-def _block(cin: int, cout: int, norm: bool) -> list[nn.Module]:
-    return [nn.Conv2d(cin, cout, 3, padding=1, bias=False), *( [BiasFreeBatchNorm(cout)] if norm else []), nn.ReLU(inplace=True)]
+def _conv(cin: int, cout: int, groups: int = 1) -> nn.Conv2d:
+    "A bias-free 3x3 convolution; with `groups` members, each maps its own `cin` channels to its own `cout`."
+    return nn.Conv2d(groups * cin, groups * cout, 3, padding=1, bias=False, groups=groups)
+
+def _block(cin: int, cout: int, norm: bool, groups: int = 1) -> list[nn.Module]:
+    return [_conv(cin, cout, groups), *([BiasFreeBatchNorm(groups * cout)] if norm else []), nn.ReLU(inplace=True)]
 
 class BFCNN(nn.Module):
     "Bias-free CNN: `depth` 3x3 convolutions of `width` channels (first and last without normalisation)."
-    def __init__(self, channels: int = 1, width: int = 64, depth: int = 8, norm: bool = True, residual: bool = True):
+    def __init__(self, channels: int = 1, width: int = 64, depth: int = 8, norm: bool = True, residual: bool = True,
+                 groups: int = 1):                  # members side by side, channels member-major (see `stack_members`)
         super().__init__()
         if depth < 2: raise MemgenError(f"depth={depth} is not allowed for BFCNN; expected depth >= 2")
-        layers = [nn.Conv2d(channels, width, 3, padding=1, bias=False), nn.ReLU(inplace=True)]
-        for _ in range(depth - 2): layers += _block(width, width, norm)
-        layers.append(nn.Conv2d(width, channels, 3, padding=1, bias=False))
+        layers = [_conv(channels, width, groups), nn.ReLU(inplace=True)]
+        for _ in range(depth - 2): layers += _block(width, width, norm, groups)
+        layers.append(_conv(width, channels, groups))
         self.net, self.residual = nn.Sequential(*layers), residual
     def forward(self, y): return y - self.net(y) if self.residual else self.net(y)
 
 # %% ../nbs/06_denoisers.ipynb #bd018a98
 class BFUNet(nn.Module):
     "Bias-free UNet: `depth` levels of two conv blocks, average pooling down, transposed convolutions up, skips."
-    def __init__(self, channels: int = 1, width: int = 32, depth: int = 3, norm: bool = True, residual: bool = True):
+    def __init__(self, channels: int = 1, width: int = 32, depth: int = 3, norm: bool = True, residual: bool = True,
+                 groups: int = 1):
         super().__init__()
         if depth < 1: raise MemgenError(f"depth={depth} is not allowed for BFUNet; expected depth >= 1")
-        w = [width * 2**i for i in range(depth + 1)]
-        self.inc = nn.Sequential(nn.Conv2d(channels, w[0], 3, padding=1, bias=False), nn.ReLU(inplace=True), *_block(w[0], w[0], norm))
-        self.down = nn.ModuleList(nn.Sequential(nn.AvgPool2d(2), *_block(w[i], w[i + 1], norm), *_block(w[i + 1], w[i + 1], norm)) for i in range(depth))
-        self.up = nn.ModuleList(nn.ConvTranspose2d(w[i + 1], w[i], 2, stride=2, bias=False) for i in reversed(range(depth)))
-        self.dec = nn.ModuleList(nn.Sequential(*_block(2 * w[i], w[i], norm), *_block(w[i], w[i], norm)) for i in reversed(range(depth)))
-        self.out = nn.Conv2d(w[0], channels, 3, padding=1, bias=False)
-        self.depth, self.residual = depth, residual
+        w, g = [width * 2**i for i in range(depth + 1)], groups
+        self.inc = nn.Sequential(_conv(channels, w[0], g), nn.ReLU(inplace=True), *_block(w[0], w[0], norm, g))
+        self.down = nn.ModuleList(nn.Sequential(nn.AvgPool2d(2), *_block(w[i], w[i + 1], norm, g), *_block(w[i + 1], w[i + 1], norm, g)) for i in range(depth))
+        self.up = nn.ModuleList(nn.ConvTranspose2d(g * w[i + 1], g * w[i], 2, stride=2, bias=False, groups=g) for i in reversed(range(depth)))
+        self.dec = nn.ModuleList(nn.Sequential(*_block(2 * w[i], w[i], norm, g), *_block(w[i], w[i], norm, g)) for i in reversed(range(depth)))
+        self.out = _conv(w[0], channels, g)
+        self.depth, self.residual, self.groups = depth, residual, groups
     def forward(self, y):
         if y.shape[-1] % 2**self.depth or y.shape[-2] % 2**self.depth:
             raise MemgenError(f"BFUNet of depth {self.depth} needs H and W divisible by {2**self.depth}, got {tuple(y.shape[-2:])}")
         skips, h = [], self.inc(y)
         for down in self.down: skips.append(h); h = down(h)
-        for up, dec in zip(self.up, self.dec): h = dec(torch.cat([up(h), skips.pop()], dim=1))
+        for up, dec in zip(self.up, self.dec): h = dec(_cat_members(up(h), skips.pop(), self.groups))
         f = self.out(h)
         return y - f if self.residual else f
+
+def _cat_members(a: torch.Tensor, b: torch.Tensor, groups: int) -> torch.Tensor:
+    "Channels of a and b side by side within each of `groups` members: [a_1 b_1 a_2 b_2 ...] (torch.cat for one)."
+    if groups == 1: return torch.cat([a, b], dim=1)
+    n, _, H, W = a.shape
+    return torch.cat([a.reshape(n, groups, -1, H, W), b.reshape(n, groups, -1, H, W)], dim=2).reshape(n, -1, H, W)
 
 # %% ../nbs/06_denoisers.ipynb #14ea42e8
 class Preconditioned(nn.Module):
@@ -80,7 +93,9 @@ class Preconditioned(nn.Module):
     def __init__(self, net: nn.Module):
         super().__init__(); self.net = net
     def forward(self, y, sigma):
-        s = torch.as_tensor(sigma, device=y.device).to(y.dtype).reshape(-1, 1, 1, 1)
+        s = torch.as_tensor(sigma, device=y.device).to(y.dtype).reshape(-1)     # one per image, or per image and member
+        s = s.reshape(len(y) if s.numel() > 1 else 1, -1, 1, 1)
+        if 1 < s.shape[1] < y.shape[1]: s = s.repeat_interleave(y.shape[1] // s.shape[1], dim=1)
         c_in = torch.rsqrt(1 + s * s)
         return y * c_in**2 + s * c_in * self.net(y * c_in)      # c_skip = c_in^2, c_out = sigma c_in
 
@@ -124,13 +139,17 @@ class ModelConfig:
         if self.arch not in (BFCNN, BFUNet, CirculantNet):
             raise MemgenError(f"arch={self.arch!r} is not allowed; expected BFCNN, BFUNet or CirculantNet")
         check_int('width', self.width); check_int('depth', self.depth); check_int('channels', self.channels)
-    def build(self, H: int = 16, W: int = 16) -> nn.Module:
-        "The network for H x W images (only CirculantNet's size depends on them)."
-        if self.arch is CirculantNet: return CirculantNet(H, W)
+    def build(self, H: int = 16, W: int = 16, members: int = 1) -> nn.Module:
+        "The network for H x W images (only CirculantNet's size depends on them); `members` > 1: that many side by side, as one."
+        check_int('members', members)
+        if self.arch is CirculantNet:
+            if members > 1: raise MemgenError(f"members={members} is not allowed for CirculantNet; expected 1 (ensembles are convolutional)")
+            return CirculantNet(H, W)
         net = self.arch(channels=self.channels, width=self.width, depth=self.depth, norm=self.norm,
-                        residual=self.residual and not self.conditioned)
+                        residual=self.residual and not self.conditioned, groups=members)
         return Preconditioned(net) if self.conditioned else net
 
+# %% ../nbs/06_denoisers.ipynb #a7c1e2d4
 def uniform_sigma(n: int, generator: torch.Generator) -> torch.Tensor:
     "Noise levels uniform in [0, 1] (times sigma_max)."
     return torch.rand(n, generator=generator)
@@ -205,6 +224,29 @@ def preset(name: str) -> tuple[ModelConfig, TrainConfig]:
     calibration): 'tiny-blind', 'small'."""
     if name not in PRESETS: raise MemgenError(f"preset {name!r} is unknown; expected one of {list(PRESETS)}")
     return PRESETS[name]
+
+# %% ../nbs/06_denoisers.ipynb #ad892a31
+def stack_members(models: list[nn.Module], model_config: ModelConfig, H: int = 16, W: int = 16) -> nn.Module:
+    "One grouped network whose members are `models` (each built by `model_config`): every weight and buffer concatenated along dim 0."
+    if not models: raise MemgenError("models=[] is not allowed; expected at least one network")
+    with torch.random.fork_rng(devices=[]): net = model_config.build(H, W, members=len(models))   # its own draws are overwritten
+    states = [m.state_dict() for m in models]
+    net.load_state_dict({k: torch.cat([s[k] for s in states]) for k in net.state_dict()})
+    return net
+
+def member_state(net: nn.Module, k: int, members: int) -> dict:
+    "Member `k`'s weights and buffers out of a grouped network of `members` (copies, on the CPU)."
+    return {n: (v if members == 1 else v.chunk(members)[k]).detach().cpu().clone() for n, v in net.state_dict().items()}
+
+def restore(model_config: ModelConfig, state: dict, H: int = 16, W: int = 16, device: str = 'cpu') -> nn.Module:
+    "A network of H x W images holding `state` (a snapshot's, a checkpoint's or a member's weights), in eval mode."
+    m = model_config.build(H, W).to(device); m.load_state_dict(state)
+    return m.eval()
+
+def unstack_members(net: nn.Module, model_config: ModelConfig, members: int, H: int = 16, W: int = 16) -> list[nn.Module]:
+    "The members of a grouped network as separate networks (copies on its device, in its train or eval mode)."
+    dev = next(net.parameters()).device
+    return [restore(model_config, member_state(net, k, members), H, W, dev).train(net.training) for k in range(members)]
 
 # %% ../nbs/06_denoisers.ipynb #c32038db
 def psnr(x_hat: torch.Tensor, x: torch.Tensor, peak: float) -> float:
@@ -293,87 +335,189 @@ def plateaued(history, patience: int, tol: float) -> bool:
     new, old = float(np.mean(history[-patience:])), float(np.mean(history[-2 * patience:-patience]))
     return abs(new - old) <= tol * abs(old)
 
-# %% ../nbs/06_denoisers.ipynb #3b269136
+# %% ../nbs/06_denoisers.ipynb #51a9f4f0
+def _lr_at(tc: TrainConfig, step: int) -> float:
+    "The cosine learning rate: `lr` at step 1, `lr_final` at the last step."
+    return tc.lr_final + 0.5 * (tc.lr - tc.lr_final) * (1 + math.cos(math.pi * (step - 1) / max(1, tc.steps - 1)))
+
+def _draw(data: torch.Tensor, g: torch.Generator, tc: TrainConfig, dev: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    "A batch from one generator, always in this order: images, their noise levels (times sigma_max), the noise."
+    idx = torch.randint(0, len(data), (tc.batch,), generator=g)
+    x = data[idx.to(dev)]
+    sigma = (tc.sigma_sampler(tc.batch, g) * tc.sigma_max).to(dev)
+    return x, sigma, torch.randn(x.shape, generator=g).to(dev)
+
+def _init_net(mc: ModelConfig, tcs: list, H: int, W: int) -> nn.Module:
+    "The members' initial weights, each from its own config's seed (not global state); one grouped network for several."
+    with torch.random.fork_rng(devices=[]): init = [(torch.manual_seed(t.seed), mc.build(H, W))[1] for t in tcs]
+    return init[0] if len(init) == 1 else stack_members(init, mc, H, W)
+
+def _member_means(t: torch.Tensor, members: int) -> list[float]:
+    "Each member's mean of a per-pixel quantity laid out (batch, members x channels, H, W)."
+    return [float(t.detach().mean())] if members == 1 else t.detach().reshape(len(t), members, -1).mean(dim=(0, 2)).tolist()
+
+def _check_members(tcs: list) -> None:
+    "Members of an ensemble share every training setting but the seed."
+    for t in tcs[1:]:
+        diff = [f.name for f in fields(TrainConfig) if f.name != 'seed' and getattr(t, f.name) != getattr(tcs[0], f.name)]
+        if diff: raise MemgenError(f"ensemble members differ in {diff}; expected train configs that differ only in their seeds")
+
+# %% ../nbs/06_denoisers.ipynb #89738f6c
+class _RunDir:
+    "A single run's folder (train_denoiser's out_dir): its checkpoint, log lines and config."
+    def __init__(self, out: Path | str, mc: ModelConfig, tc: TrainConfig):
+        self.out, self.mc, self.tc = Path(out), mc, tc; self.out.mkdir(parents=True, exist_ok=True)
+        self.ckpt, self.logf = self.out / 'checkpoint.pt', self.out / 'train.jsonl'
+    def resume(self, net: nn.Module, opt, g: torch.Generator, ema: list | None, resume: bool) -> tuple[int, str, list[float]]:
+        "Load the last checkpoint (with `resume`) into the network, optimiser, generator and EMA; drop log lines past it."
+        start, stop = 0, 'max_steps'
+        if resume and self.ckpt.exists():
+            st = load_checkpoint(self.ckpt, self.mc, self.tc)
+            net.load_state_dict(st['model']); opt.load_state_dict(st['opt']); g.set_state(st['rng']); start = int(st['step'])
+            if ema is not None: [e.copy_(v.to(e.device)) for e, v in zip(ema, st['ema'])]
+            stop = st.get('stop', stop)
+        return start, stop, [r['heldout_loss'] for r in _trim_log(self.logf, start) if 'heldout_loss' in r]
+    def save(self, net: nn.Module, opt, g: torch.Generator, ema: list | None, step: int, stop: str) -> None:
+        _save_checkpoint(self.ckpt, {'model': net.state_dict(), 'opt': opt.state_dict(), 'rng': g.get_state(), 'step': step,
+                                     'ema': [e.detach().cpu() for e in ema] if ema is not None else None,
+                                     'config': _config_json(self.mc, self.tc), 'stop': stop})
+    def append(self, rec: dict) -> None:
+        with open(self.logf, 'a') as f: f.write(json.dumps(rec) + '\n')
+    def finish(self, dev: str, features: dict, last: int, stop: str) -> None:
+        atomic_write_json(self.out / 'config.json', {'model': self.mc, 'train': self.tc, 'device': dev, 'features': features,
+                                                     'stopped_at': last, 'stop_reason': stop, 'versions': versions()})
+
+@dataclass(eq=False)
+class _Member:
+    "One member's training state: images, held-out images, generator, snapshot steps, log, held-out losses, last step, stop."
+    data: torch.Tensor
+    hold: torch.Tensor | None
+    g: torch.Generator
+    snapshots: dict | None = None
+    log: list = field(default_factory=list)
+    history: list = field(default_factory=list)
+    last: int = 0
+    stop: str = 'max_steps'
+    early: dict | None = None                       # its final weights, when it stopped before the others (ensembles)
+
+# %% ../nbs/06_denoisers.ipynb #c5c0eb2e
+def _final_state(net: nn.Module, ema: list | None, k: int, members: int) -> dict:
+    "Member k's weights as training would leave them now: the EMA weights if EMA is on (copies, on the CPU)."
+    state = member_state(net, k, members)
+    if ema is not None:
+        state.update({n: (e if members == 1 else e.chunk(members)[k]).detach().cpu().clone() for (n, _), e in zip(net.named_parameters(), ema)})
+    return state
+
+def _record(ms: list[_Member], net: nn.Module, mc: ModelConfig, tc: TrainConfig, step: int, lr: float, wl, err2,
+            ema: list | None, t0: float, run: _RunDir | None) -> None:
+    "After a step: each live member's evaluation, log line, snapshot and plateau rule."
+    K = len(ms); evaluate = bool(tc.eval_every) and (step % tc.eval_every == 0 or step == tc.steps)
+    logged = (tc.log_every and (step % tc.log_every == 0 or step == tc.steps)) or evaluate
+    losses, mses = (_member_means(wl, K), _member_means(err2, K)) if logged else (None, None)
+    H, W = ms[0].data.shape[-2:]
+    for k, m in enumerate(ms):
+        if m.stop == 'plateau': continue
+        m.last, alone = step, (lambda: net) if K == 1 else (lambda: restore(mc, member_state(net, k, K), H, W, m.data.device))
+        if evaluate: m.history.append(denoising_loss(alone(), m.hold, tc.sigma_max))
+        if logged:                                   # the weighted loss; PSNR from the plain MSE
+            peak = float(m.data.max() - m.data.min()) or 1.0
+            rec = {'step': step, 'loss': losses[k], 'psnr': 10 * math.log10(peak**2 / max(mses[k], 1e-20)), 'lr': lr,
+                   'seconds': round(time.time() - t0, 3)}
+            if evaluate: rec.update(train_loss=denoising_loss(alone(), m.data[:tc.n_eval], tc.sigma_max), heldout_loss=m.history[-1])
+            m.log.append(rec)
+            if run: run.append(rec)
+        if m.snapshots is not None and step in m.snapshots: m.snapshots[step] = member_state(net, k, K)
+        if evaluate and plateaued(m.history, tc.patience, tc.plateau_tol):
+            m.stop = 'plateau'; m.early = _final_state(net, ema, k, K) if K > 1 else None
+
+# %% ../nbs/06_denoisers.ipynb #936eb798
+def _fit(ms: list[_Member], mc: ModelConfig, tcs: list[TrainConfig], dev: str, show_progress: bool = True,
+         callback: Callable | None = None, run: _RunDir | None = None, resume: bool = False) -> nn.Module:
+    "Train the members as one (grouped) network; returns it with EMA weights copied in. Logs and stops land in `ms`."
+    K, tc, features = len(ms), tcs[0], gpu_features(tcs[0], dev)
+    net = _init_net(mc, tcs, *ms[0].data.shape[-2:]).to(dev)
+    if features['channels_last']: net = net.to(memory_format=torch.channels_last)
+    opt = torch.optim.Adam(net.parameters(), lr=tc.lr, **({'fused': True} if features['fused'] else {}))
+    params = list(net.parameters())
+    ema = [p.detach().clone() for p in params] if tc.ema_fraction > 0 else None
+    decay = 1 - 1 / max(1.0, tc.ema_fraction * tc.steps) if ema is not None else 0.0
+    if run: ms[0].last, ms[0].stop, ms[0].history = run.resume(net, opt, ms[0].g, ema, resume)
+    fwd = torch.compile(net) if tc.compile else net
+    net.train(); t0 = time.time(); start = ms[0].last
+    bar = progress(range(start + 1, tc.steps + 1 if ms[0].stop != 'plateau' else start + 1), desc='train', enable=show_progress)
+    for step in bar:
+        lr = _lr_at(tc, step)
+        for pg in opt.param_groups: pg['lr'] = lr
+        drawn = [_draw(m.data, m.g, tc, dev) for m in ms]             # member k: channel k, its own images and generator
+        x, sigma, noise = torch.cat([b[0] for b in drawn], 1), torch.stack([b[1] for b in drawn], 1), torch.cat([b[2] for b in drawn], 1)
+        y = x + sigma[:, :, None, None] * noise
+        if features['channels_last']: y = y.contiguous(memory_format=torch.channels_last)
+        with torch.autocast(dev, dtype=torch.bfloat16, enabled=features['amp']):
+            err2 = (apply_denoiser(fwd, y, sigma).float() - x)**2
+            wl = tc.loss_weight(sigma)[:, :, None, None] * err2
+            loss = wl.mean() * K                                          # the members' losses summed: each gradient is its own
+        if not torch.isfinite(loss):
+            raise MemgenError(f"training diverged at step {step} (loss {loss.item()}); "
+                              + (f"last good checkpoint kept at {run.ckpt}" if run and run.ckpt.exists() else "no checkpoint was written"))
+        opt.zero_grad(set_to_none=True); loss.backward(); opt.step()
+        if ema is not None: _ema_update(ema, [p.detach() for p in params], decay)
+        _record(ms, net, mc, tc, step, lr, wl, err2, ema, t0, run)
+        if hasattr(bar, 'set_postfix') and ms[0].log and ms[0].log[-1]['step'] == step:
+            bar.set_postfix(loss=f"{ms[0].log[-1]['loss']:.4f}", psnr=f"{ms[0].log[-1]['psnr']:.1f}")
+        if all(m.stop == 'plateau' for m in ms): break
+        if run and tc.checkpoint_every and step % tc.checkpoint_every == 0: run.save(net, opt, ms[0].g, ema, step, ms[0].stop)
+        if callback is not None: callback(step, loss.item())
+    if run: run.save(net, opt, ms[0].g, ema, ms[0].last, ms[0].stop); run.finish(dev, features, ms[0].last, ms[0].stop)
+    if ema is not None:
+        with torch.no_grad(): [p.copy_(e) for p, e in zip(params, ema)]
+    return net
+
+# %% ../nbs/06_denoisers.ipynb #7bbadcae
+def _members(image_sets: list, heldouts: list, snapshots: list, tcs: list[TrainConfig], dev: str) -> list[_Member]:
+    "Each member's images (and held-out images when the plateau rule needs them), checked, on the device, with its generator."
+    datas = [_as_images(x).to(dev) for x in image_sets]
+    for d in datas: _check_scale(d)
+    if tcs[0].eval_every and any(h is None for h in heldouts):
+        raise MemgenError(f"eval_every={tcs[0].eval_every} needs held-out images (heldout=...) for the plateau rule; or set eval_every=0")
+    holds = [_as_images(h).to(dev)[:tcs[0].n_eval] if tcs[0].eval_every else None for h in heldouts]
+    for h in holds:
+        if h is not None: _check_scale(h)
+    return [_Member(d, h, torch.Generator(device='cpu').manual_seed(t.seed), s) for d, h, s, t in zip(datas, holds, snapshots, tcs)]
+
 def train_denoiser(images, model_config: ModelConfig, train_config: TrainConfig, out_dir: Path | str | None = None,
                    resume: bool = False, device: str = 'auto', show_progress: bool = True,
                    callback: Callable[[int, float], None] | None = None, heldout=None,
                    snapshots: dict | None = None) -> tuple[nn.Module, list[dict]]:
     """Train a denoiser on images (N, H, W); returns the model (EMA weights if enabled, eval mode) and the training log.
     The model's `stopped_at` and `stop_reason` ('plateau' or 'max_steps') say when and why training ended."""
-    mc, tc = model_config, train_config
     dev = resolve_device(device)
-    data = _as_images(images).to(dev); _check_scale(data)
-    if tc.eval_every and heldout is None:
-        raise MemgenError(f"eval_every={tc.eval_every} needs held-out images (heldout=...) for the plateau rule; or set eval_every=0")
-    if tc.eval_every: hold = _as_images(heldout).to(dev)[:tc.n_eval]; _check_scale(hold); fit = data[:tc.n_eval]
-    peak = float(data.max() - data.min()) or 1.0
-    with torch.random.fork_rng(devices=[]):                      # initial weights from the config's seed, not global state
-        torch.manual_seed(tc.seed); model = mc.build(*data.shape[-2:]).to(dev)
-    features = gpu_features(tc, dev)
-    if features['channels_last']: model = model.to(memory_format=torch.channels_last)
-    opt = torch.optim.Adam(model.parameters(), lr=tc.lr, **({'fused': True} if features['fused'] else {}))
-    g = torch.Generator(device='cpu').manual_seed(tc.seed)
-    params = [p for p in model.parameters()]
-    ema = [p.detach().clone() for p in params] if tc.ema_fraction > 0 else None
-    decay = 1 - 1 / max(1.0, tc.ema_fraction * tc.steps) if ema is not None else 0.0
-    start, log, stop = 0, [], 'max_steps'
-    out = Path(out_dir) if out_dir else None
-    ckpt = out / 'checkpoint.pt' if out else None
-    if out: out.mkdir(parents=True, exist_ok=True)
-    if resume and ckpt and ckpt.exists():
-        st = load_checkpoint(ckpt, mc, tc)
-        model.load_state_dict(st['model']); opt.load_state_dict(st['opt']); g.set_state(st['rng']); start = int(st['step'])
-        if ema is not None: [e.copy_(v.to(dev)) for e, v in zip(ema, st['ema'])]
-        stop = st.get('stop', stop)
-    kept = _trim_log(out / 'train.jsonl', start) if out else []   # lines after the checkpoint (or all, from scratch) go
-    history = [r['heldout_loss'] for r in kept if 'heldout_loss' in r]
-    def save(step):
-        if ckpt is None: return
-        _save_checkpoint(ckpt, {'model': model.state_dict(), 'opt': opt.state_dict(), 'rng': g.get_state(), 'step': step,
-                                'ema': [e.detach().cpu() for e in ema] if ema is not None else None,
-                                'config': _config_json(mc, tc), 'stop': stop})
-    fwd = torch.compile(model) if tc.compile else model
-    model.train(); t0 = time.time(); last = start
-    bar = progress(range(start + 1, tc.steps + 1 if stop != 'plateau' else start + 1), desc='train', enable=show_progress)
-    for step in bar:
-        lr = tc.lr_final + 0.5 * (tc.lr - tc.lr_final) * (1 + math.cos(math.pi * (step - 1) / max(1, tc.steps - 1)))
-        for pg in opt.param_groups: pg['lr'] = lr
-        idx = torch.randint(0, len(data), (tc.batch,), generator=g)
-        x = data[idx.to(dev)]
-        sigma = (tc.sigma_sampler(tc.batch, g) * tc.sigma_max).to(dev)
-        y = x + sigma[:, None, None, None] * torch.randn(x.shape, generator=g).to(dev)
-        if features['channels_last']: y = y.contiguous(memory_format=torch.channels_last)
-        with torch.autocast(dev, dtype=torch.bfloat16, enabled=features['amp']):
-            err2 = (apply_denoiser(fwd, y, sigma).float() - x)**2
-            loss = (tc.loss_weight(sigma)[:, None, None, None] * err2).mean()
-        if not torch.isfinite(loss):
-            raise MemgenError(f"training diverged at step {step} (loss {loss.item()}); "
-                              + (f"last good checkpoint kept at {ckpt}" if ckpt and ckpt.exists() else "no checkpoint was written"))
-        opt.zero_grad(set_to_none=True); loss.backward(); opt.step(); last = step
-        if ema is not None: _ema_update(ema, [p.detach() for p in params], decay)
-        evaluate = bool(tc.eval_every) and (step % tc.eval_every == 0 or step == tc.steps)
-        if evaluate: history.append(denoising_loss(model, hold, tc.sigma_max))
-        if (tc.log_every and (step % tc.log_every == 0 or step == tc.steps)) or evaluate:
-            lv, mse = loss.item(), float(err2.detach().mean())             # the weighted loss; PSNR from the plain MSE
-            rec = {'step': step, 'loss': lv, 'psnr': 10 * math.log10(peak**2 / max(mse, 1e-20)), 'lr': lr,
-                   'seconds': round(time.time() - t0, 3)}
-            if evaluate: rec.update(train_loss=denoising_loss(model, fit, tc.sigma_max), heldout_loss=history[-1])
-            log.append(rec)
-            if hasattr(bar, 'set_postfix'): bar.set_postfix(loss=f"{rec['loss']:.4f}", psnr=f"{rec['psnr']:.1f}")
-            if out:
-                with open(out / 'train.jsonl', 'a') as f: f.write(json.dumps(rec) + '\n')
-        if snapshots is not None and step in snapshots:
-            snapshots[step] = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
-        if evaluate and plateaued(history, tc.patience, tc.plateau_tol): stop = 'plateau'; break
-        if tc.checkpoint_every and step % tc.checkpoint_every == 0: save(step)
-        if callback is not None: callback(step, loss.item())
-    save(last)
-    if out: atomic_write_json(out / 'config.json', {'model': mc, 'train': tc, 'device': dev, 'features': features,
-                                                    'stopped_at': last, 'stop_reason': stop, 'versions': versions()})
-    if ema is not None:
-        with torch.no_grad(): [p.copy_(e) for p, e in zip(params, ema)]
-    model.stopped_at, model.stop_reason = last, stop
-    return model.eval(), log
+    (m,) = _members([images], [heldout], [snapshots], [train_config], dev)
+    run = _RunDir(out_dir, model_config, train_config) if out_dir else None
+    model = _fit([m], model_config, [train_config], dev, show_progress, callback, run, resume)
+    model.stopped_at, model.stop_reason = m.last, m.stop
+    return model.eval(), m.log
+
+# %% ../nbs/06_denoisers.ipynb #91668b0b
+def train_ensemble(image_sets: list, model_config: ModelConfig, train_configs: list[TrainConfig], device: str = 'auto',
+                   show_progress: bool = True, callback: Callable[[int, float], None] | None = None, heldouts: list | None = None,
+                   snapshots: list | None = None) -> list[tuple[nn.Module, list[dict]]]:
+    """Train one denoiser per image set as members of one grouped network; returns [(model, log), ...] as
+    `train_denoiser` would for each (models in eval mode with `stopped_at` and `stop_reason`).
+    `heldouts`, `snapshots`: one per member, as `train_denoiser`'s `heldout` and `snapshots`; `callback(step, summed loss)`."""
+    K, dev = len(image_sets), resolve_device(device)
+    if K < 1 or K != len(train_configs):
+        raise MemgenError(f"{K} image sets and {len(train_configs)} train configs; expected one config per image set, at least one")
+    _check_members(train_configs)
+    ms = _members(image_sets, heldouts or [None] * K, snapshots or [None] * K, train_configs, dev)
+    if len({m.data.shape[-2:] for m in ms}) > 1:
+        raise MemgenError(f"image sizes {[tuple(m.data.shape[-2:]) for m in ms]} differ; expected one size for every member")
+    net, (H, W) = _fit(ms, model_config, list(train_configs), dev, show_progress, callback), ms[0].data.shape[-2:]
+    out = []
+    for k, m in enumerate(ms):
+        model = restore(model_config, m.early if m.early is not None else member_state(net, k, K), H, W, dev)
+        if gpu_features(train_configs[0], dev)['channels_last']: model = model.to(memory_format=torch.channels_last)
+        model.stopped_at, model.stop_reason = m.last, m.stop; out.append((model, m.log))
+    return out
 
 # %% ../nbs/06_denoisers.ipynb #5545dc71
 def as_denoiser(model: nn.Module, H: int, W: int, batch: int = 512, amp: bool = False, compile: bool = False) -> Callable:

@@ -5,7 +5,7 @@
 # %% ../nbs/15_pairs.ipynb #9d306153
 from __future__ import annotations
 import json
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, NamedTuple
 import numpy as np
@@ -14,15 +14,15 @@ from .core import (MemgenError, check_int, check_positive, check_fraction, progr
                          to_numpy, save_run_record)
 from .data import sample_disjoint
 if TYPE_CHECKING:          # memgen.denoisers (and torch) load inside the functions that train and sample: the chapter
-    from torch import nn   # registry imports this module for PairConfig, and `memgen list` needs no torch
+                           # registry imports this module for PairConfig, and `memgen list` needs no torch
     from memgen.denoisers import ModelConfig, TrainConfig, DDIM, Ascent
 
 # %% auto #0
-__all__ = ['PRESET_NAMES', 'SAMPLER_NAMES', 'PAIR_PROFILES', 'PAIR_COLUMNS', 'GAP_COLUMNS', 'linear_latent_theory',
-           'run_pair_experiment', 'PairConfig', 'run_pairs', 'task_denoisers', 'store_results', 'load_results',
-           'load_grids', 'cpus_text', 'store_sweep', 'attach_grids', 'Source', 'stored_or_live', 'GapScan',
-           'task_gap_scan', 'gap_scan_config', 'store_gap_scan', 'load_gap_scan', 'paired_gap', 'paired_with_pairs',
-           'pair_experiment_flops']
+__all__ = ['ENSEMBLE_MEMBERS', 'PRESET_NAMES', 'SAMPLER_NAMES', 'PAIR_PROFILES', 'PAIR_COLUMNS', 'GAP_COLUMNS',
+           'linear_latent_theory', 'run_pair_experiment', 'PairConfig', 'run_pairs', 'task_denoisers', 'store_results',
+           'load_results', 'load_grids', 'cpus_text', 'store_sweep', 'attach_grids', 'Source', 'stored_or_live',
+           'GapScan', 'task_gap_scan', 'gap_scan_config', 'store_gap_scan', 'load_gap_scan', 'paired_gap',
+           'paired_with_pairs', 'pair_experiment_flops']
 
 # %% ../nbs/15_pairs.ipynb #6b697a92
 def linear_latent_theory(data, gamma: float) -> np.ndarray:
@@ -68,11 +68,6 @@ def _measure(D: dict, X: dict, sampler: DDIM | Ascent, control: DDIM | None, ini
         for k, (v, e) in enumerate(zip(Q, err)): add('Q', 'A', v, e, k)
     return x
 
-def _restore(model_config: ModelConfig, state: dict, H: int, W: int, device: str) -> nn.Module:
-    "A model of H x W images with a snapshot's weights, in eval mode."
-    m = model_config.build(H, W).to(device); m.load_state_dict(state)
-    return m.eval()
-
 def _filter_gaps(filters: dict, covariance, XT, seed: int) -> list[tuple[str, float, float]]:
     "(name, sigma, gap in dB) of each denoiser D(y, sigma) to the Wiener filter at the noise levels GAP_SIGMAS, on the held-out images."
     from memgen.denoisers import wiener_gap_db
@@ -83,13 +78,119 @@ def _gap_rows(add: Callable, models: dict, H: int, W: int, covariance, XT, seed:
     from memgen.denoisers import as_denoiser
     for name, s, v in _filter_gaps({n: as_denoiser(m, H, W) for n, m in models.items()}, covariance, XT, seed): add('gap_db', name, v, 0.0, s, **kw)
 
+# %% ../nbs/15_pairs.ipynb #a61678cb
+ENSEMBLE_MEMBERS = 16            # the most models trained as one grouped network (benchmarks/train.py: the gain per model
+                                 # grows up to about 15 members on a 2-core CPU and falls beyond)
+
+@dataclass(eq=False)
+class _PairJob:
+    "One seed and training-set size: its generator (drawn from in a fixed order), its images, and the rows it adds."
+    seed: int
+    N: int
+    rng: np.random.Generator
+    X: dict                                                # training images by model: A, B (and C, on A's images)
+    XT: np.ndarray                                         # held-out images
+    rows: list = field(default_factory=list)
+    def add(self, q: str, model: str, v, e=0.0, k=np.nan, step=np.nan) -> None:
+        self.rows.append({'N': self.N, 'seed': self.seed, 'quantity': q, 'model': model, 'k': k, 'step': step, 'value': float(v), 'sem': float(e)})
+
+def _pair_job(data, seed: int, N: int, n_test: int, same_data: bool, schedules: tuple, covariance) -> _PairJob:
+    "Draw a job's two disjoint training sets and its held-out images; refuse a DDIM schedule too small for them."
+    from memgen.denoisers import DDIM, check_schedule
+    rng = np.random.default_rng([seed, N])
+    XA, XB, XT = sample_disjoint(data, N, rng, 2, n_test)
+    for s in schedules:
+        if isinstance(s, DDIM): check_schedule(s.sigma_max, XA, XB, covariance=covariance)
+    return _PairJob(seed, N, rng, {'A': XA, 'B': XB} | ({'C': XA} if same_data else {}), XT)
+
+def _train_models(jobs: list[_PairJob], H: int, W: int, model_config: ModelConfig, train_config: TrainConfig, dev: str,
+                  snap_steps: tuple, ensemble: bool) -> list[tuple[dict, dict, dict]]:
+    """Train one model per image set of each job (its seed drawn from the job's generator, A then B then C), one at a
+    time or (`ensemble`) all as members of one grouped network: per job ({name: model}, {name: log}, {name: snapshots})."""
+    from memgen.denoisers import train_denoiser, train_ensemble, _as_images
+    members = [(j, name, replace(train_config, seed=int(j.rng.integers(2**31))), dict.fromkeys(snap_steps)) for j in jobs for name in j.X]
+    imgs = [_as_images(j.X[name], H, W) for j, name, _, _ in members]
+    held = [_as_images(j.XT, H, W) if train_config.eval_every else None for j, *_ in members]
+    if ensemble:
+        done = train_ensemble(imgs, model_config, [m[2] for m in members], device=dev, show_progress=False, heldouts=held,
+                              snapshots=[m[3] for m in members])
+    else: done = [train_denoiser(x, model_config, m[2], device=dev, show_progress=False, heldout=h, snapshots=m[3]) for x, h, m in zip(imgs, held, members)]
+    out = {id(j): ({}, {}, {}) for j in jobs}
+    for (j, name, _, snaps), (model, log) in zip(members, done):
+        models, logs, snapshots = out[id(j)]; models[name], logs[name], snapshots[name] = model, log, snaps
+    return [out[id(j)] for j in jobs]
+
+# %% ../nbs/15_pairs.ipynb #085fc364
+@dataclass(eq=False)
+class _PairSetup:
+    "What every job of one pair experiment shares: the data, model, samplers, measurement sizes and where samples live."
+    data: object
+    model_config: ModelConfig
+    sampler: DDIM | Ascent
+    control: DDIM | None
+    covariance: tuple | None                               # the population covariance's eigen-decomposition, if known
+    spectrum: np.ndarray                                   # its eigenvalues as the linear theory reads them
+    latents: np.ndarray
+    n_samples_Q: int
+    sigma_test: float
+    checkpoints: tuple
+    gap_steps: tuple
+    fast: dict                                             # bf16 and compile flags for sampling, as the models were trained
+    host: _Host
+    dev: str
+
+def _grids(x: dict, job: _PairJob, H: int, W: int, n_grid_images: int, keep_samples: bool) -> dict:
+    "The first samples of A and B beside their nearest training images (and, with keep_samples, every sample and image)."
+    from memgen import metrics
+    k, XA, XB = min(n_grid_images, len(x['A'])), job.X['A'], job.X['B']
+    _, ia = metrics.nearest_cosine(x['A'][:k], XA); _, ib = metrics.nearest_cosine(x['B'][:k], XB)
+    g = {'A': x['A'][:k].reshape(k, H, W), 'B': x['B'][:k].reshape(k, H, W), 'nearest_A': XA[ia].reshape(k, H, W), 'nearest_B': XB[ib].reshape(k, H, W)}
+    if keep_samples:
+        g.update({f'samples_{m}': x[m].reshape(-1, H, W) for m in 'AB'} | {'train_A': XA.reshape(-1, H, W),
+                 'train_B': XB.reshape(-1, H, W), 'heldout': job.XT.reshape(-1, H, W)})
+    return g
+
+# %% ../nbs/15_pairs.ipynb #fdeaca58
+def _measure_pair(job: _PairJob, models: dict, logs: dict, snaps: dict, s: _PairSetup) -> dict:
+    "Add a job's rows: training curves and stops, gaps to the optimum, m, q, Q, PSNR and the linear theory; returns A's and B's samples."
+    import torch
+    from memgen import metrics
+    from memgen.denoisers import as_denoiser, psnr, restore
+    from memgen.theory import convergence_q
+    H, W, X, XT, add, rng = s.data.H, s.data.W, job.X, job.XT, job.add, job.rng; d = H * W
+    for name, log in logs.items():
+        for rec in log:
+            if 'heldout_loss' in rec: add('loss_train', name, rec['train_loss'], step=rec['step']); add('loss_heldout', name, rec['heldout_loss'], step=rec['step'])
+        add('steps', name, models[name].stopped_at); add('plateau', name, models[name].stop_reason == 'plateau')
+    D = {k: as_denoiser(m, H, W, **s.fast) for k, m in models.items()}
+    if s.covariance is not None:
+        _gap_rows(add, models, H, W, s.covariance, XT, job.seed)
+        for t in s.gap_steps:                                        # the distance to the optimum along training
+            _gap_rows(add, {k: restore(s.model_config, st[t], H, W, s.dev) for k, st in snaps.items() if st[t] is not None},
+                      H, W, s.covariance, XT, job.seed, step=t)
+    init = s.sampler.init_scale * rng.standard_normal((s.sampler.n_samples, d)); s_inj = int(rng.integers(2**31))
+    x = _measure(D, X, s.sampler, s.control, init, s_inj, s.latents, s.n_samples_Q, job.seed, add, s.host)
+    for name in 'AB':
+        if job.N >= 2: add('nn_ratio', name, *metrics.nn_ratio_memorised(x[name], X[name]))   # needs a second-nearest image
+        noisy = XT + s.sigma_test * rng.standard_normal(XT.shape)
+        add('psnr', name, psnr(torch.as_tensor(D[name](noisy, s.sigma_test)), torch.as_tensor(XT), float(np.ptp(XT))))
+    add('m_heldout', 'data', *metrics.memorisation(XT, X['A']))
+    add('m_heldout_centred', 'data', *metrics.memorisation(metrics.centre_images(XT), metrics.centre_images(X['A'])))
+    add('q_linear', 'theory', float(convergence_q(s.spectrum, job.N / d)))
+    for k, v in enumerate(linear_latent_theory(s.data, job.N / d)): add('Q_linear', 'theory', v, 0.0, k)
+    for t in s.checkpoints:                                          # the same measurements along training
+        if snaps['A'][t] is None or snaps['B'][t] is None: continue  # one of the pair stopped earlier
+        Ds = {k: as_denoiser(restore(s.model_config, snaps[k][t], H, W, s.dev), H, W, **s.fast) for k in 'AB'}
+        _measure(Ds, X, s.sampler, s.control, init, s_inj, s.latents, s.n_samples_Q, job.seed, lambda *a, **kw: add(*a, **{**kw, 'step': t}), s.host)
+    return x
+
 # %% ../nbs/15_pairs.ipynb #78fc2be2
 def run_pair_experiment(data, N_grid, model_config: ModelConfig, train_config: TrainConfig,
                         sampler_config: DDIM | Ascent | None = None, seeds=(0,), n_test: int = 64,
                         sigma_test: float = 1.0, n_grid_images: int = 6, n_samples_Q: int = 512, device: str = 'auto',
                         show_progress: bool = True, control: DDIM | None = None, checkpoints=(),
                         on_device: bool | None = None, keep_samples: bool = False, same_data: bool = False, gap_steps=(),
-                        check: bool = True):
+                        check: bool = True, ensemble: bool = False) -> tuple:
     """Train model pairs on disjoint sets of N images, sample from shared noise, measure m, q, Q, losses: (table, grids).
     `sampler_config`: default `Ascent()`; `control`: a deterministic sampler run on both models too (q_deterministic);
     `checkpoints`: training steps at which m, q and Q are measured as well (rows with that `step`; final rows have step
@@ -99,70 +200,29 @@ def run_pair_experiment(data, N_grid, model_config: ModelConfig, train_config: T
     `same_data`: a third model C on A's images (another seed) gives the same-data ceiling (q_same, q_same_deterministic);
     `gap_steps`: training steps at which each model's distance to the Wiener filter is measured (`gap_db` rows, k = sigma;
     the final models' always are, when the data have a covariance); `check`: refuse a DDIM sampler whose sigma_max is
-    below 5 sqrt(lambda_max) of the population or of a training set (memgen.denoisers.check_schedule)."""
+    below 5 sqrt(lambda_max) of the population or of a training set (memgen.denoisers.check_schedule); `ensemble`: train
+    the models of up to ENSEMBLE_MEMBERS // 3 (or // 2) jobs (seed and N) at once, as members of one grouped network
+    (memgen.denoisers.train_ensemble: the same seeds and batches, so the same numbers up to floating-point order)."""
     import pandas as pd
-    import torch
-    from memgen import metrics
-    from memgen.denoisers import Ascent, DDIM, train_denoiser, as_denoiser, psnr, _as_images, check_schedule, gpu_features, covariance_eigh
-    from memgen.theory import convergence_q
+    from memgen.denoisers import Ascent, gpu_features, covariance_eigh
     if sampler_config is None: sampler_config = Ascent()
-    H, W = data.H, data.W; d = H * W; dev = resolve_device(device)
-    N_grid = [check_int('N', N) for N in N_grid]; n_test = check_int('n_test', n_test); checkpoints = tuple(check_int('checkpoint', s) for s in checkpoints)
-    gap_steps = tuple(check_int('gap step', s) for s in gap_steps)
-    spectrum = data.spectrum(); latents = data.latents
+    dev = resolve_device(device); N_grid = [check_int('N', N) for N in N_grid]; n_test = check_int('n_test', n_test)
+    if len(set(seeds)) != len(seeds): raise MemgenError(f"seeds={tuple(seeds)} repeat a seed; expected distinct seeds")
     covariance = covariance_eigh(data.covariance()) if hasattr(data, 'covariance') else None   # decomposed once (d = 6400 at 80x80)
-    rows, grids = [], {}
-    fast = {k: gpu_features(train_config, dev)[k] for k in ('amp', 'compile')}   # sampling as the models were trained
-    host = _Host(dev if (dev == 'cuda' if on_device is None else on_device) else None)
-    for seed in seeds:
-        for N in progress(N_grid, desc=f'pairs (seed {seed})', enable=show_progress):
-            def add(q, model, v, e=0.0, k=np.nan, step=np.nan):
-                rows.append({'N': N, 'seed': seed, 'quantity': q, 'model': model, 'k': k, 'step': step, 'value': float(v), 'sem': float(e)})
-            rng = np.random.default_rng([seed, N])
-            XA, XB, XT = sample_disjoint(data, N, rng, 2, n_test)
-            if check:
-                for s in (sampler_config, control):
-                    if isinstance(s, DDIM): check_schedule(s.sigma_max, XA, XB, covariance=covariance)
-            X, models, snaps = {'A': XA, 'B': XB} | ({'C': XA} if same_data else {}), {}, {}
-            for name in X:
-                tc = replace(train_config, seed=int(rng.integers(2**31))); snaps[name] = dict.fromkeys(checkpoints + gap_steps)
-                models[name], log = train_denoiser(_as_images(X[name], H, W), model_config, tc, device=dev, show_progress=False,
-                                                   heldout=_as_images(XT, H, W) if tc.eval_every else None, snapshots=snaps[name])
-                for rec in log:
-                    if 'heldout_loss' in rec:
-                        add('loss_train', name, rec['train_loss'], step=rec['step']); add('loss_heldout', name, rec['heldout_loss'], step=rec['step'])
-                add('steps', name, models[name].stopped_at); add('plateau', name, models[name].stop_reason == 'plateau')
-            D = {k: as_denoiser(m, H, W, **fast) for k, m in models.items()}
-            if covariance is not None:
-                _gap_rows(add, models, H, W, covariance, XT, seed)
-                for s in gap_steps:                                     # the distance to the optimum along training
-                    _gap_rows(add, {k: _restore(model_config, st[s], H, W, dev) for k, st in snaps.items()
-                                    if st[s] is not None}, H, W, covariance, XT, seed, step=s)
-            init = sampler_config.init_scale * rng.standard_normal((sampler_config.n_samples, d))
-            s_inj = int(rng.integers(2**31))
-            x = _measure(D, X, sampler_config, control, init, s_inj, latents, n_samples_Q, seed, add, host)
-            for name in 'AB':
-                if N >= 2: add('nn_ratio', name, *metrics.nn_ratio_memorised(x[name], X[name]))   # needs a second-nearest image
-                noisy = XT + sigma_test * rng.standard_normal(XT.shape)
-                add('psnr', name, psnr(torch.as_tensor(D[name](noisy, sigma_test)), torch.as_tensor(XT), float(np.ptp(XT))))
-            add('m_heldout', 'data', *metrics.memorisation(XT, XA))
-            add('m_heldout_centred', 'data', *metrics.memorisation(metrics.centre_images(XT), metrics.centre_images(XA)))
-            add('q_linear', 'theory', float(convergence_q(spectrum, N / d)))
-            for k, v in enumerate(linear_latent_theory(data, N / d)): add('Q_linear', 'theory', v, 0.0, k)
-            for s in checkpoints:                                       # the same measurements along training
-                if snaps['A'][s] is None or snaps['B'][s] is None: continue   # one of the pair stopped earlier
-                Ds = {k: as_denoiser(_restore(model_config, snaps[k][s], H, W, dev), H, W, **fast) for k in 'AB'}
-                _measure(Ds, X, sampler_config, control, init, s_inj, latents, n_samples_Q, seed,
-                         lambda *a, **kw: add(*a, **{**kw, 'step': s}), host)
-            if seed == seeds[0]:
-                k = min(n_grid_images, len(x['A']))
-                _, ia = metrics.nearest_cosine(x['A'][:k], XA); _, ib = metrics.nearest_cosine(x['B'][:k], XB)
-                grids[N] = {'A': x['A'][:k].reshape(k, H, W), 'B': x['B'][:k].reshape(k, H, W),
-                            'nearest_A': XA[ia].reshape(k, H, W), 'nearest_B': XB[ib].reshape(k, H, W)}
-                if keep_samples:
-                    grids[N].update({f'samples_{m}': x[m].reshape(-1, H, W) for m in 'AB'} | {'train_A': XA.reshape(-1, H, W),
-                                     'train_B': XB.reshape(-1, H, W), 'heldout': XT.reshape(-1, H, W)})
-    return pd.DataFrame(rows), grids
+    setup = _PairSetup(data, model_config, sampler_config, control, covariance, data.spectrum(), data.latents, n_samples_Q, sigma_test,
+                       tuple(check_int('checkpoint', s) for s in checkpoints), tuple(check_int('gap step', s) for s in gap_steps),
+                       {k: gpu_features(train_config, dev)[k] for k in ('amp', 'compile')},    # sampling as the models were trained
+                       _Host(dev if (dev == 'cuda' if on_device is None else on_device) else None), dev)
+    keys = [(seed, N) for seed in seeds for N in N_grid]                    # the table's order
+    per = max(1, ENSEMBLE_MEMBERS // (3 if same_data else 2)) if ensemble else 1
+    groups = [keys[i:i + per] for i in range(0, len(keys), per)]           # the jobs whose models train together
+    rows, grids = {}, {}
+    for group in progress(groups, desc='pairs', enable=show_progress):
+        jobs = [_pair_job(data, seed, N, n_test, same_data, (sampler_config, control) if check else (), covariance) for seed, N in group]
+        for job, trained in zip(jobs, _train_models(jobs, data.H, data.W, model_config, train_config, dev, setup.checkpoints + setup.gap_steps, ensemble)):
+            x = _measure_pair(job, *trained, setup); rows[job.seed, job.N] = job.rows
+            if job.seed == seeds[0]: grids[job.N] = _grids(x, job, data.H, data.W, n_grid_images, keep_samples)
+    return pd.DataFrame([r for k in dict.fromkeys(keys) for r in rows[k]]), grids
 
 # %% ../nbs/15_pairs.ipynb #a218c6bd
 PRESET_NAMES = ('tiny', 'tiny-blind', 'small', 'paper', 'calibrated', 'calibrated-fast')   # memgen.denoisers.PRESETS and
@@ -204,6 +264,7 @@ class PairConfig:
     sigma_max: float = 0.0                                # the largest noise level, trained and sampled from (0: the preset's)
     same_data: bool = False                               # a third model on A's images: the same-data ceiling of q (gate c)
     gap_steps: tuple = ()                                 # training steps at which the distance to the Wiener filter is measured too
+    ensemble: bool = False                                # train A, B (and C) at once, as one grouped network (same seeds and batches)
 
     def __post_init__(self):
         _check_run_fields(self)
@@ -254,7 +315,8 @@ def run_pairs(config: PairConfig, data=None, show_progress: bool = True, keep_sa
     return run_pair_experiment(data if data is not None else config.dataset(), config.N_grid, mc, tc, sc, seeds=config.seeds,
                                n_test=config.n_test, n_samples_Q=config.n_samples_Q, device=config.device,
                                show_progress=show_progress, control=control, checkpoints=config.checkpoints,
-                               keep_samples=keep_samples, same_data=config.same_data, gap_steps=config.gap_steps)
+                               keep_samples=keep_samples, same_data=config.same_data, gap_steps=config.gap_steps,
+                               ensemble=config.ensemble)
 
 # %% ../nbs/15_pairs.ipynb #20096de2
 def _flat_grids(grids: dict) -> dict:
