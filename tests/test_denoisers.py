@@ -172,6 +172,22 @@ def test_gpu_path_on_cpu_with_compile(images, tmp_path):
     }
 
 
+def test_ensemble_gpu_path_on_cpu_with_compile(images):
+    """An ensemble on the CUDA path forced on the CPU (bf16, channels-last, fused Adam, compiled grouped UNet, EDM
+    preconditioning): each member's losses track the same member trained alone on that path, to within bf16 precision."""
+    need(can_compile_cpp(), 'a C++ compiler (g++) and Python headers (python3-dev) for torch.compile')
+    mc = dn.ModelConfig(dn.BFUNet, width=8, depth=2, conditioned=True)
+    fast = replace(dn.preset('tiny')[1], steps=20, log_every=5, amp=True, channels_last=True, fused=True, compile=True)
+    sets, tcs = [images[k::3] for k in range(3)], [replace(fast, seed=s) for s in (1, 2, 3)]
+    together = dn.train_ensemble(sets, mc, tcs, device='cpu', show_progress=False)
+    for x, tc, (model, log) in zip(sets, tcs, together):
+        alone, log1 = dn.train_denoiser(x, mc, tc, device='cpu', show_progress=False)
+        assert model.stopped_at == 20 and len(log) == len(log1) == 4
+        for a, b in zip(log1, log):
+            assert abs(a['loss'] - b['loss']) < 0.05 * a['loss'], (a, b)
+        assert next(model.parameters()).is_contiguous(memory_format=torch.channels_last)
+
+
 @pytest.mark.parametrize('H', [32, 80])
 def test_paper_preset_runs_at_full_profile_sizes(H):
     """The full profile's model (paper preset) at 32x32 and 80x80: a few steps of training and sampling on the CPU
@@ -184,6 +200,21 @@ def test_paper_preset_runs_at_full_profile_sizes(H):
     )
     assert np.isfinite(tab.value).all() and grids[2]['A'].shape == (2, H, H)
     assert {'m', 'q_shared', 'q_independent', 'Q', 'psnr', 'q_linear'} <= set(tab.quantity)
+    if H == 32:  # the same run with both models as one grouped network: the same rows, numbers to float order
+        tab2, _ = pairs.run_pair_experiment(
+            StationaryImages(H, H, alpha=1.0, betas=(4.0,)),
+            [2],
+            mc,
+            tc,
+            sc,
+            n_test=2,
+            n_samples_Q=4,
+            device='cpu',
+            show_progress=False,
+            ensemble=True,
+        )
+        assert tab2.drop(columns=['value', 'sem']).equals(tab.drop(columns=['value', 'sem']))
+        np.testing.assert_allclose(tab2.value, tab.value, rtol=1e-3, atol=1e-4)
 
 
 def test_interrupted_pair_sweep_resumes_from_its_store(tmp_path):
