@@ -40,6 +40,21 @@ def _finite_numbers(key: str, name: str, v) -> Any:
         out.append(int(x) if isinstance(x, (int, np.integer)) else f)          # integers stay integers ("d = 200")
     return tuple(out) if seq else out[0]
 
+def _check_claim(c) -> None:
+    "Refuse a claim whose key, statement, kind, verdict, result or power is not allowed, naming the claim."
+    k = c.key
+    if c.power is not None and not (isinstance(c.power, (int, float, np.floating)) and c.power > 0):
+        raise MemgenError(f"claim {k!r}: power={c.power!r} is not allowed; expected a positive relative error (inf: none detected) or None")
+    if not isinstance(k, str) or not _KEY.fullmatch(k):
+        raise MemgenError(f"claim key {k!r} is not allowed; expected letters, digits, '_', '.', '-' starting with a letter")
+    if not isinstance(c.statement, str) or not c.statement.strip():
+        raise MemgenError(f"claim {k!r}: statement={c.statement!r} is empty; expected the sentence about the result")
+    if c.kind not in KINDS: raise MemgenError(f"claim {k!r}: kind={c.kind!r} is unknown; expected one of {KINDS}")
+    if not isinstance(c.holds, (bool, np.bool_)):
+        raise MemgenError(f"claim {k!r}: holds={c.holds!r} is not a bool; expected the verdict True or False")
+    if c.result is not None and c.result not in RESULTS:
+        raise MemgenError(f"claim {k!r}: result={c.result!r} is unknown; expected one of {sorted(RESULTS)} or None")
+
 # %% ../nbs/08_page.ipynb #b3e2c68a
 @dataclass(frozen=True)
 class Claim:
@@ -56,18 +71,7 @@ class Claim:
     failed_gates: tuple = ()              # the gates this claim rests on that failed: then it is not evaluated
 
     def __post_init__(self):
-        k = self.key
-        if self.power is not None and not (isinstance(self.power, (int, float, np.floating)) and self.power > 0):
-            raise MemgenError(f"claim {k!r}: power={self.power!r} is not allowed; expected a positive relative error (inf: none detected) or None")
-        if not isinstance(k, str) or not _KEY.fullmatch(k):
-            raise MemgenError(f"claim key {k!r} is not allowed; expected letters, digits, '_', '.', '-' starting with a letter")
-        if not isinstance(self.statement, str) or not self.statement.strip():
-            raise MemgenError(f"claim {k!r}: statement={self.statement!r} is empty; expected the sentence about the result")
-        if self.kind not in KINDS: raise MemgenError(f"claim {k!r}: kind={self.kind!r} is unknown; expected one of {KINDS}")
-        if not isinstance(self.holds, (bool, np.bool_)):
-            raise MemgenError(f"claim {k!r}: holds={self.holds!r} is not a bool; expected the verdict True or False")
-        if self.result is not None and self.result not in RESULTS:
-            raise MemgenError(f"claim {k!r}: result={self.result!r} is unknown; expected one of {sorted(RESULTS)} or None")
+        _check_claim(self); k = self.key
         object.__setattr__(self, 'holds', bool(self.holds))
         object.__setattr__(self, 'value', _finite_numbers(k, 'value', self.value))
         object.__setattr__(self, 'numbers', {n: _finite_numbers(k, n, v) for n, v in dict(self.numbers).items()})
@@ -97,35 +101,44 @@ class Claim:
     def evidence(self) -> bool: return self.kind == 'measured' and not self.weak and self.evaluated
 
     @property
-    def power_text(self) -> str:
-        if self.power is None: return ''
-        if math.isinf(self.power): return 'would not detect even a 100% error of its reference'
-        worst = self.numbers.get('worst')                           # memgen.checks.agree: what the least precise point resolves
-        at_worst = f'; at its least precise point only a {worst:.0%} error' if isinstance(worst, float) and worst > 2 * self.power else ''
-        pct = f'{self.power * 100:.2g}%' if self.power < 0.01 else f'{self.power:.1%}'
-        return f"would detect a {pct} error of its reference{at_worst}" + (' (weak: not evidence)' if self.weak else '')
-
+    def power_text(self) -> str: return _power_text(self)
     def markdown(self) -> str:
         "The claim as a MyST admonition: verdict and kind in the title, the sentence, the criterion and the power."
-        icon, cls = ('–', 'warning') if not self.evaluated else ('✔', 'tip') if self.holds else ('✘', 'error')
-        crit = f"\n\n*Criterion:* {self.criterion}" if self.criterion else ''
-        if not self.evaluated: crit += f"\n\n*Not evaluated:* it rests on {', '.join(self.failed_gates)}, which failed."
-        if self.power is not None: crit += f"\n\n*Power:* {self.power_text}."
-        elif self.kind == 'identity': crit += "\n\n*Identity:* true by construction; shown, not evidence."
-        kind = 'weak' if self.weak else self.kind
-        return (f":::{{admonition}} {icon} {self.verdict.capitalize()} · {kind}\n"
-                f":class: {cls} memgen-claim memgen-claim-{'holds' if self.holds else 'fails' if self.evaluated else 'unevaluated'}\n\n"
-                f"{self.sentence}{crit}\n:::\n")
-
+        return _claim_markdown(self)
     def _repr_markdown_(self) -> str: return self.markdown()
-
     def record(self) -> dict:
         "The JSON record of the claim (stored in the chapter's results)."
-        power = None if self.power is None else (None if math.isinf(self.power) else float(self.power))
-        return {'statement': self.statement, 'sentence': self.sentence, 'value': self.value,
-                'holds': self.holds if self.evaluated else None, 'failed_gates': list(self.failed_gates),
-                'kind': self.kind, 'criterion': self.criterion, 'result': self.result, 'numbers': self.numbers,
-                'power': power, 'power_text': self.power_text, 'weak': self.weak, 'evidence': self.evidence}
+        return _claim_record(self)
+
+# %% ../nbs/08_page.ipynb #e2155b0f
+def _power_text(c: Claim) -> str:
+    "What error of its reference a claim's criterion would detect, in words ('' when its power was not computed)."
+    if c.power is None: return ''
+    if math.isinf(c.power): return 'would not detect even a 100% error of its reference'
+    worst = c.numbers.get('worst')                                  # memgen.checks.agree: what the least precise point resolves
+    at_worst = f'; at its least precise point only a {worst:.0%} error' if isinstance(worst, float) and worst > 2 * c.power else ''
+    pct = f'{c.power * 100:.2g}%' if c.power < 0.01 else f'{c.power:.1%}'
+    return f"would detect a {pct} error of its reference{at_worst}" + (' (weak: not evidence)' if c.weak else '')
+
+def _claim_markdown(c: Claim) -> str:
+    "A claim as a MyST admonition: verdict and kind in the title, the sentence, the criterion and the power."
+    icon, cls = ('–', 'warning') if not c.evaluated else ('✔', 'tip') if c.holds else ('✘', 'error')
+    crit = f"\n\n*Criterion:* {c.criterion}" if c.criterion else ''
+    if not c.evaluated: crit += f"\n\n*Not evaluated:* it rests on {', '.join(c.failed_gates)}, which failed."
+    if c.power is not None: crit += f"\n\n*Power:* {c.power_text}."
+    elif c.kind == 'identity': crit += "\n\n*Identity:* true by construction; shown, not evidence."
+    kind = 'weak' if c.weak else c.kind
+    return (f":::{{admonition}} {icon} {c.verdict.capitalize()} · {kind}\n"
+            f":class: {cls} memgen-claim memgen-claim-{'holds' if c.holds else 'fails' if c.evaluated else 'unevaluated'}\n\n"
+            f"{c.sentence}{crit}\n:::\n")
+
+def _claim_record(c: Claim) -> dict:
+    "A claim's JSON record (stored in the chapter's results)."
+    power = None if c.power is None else (None if math.isinf(c.power) else float(c.power))
+    return {'statement': c.statement, 'sentence': c.sentence, 'value': c.value,
+            'holds': c.holds if c.evaluated else None, 'failed_gates': list(c.failed_gates),
+            'kind': c.kind, 'criterion': c.criterion, 'result': c.result, 'numbers': c.numbers,
+            'power': power, 'power_text': c.power_text, 'weak': c.weak, 'evidence': c.evidence}
 
 # %% ../nbs/08_page.ipynb #c5842ec4
 RESULTS: dict[int, tuple[str, str]] = {

@@ -96,6 +96,15 @@ def q_white(gamma, g=None, sigma2: float = 1.0) -> np.ndarray:
     return np.clip(q, 0.0, 1.0)[()]                               # q is a cosine: Cauchy-Schwarz gives q <= 1
 
 # %% ../nbs/02_theory.ipynb #07ea9ba5
+def _h_table(vals: np.ndarray, counts: np.ndarray, u: np.ndarray) -> np.ndarray:
+    "d h(u) = sum_k count_k lam_k / (lam_k + u) at each u, in chunks of 4096 distinct eigenvalues (memory O(len(u) x 4096))."
+    H = np.zeros_like(u)
+    for i in range(0, vals.size, 4096):
+        v, cnt = vals[i:i + 4096], counts[i:i + 4096]
+        M = np.add.outer(v, u); np.reciprocal(M, out=M)                  # 1 / (lam_k + u), in place
+        H += (cnt * v) @ M
+    return H
+
 class _Spectrum:
     "A population spectrum prepared for deterministic equivalents: h(u) tabulated and splined in log u."
     PAD, STEP = 8.0, 0.05                                            # table: log u within PAD of the spectrum's, in STEPs
@@ -112,12 +121,7 @@ class _Spectrum:
         self.minv = np.sum(self.counts / self.vals) / self.d
         self.r_lo, self.r_hi = math.log(self.vals[0]) - self.PAD, math.log(self.vals[-1]) + self.PAD   # beyond: series in u
         self.r = np.arange(self.r_lo, self.r_hi + self.STEP, self.STEP)
-        H = np.zeros_like(self.r); eu = np.exp(self.r)
-        for i in range(0, self.vals.size, 4096):                     # chunk: memory stays O(grid x 4096)
-            v, cnt = self.vals[i:i + 4096], self.counts[i:i + 4096]
-            M = np.add.outer(v, eu); np.reciprocal(M, out=M)          # 1 / (lam_k + u), in place
-            H += (cnt * v) @ M
-        self.H = H / self.d
+        self.H = _h_table(self.vals, self.counts, np.exp(self.r)) / self.d
         self._c = CubicSpline(self.r, self.H).c                      # (4, intervals): the spline's cubic pieces
 
     def h(self, u, nu: int = 0):
@@ -134,42 +138,51 @@ class _Spectrum:
 
     def _u0(self, g: np.ndarray) -> np.ndarray:
         "The roots u0 > 0 of h(u0) = g, for each load g < h(0+) = p: s(u) = u (1 - h(u)/g) is positive above u0 only."
-        j = np.maximum(np.argmax(self.H[None, :] < g[:, None], axis=1), 1)   # H decreases along the table, from about p
-        lu = self.r[j - 1] + self.STEP * (self.H[j - 1] - g) / (self.H[j - 1] - self.H[j])
-        lu = np.where(g > self.H[0], np.log(np.maximum(self.p - g, 1e-300) / self.minv), lu)   # below the table: h = p - u minv
-        lu = np.where(g <= self.H[-1], np.log(self.m1 / g), lu)                                 # above it: h = m1 / u
-        for _ in range(4): u = np.exp(lu); lu = lu - (self.h(u) - g) / self.h(u, 1)   # Newton in log u
-        return np.exp(lu)
+        return _spectrum_u0(self, g)
 
     def y(self, gamma, s):
-        """1 + delta(s) at load gamma and shift s > 0 (broadcast). u = s y solves s = u (1 - h(u)/gamma), increasing in u, with
-        s <= u <= s + m1/gamma and u > u0: a guess from the inverted table, then Newton in log u kept inside that bracket."""
-        gamma, s = np.broadcast_arrays(np.asarray(gamma, float), np.asarray(s, float))
-        gs, sv = gamma.ravel(), s.ravel()
-        ls = np.log(sv); lo, hi = ls.copy(), np.log(sv + self.m1 / gs); lu = np.empty(sv.size)
-        ug, inv = np.unique(gs, return_inverse=True)
-        for k, g in enumerate(ug):                                       # the guess: the tabulated s(u), inverted
-            i = inv == k; sg = np.exp(self.r) * (1 - self.H / g); ok = sg > 0
-            lu[i] = np.interp(ls[i], np.log(sg[ok]), self.r[ok], left=-np.inf, right=np.inf) if ok.sum() > 1 else np.inf
-        above = lu == np.inf; lu[above] = np.log(sv[above] + self.m1 / gs[above])          # s large: u = s + m1/gamma
-        u0 = np.zeros(ug.size); u0[ug < self.p] = self._u0(ug[ug < self.p])
-        below = lu == -np.inf; g, s_ = gs[below], sv[below]; ub = u0[inv[below]]
-        a, b = self.minv / g, 1 - self.p / g                         # s small: u = u0 + s / s'(u0), or s = b u + a u^2
-        root = ub > 0                                                # each branch where it applies
-        lb = np.log(2 * s_ / (b + np.sqrt(b * b + 4 * a * s_)))
-        lb[root] = np.log(ub[root] - s_[root] * g[root] / self.h(ub[root], 1))
-        lu[below] = lb
-        lo = np.maximum(lo, np.log(np.maximum(u0[inv], 1e-300)))
-        act = np.arange(sv.size)                                         # the entries still moving
-        for _ in range(100):
-            x, g = np.clip(lu[act], lo[act], hi[act]), gs[act]
-            u = np.exp(x); h = self.h(u); E = u * (1 - h / g) - sv[act]  # E increases with u
-            lo[act] = np.where(E < 0, x, lo[act]); hi[act] = np.where(E > 0, x, hi[act])
-            new = x - E / (u * (1 - (h + self.h(u, 1)) / g))             # Newton step in log u ...
-            new = np.where((new >= lo[act]) & (new <= hi[act]), new, (lo[act] + hi[act]) / 2)   # ... or bisection
-            lu[act] = new; act = act[np.abs(new - x) > 1e-12]
-            if act.size == 0: break
-        with np.errstate(over='ignore'): return (np.exp(lu) / sv).reshape(gamma.shape)   # inf: 1 + delta beyond floats (kappa = 0)
+        "1 + delta(s) at load gamma and shift s > 0 (broadcast); see `_spectrum_y`."
+        return _spectrum_y(self, gamma, s)
+
+# %% ../nbs/02_theory.ipynb #aa8cf4b2
+def _spectrum_u0(sp: _Spectrum, g: np.ndarray) -> np.ndarray:
+    "The roots u0 > 0 of h(u0) = g, for each load g < h(0+) = p: s(u) = u (1 - h(u)/g) is positive above u0 only."
+    j = np.maximum(np.argmax(sp.H[None, :] < g[:, None], axis=1), 1)   # H decreases along the table, from about p
+    lu = sp.r[j - 1] + sp.STEP * (sp.H[j - 1] - g) / (sp.H[j - 1] - sp.H[j])
+    lu = np.where(g > sp.H[0], np.log(np.maximum(sp.p - g, 1e-300) / sp.minv), lu)   # below the table: h = p - u minv
+    lu = np.where(g <= sp.H[-1], np.log(sp.m1 / g), lu)                                 # above it: h = m1 / u
+    for _ in range(4): u = np.exp(lu); lu = lu - (sp.h(u) - g) / sp.h(u, 1)   # Newton in log u
+    return np.exp(lu)
+
+def _spectrum_y(sp: _Spectrum, gamma, s) -> np.ndarray:
+    """1 + delta(s) at load gamma and shift s > 0 (broadcast). u = s y solves s = u (1 - h(u)/gamma), increasing in u, with
+    s <= u <= s + m1/gamma and u > u0: a guess from the inverted table, then Newton in log u kept inside that bracket."""
+    gamma, s = np.broadcast_arrays(np.asarray(gamma, float), np.asarray(s, float))
+    gs, sv = gamma.ravel(), s.ravel()
+    ls = np.log(sv); lo, hi = ls.copy(), np.log(sv + sp.m1 / gs); lu = np.empty(sv.size)
+    ug, inv = np.unique(gs, return_inverse=True)
+    for k, g in enumerate(ug):                                       # the guess: the tabulated s(u), inverted
+        i = inv == k; sg = np.exp(sp.r) * (1 - sp.H / g); ok = sg > 0
+        lu[i] = np.interp(ls[i], np.log(sg[ok]), sp.r[ok], left=-np.inf, right=np.inf) if ok.sum() > 1 else np.inf
+    above = lu == np.inf; lu[above] = np.log(sv[above] + sp.m1 / gs[above])          # s large: u = s + m1/gamma
+    u0 = np.zeros(ug.size); u0[ug < sp.p] = _spectrum_u0(sp, ug[ug < sp.p])
+    below = lu == -np.inf; g, s_ = gs[below], sv[below]; ub = u0[inv[below]]
+    a, b = sp.minv / g, 1 - sp.p / g                         # s small: u = u0 + s / s'(u0), or s = b u + a u^2
+    root = ub > 0                                                # each branch where it applies
+    lb = np.log(2 * s_ / (b + np.sqrt(b * b + 4 * a * s_)))
+    lb[root] = np.log(ub[root] - s_[root] * g[root] / sp.h(ub[root], 1))
+    lu[below] = lb
+    lo = np.maximum(lo, np.log(np.maximum(u0[inv], 1e-300)))
+    act = np.arange(sv.size)                                         # the entries still moving
+    for _ in range(100):
+        x, g = np.clip(lu[act], lo[act], hi[act]), gs[act]
+        u = np.exp(x); h = sp.h(u); E = u * (1 - h / g) - sv[act]  # E increases with u
+        lo[act] = np.where(E < 0, x, lo[act]); hi[act] = np.where(E > 0, x, hi[act])
+        new = x - E / (u * (1 - (h + sp.h(u, 1)) / g))             # Newton step in log u ...
+        new = np.where((new >= lo[act]) & (new <= hi[act]), new, (lo[act] + hi[act]) / 2)   # ... or bisection
+        lu[act] = new; act = act[np.abs(new - x) > 1e-12]
+        if act.size == 0: break
+    with np.errstate(over='ignore'): return (np.exp(lu) / sv).reshape(gamma.shape)   # inf: 1 + delta beyond floats (kappa = 0)
 
 # %% ../nbs/02_theory.ipynb #2d707887
 _NODES = 64          # eigenvalues at which D is computed (more distinct ones: a cubic spline in log lambda, error < 1e-7 on q)
