@@ -184,6 +184,33 @@ logging.getLogger('papermill').addFilter(_DerivedParameters())
 
 THREAD_VARS = ('OMP_NUM_THREADS', 'OPENBLAS_NUM_THREADS', 'MKL_NUM_THREADS')   # torch's CPU kernels: their sums depend on the count
 
+# %% ../nbs/11_book.ipynb #e0ee9e4a
+@contextlib.contextmanager
+def _chapter_env(results: Path):
+    "The environment a chapter's kernel runs in (book mode, where its results go, one thread unless set), restored after."
+    env = {'MEMGEN_BOOK': '1', 'MEMGEN_RESULTS': str(results), 'JUPYTER_PLATFORM_DIRS': os.environ.get('JUPYTER_PLATFORM_DIRS', '1'),
+           **{k: os.environ.get(k, '1') for k in THREAD_VARS}}      # one thread unless set: the same numbers in every build
+    before = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try: yield
+    finally:
+        for k, v in before.items():
+            if v is None: os.environ.pop(k, None)
+            else: os.environ[k] = v
+
+def _papermill(chapter: Chapter, src: Path, out: Path, params, klog: Path, log) -> None:
+    "Execute the notebook `src` into `out` with `params` (papermill, quiet kernel), starting a second kernel if the first dies at start."
+    import papermill as pm
+    for attempt in (1, 2):                                             # kernels started side by side can race for a port
+        try:
+            pm.execute_notebook(str(src), str(out), parameters=to_jsonable(params), kernel_name='python3', cwd=str(src.parent),
+                                progress_bar=False, log_output=False, extra_arguments=['--IPKernelApp.log_level=ERROR'],
+                                kernel_manager_class=_quiet_kernel(klog))
+            return
+        except RuntimeError as e:                                      # nbclient's: the kernel died before it answered
+            if attempt == 2 or 'Kernel died before replying' not in str(e): raise
+            log(f"chapter {chapter.name!r}: its kernel died while starting; starting another")
+
 # %% ../nbs/11_book.ipynb #c7cfd8f6
 def execute_chapter(chapter: Chapter, params, root: Path, build_dir: Path, force: bool = False,
                     log=print) -> tuple[Path, bool]:
@@ -199,23 +226,10 @@ def execute_chapter(chapter: Chapter, params, root: Path, build_dir: Path, force
     res_tmp = out.with_name(f'.{key}.{os.getpid()}.results.json'); res_tmp.unlink(missing_ok=True)
     rec_tmp = out.with_name(f'.{key}.{os.getpid()}.record.json')
     klog = out.with_name(f'.{key}.{os.getpid()}.kernel.log')
-    src = root / chapter.path
-    env = {'MEMGEN_BOOK': '1', 'MEMGEN_RESULTS': str(res_tmp), 'JUPYTER_PLATFORM_DIRS': os.environ.get('JUPYTER_PLATFORM_DIRS', '1'),
-           **{k: os.environ.get(k, '1') for k in THREAD_VARS}}      # one thread unless set: the same numbers in every build
-    env_before = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
     t0 = time.time()
     try:
-        with cleanup_on_signals():
-            for attempt in (1, 2):                                     # kernels started side by side can race for a port
-                try:
-                    pm.execute_notebook(str(src), str(tmp), parameters=to_jsonable(params), kernel_name='python3', cwd=str(src.parent),
-                                        progress_bar=False, log_output=False, extra_arguments=['--IPKernelApp.log_level=ERROR'],
-                                        kernel_manager_class=_quiet_kernel(klog))
-                    break
-                except RuntimeError as e:                              # nbclient's: the kernel died before it answered
-                    if attempt == 2 or 'Kernel died before replying' not in str(e): raise
-                    log(f"chapter {chapter.name!r}: its kernel died while starting; starting another")
+        with cleanup_on_signals(), _chapter_env(res_tmp):
+            _papermill(chapter, root / chapter.path, tmp, params, klog, log)
             if not chapter.show_parameters: _hide_injected(tmp)
             sums = {f.name: file_sha256(g) for f, g in ((out, tmp), (out.with_suffix('.results.json'), res_tmp)) if g.exists()}
             atomic_write_json(rec_tmp, {'chapter': chapter.name, 'params': params, 'seconds': time.time() - t0,
@@ -229,9 +243,6 @@ def execute_chapter(chapter: Chapter, params, root: Path, build_dir: Path, force
                             f"{e.ename}: {e.evalue}; executed notebook kept at {failed}") from None
     finally:
         for f in (tmp, res_tmp, rec_tmp, klog): f.unlink(missing_ok=True)
-        for k, v in env_before.items():
-            if v is None: os.environ.pop(k, None)
-            else: os.environ[k] = v
     return out, False
 
 # %% ../nbs/11_book.ipynb #283f7f36
@@ -364,6 +375,18 @@ def build_book(profile: str = 'quick', only: Iterable[str] | None = None, device
         return _build(root, build_dir, profile, plan, intro, bool(only), force, repository_url, strict, log, chapters, workers)
 
 # %% ../nbs/11_book.ipynb #56400de0
+def _jupyter_book(stage: Path, build_dir: Path, html: Path) -> None:
+    "Run jupyter-book on the staged sources (warnings are errors); on failure keep its log and name the first warning."
+    cmd = [sys.executable, '-c', 'import sys; from jupyter_book.cli.main import main; sys.exit(main())',
+           'build', str(stage), '--builder', 'html', '--warningiserror', '--keep-going', '--quiet']
+    r = _run_quietly(cmd)
+    if r.returncode == 0: return
+    output = (r.stdout + '\n' + r.stderr).strip()
+    logf = atomic_write_text(build_dir / 'jupyter-book.log', output + '\n')
+    first = next((l.strip() for l in output.splitlines() if re.search(r'WARNING|ERROR|Error', l)), '')[:300]
+    raise MemgenError(f"jupyter-book build failed (exit {r.returncode}){': ' + first if first else ''}; "
+                      f"previous book kept at {html}; full log in {logf}\n" + (r.stdout[-4000:] + r.stderr[-4000:]).strip())
+
 def _build(root, build_dir, profile, plan, intro, only, force, repository_url, strict, log, chapters=CHAPTERS, workers=1) -> Path:
     "The work of `build_book` once its arguments are checked."
     t0 = time.time()
@@ -389,15 +412,7 @@ def _build(root, build_dir, profile, plan, intro, only, force, repository_url, s
     stage = Path(tempfile.mkdtemp(prefix=f'.stage-{os.getpid()}-', dir=build_dir))
     try:
         _stage(root, stage, executed, keep, repository_url)
-        cmd = [sys.executable, '-c', 'import sys; from jupyter_book.cli.main import main; sys.exit(main())',
-               'build', str(stage), '--builder', 'html', '--warningiserror', '--keep-going', '--quiet']
-        r = _run_quietly(cmd)
-        if r.returncode != 0:
-            output = (r.stdout + '\n' + r.stderr).strip()
-            logf = atomic_write_text(build_dir / 'jupyter-book.log', output + '\n')
-            first = next((l.strip() for l in output.splitlines() if re.search(r'WARNING|ERROR|Error', l)), '')[:300]
-            raise MemgenError(f"jupyter-book build failed (exit {r.returncode}){': ' + first if first else ''}; "
-                              f"previous book kept at {html}; full log in {logf}\n" + (r.stdout[-4000:] + r.stderr[-4000:]).strip())
+        _jupyter_book(stage, build_dir, html)
         new = stage / '_build' / 'html'
         claims = [{'chapter': ch, 'key': k, **c} for ch, recs in results.items() for k, c in recs.items() if isinstance(c, dict) and 'holds' in c]
         atomic_write_json(new / '.memgen-book.json', {'key': key, 'profile': profile, 'chapters': timings, 'claims': claims,

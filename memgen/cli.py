@@ -30,10 +30,8 @@ def _workers(text: str) -> int:
     return n
 
 # %% ../nbs/12_cli.ipynb #1689487e
-def _parser() -> argparse.ArgumentParser:
-    from memgen.sweep import MAX_JOBS
-    p = _Parser(prog='memgen', description='Memorisation, convergence and generalisation in generative models.')
-    sub = p.add_subparsers(dest='cmd', required=True)
+def _add_book(sub) -> None:
+    "The `memgen book` command."
     b = sub.add_parser('book', help='execute the chapters (cached) and build the HTML book into _build/html')
     b.add_argument('--profile', default='quick', choices=PROFILES)
     b.add_argument('--only', nargs='+', metavar='CHAPTER', help='build only these chapters')
@@ -43,13 +41,19 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument('--workers', type=_workers, default=None, help='chapters executed at once, >= 1 (default: one per core)')
     b.add_argument('--repository-url', metavar='URL', default=None,
                    help='https://HOST/OWNER/REPO: repository, edit and Binder buttons (default: $MEMGEN_REPOSITORY_URL)')
+
+def _add_run(sub) -> None:
+    "The `memgen run` command."
     r = sub.add_parser('run', help='execute one chapter; prints the executed notebook path')
     r.add_argument('chapter')
     r.add_argument('--profile', default='quick', choices=PROFILES)
     r.add_argument('-p', '--param', nargs=2, action='append', default=[], metavar=('NAME', 'VALUE'))
     r.add_argument('--device', default='auto', choices=('auto', 'cpu', 'cuda'))
     r.add_argument('--force', action='store_true')
-    sub.add_parser('list', help='list chapters (in the order of the book), profiles and parameters')
+
+def _add_sweep(sub) -> None:
+    "The `memgen sweep` command."
+    from memgen.sweep import MAX_JOBS
     w = sub.add_parser('sweep', help='run a parameter sweep (resumable); or show its status, or collect its results')
     w.add_argument('spec', help='YAML sweep spec')
     w.add_argument('--executor', default='local', choices=('serial', 'local', 'slurm', 'submitit-local'))
@@ -59,6 +63,12 @@ def _parser() -> argparse.ArgumentParser:
     w.add_argument('--store', metavar='FOLDER', help='pair-experiment sweeps: check the finished jobs against one config, '
                    'write its table and provenance (table.csv, run.json) into FOLDER and exit')
     w.add_argument('--yes', action='store_true', help=f'allow sweeps of more than {MAX_JOBS} jobs')
+    w.add_argument('--commit-every', type=float, default=None, metavar='SECONDS',
+                   help='commit the store folder to git every SECONDS while the sweep runs, and when it ends or is interrupted')
+
+# %% ../nbs/12_cli.ipynb #dcd840ae
+def _add_measure(sub) -> None:
+    "The `memgen measure` command."
     m = sub.add_parser('measure', help="two models' samples and training sets: do they memorise, do they agree? (report.json, report.html)")
     for flag, what in (('--a', "model A's samples"), ('--b', "model B's samples, row i from the same seed as A's"),
                        ('--train-a', "A's training set"), ('--train-b', "B's training set")):
@@ -69,8 +79,13 @@ def _parser() -> argparse.ArgumentParser:
     m.add_argument('--threshold', type=float, default=1 / 3, help='distance-ratio criterion: nearest / second nearest below this')
     m.add_argument('--device', default='auto', choices=('auto', 'cpu', 'cuda'))
     m.add_argument('--out', required=True, metavar='DIR', help='folder for report.json and report.html')
-    w.add_argument('--commit-every', type=float, default=None, metavar='SECONDS',
-                   help='commit the store folder to git every SECONDS while the sweep runs, and when it ends or is interrupted')
+
+def _parser() -> argparse.ArgumentParser:
+    p = _Parser(prog='memgen', description='Memorisation, convergence and generalisation in generative models.')
+    sub = p.add_subparsers(dest='cmd', required=True)
+    _add_book(sub); _add_run(sub)
+    sub.add_parser('list', help='list chapters (in the order of the book), profiles and parameters')
+    _add_sweep(sub); _add_measure(sub)
     return p
 
 # %% ../nbs/12_cli.ipynb #a81ddeec

@@ -109,34 +109,42 @@ REGIMES = {'neither': '#d9d9d9', 'converged, not recovered': '#fdae61', 'recover
            'converged and recovered': '#2c7bb6'}
 
 # %% ../nbs/09_explore.ipynb #940caa16
-def explorer_chart(E: ExplorerGrid, q_star: float = 0.5, width: int = 300, height: int = 230) -> alt.VConcatChart:
-    "The phase-diagram explorer: regime map and heat maps of q, Q, D_lat and m, with sliders for alpha and the ridge."
-    def step(v):
-        v = sorted(v); s = np.diff(v)
-        if len(v) > 1 and not np.allclose(s, s[0]): raise MemgenError(f"slider values {v} must be evenly spaced")
-        return float(s[0]) if len(v) > 1 else 1.0
-    pa = alt.param(name='alpha', value=E.alphas[0], bind=alt.binding_range(min=min(E.alphas), max=max(E.alphas) + 1e-9,
-                                                                          step=step(E.alphas), name='bulk exponent α '))
-    pl = alt.param(name='ridge', value=E.lams[0], bind=alt.binding_range(min=min(E.lams), max=max(E.lams) + 1e-9,
-                                                                        step=step(E.lams), name='ridge λ '))
+def _slider(name: str, values, label: str) -> alt.Parameter:
+    "A slider over evenly spaced `values` (one value: a fixed one)."
+    v = sorted(values); s = np.diff(v)
+    if len(v) > 1 and not np.allclose(s, s[0]): raise MemgenError(f"slider values {v} must be evenly spaced")
+    return alt.param(name=name, value=values[0], bind=alt.binding_range(min=min(v), max=max(v) + 1e-9,
+                                                                       step=float(s[0]) if len(v) > 1 else 1.0, name=label))
+
+def _inline(t) -> alt.InlineData:
+    "A table inlined in the chart (the explorer's tables exceed Altair's 5000-row guard)."
+    return alt.InlineData(values=t.round(4).to_dict('records'))
+
+def _explorer_cells(E: ExplorerGrid, q_star: float) -> alt.Chart:
+    "The (gamma, beta) cells with q, Q, D_lat and m looked up at the sliders' alpha and ridge, and their regime."
     fmt = "format({}, '.2f')"
-    data = lambda t: alt.InlineData(values=t.round(4).to_dict('records'))   # inline: the tables exceed Altair's 5000-row guard
-    base = (alt.Chart(data(E.cells))
+    return (alt.Chart(_inline(E.cells))
             .transform_calculate(kQ=f"{fmt.format('alpha')} + '|' + datum.gi + '|' + datum.bi",
                                  kq=f"{fmt.format('alpha')} + '|' + {fmt.format('ridge')} + '|' + datum.gi",
                                  km=f"{fmt.format('ridge')} + '|' + datum.gi")
-            .transform_lookup(lookup='kQ', from_=alt.LookupData(data(E.Q), 'key', ['Q', 'D_lat']))
-            .transform_lookup(lookup='kq', from_=alt.LookupData(data(E.q), 'key', ['q']))
-            .transform_lookup(lookup='km', from_=alt.LookupData(data(E.m), 'key', ['m']))
+            .transform_lookup(lookup='kQ', from_=alt.LookupData(_inline(E.Q), 'key', ['Q', 'D_lat']))
+            .transform_lookup(lookup='kq', from_=alt.LookupData(_inline(E.q), 'key', ['q']))
+            .transform_lookup(lookup='km', from_=alt.LookupData(_inline(E.m), 'key', ['m']))
             .transform_calculate(regime=f"(datum.q >= {q_star} ? 'converged' : '') + (datum.Q > 0 ? 'recovered' : '')")
             .transform_calculate(regime="datum.regime == 'convergedrecovered' ? 'converged and recovered' : "
                                         "datum.regime == 'converged' ? 'converged, not recovered' : "
                                         "datum.regime == 'recovered' ? 'recovered, not converged' : 'neither'"))
+
+# %% ../nbs/09_explore.ipynb #7d687fab
+def explorer_chart(E: ExplorerGrid, q_star: float = 0.5, width: int = 300, height: int = 230) -> alt.VConcatChart:
+    "The phase-diagram explorer: regime map and heat maps of q, Q, D_lat and m, with sliders for alpha and the ridge."
+    pa, pl = _slider('alpha', E.alphas, 'bulk exponent α '), _slider('ridge', E.lams, 'ridge λ ')
+    base = _explorer_cells(E, q_star)
     X = alt.X('g0:Q', scale=alt.Scale(type='log', nice=False), title='load γ = n/d'); X2 = alt.X2('g1:Q')
     Y = alt.Y('b0:Q', scale=alt.Scale(type='log', nice=False), title='factor strength β'); Y2 = alt.Y2('b1:Q')
     tips = [alt.Tooltip('gamma:Q', format='.3g'), alt.Tooltip('beta:Q', format='.3g')] + \
            [alt.Tooltip(f'{k}:Q', format='.3f') for k in ('q', 'Q', 'D_lat', 'm')] + ['regime:N']
-    lines = (alt.Chart(data(E.boundary)).transform_filter("abs(datum.alpha - alpha) < 1e-6 && abs(datum.lam - ridge) < 1e-6")
+    lines = (alt.Chart(_inline(E.boundary)).transform_filter("abs(datum.alpha - alpha) < 1e-6 && abs(datum.lam - ridge) < 1e-6")
              .mark_line(color='black', strokeWidth=1.5)
              .encode(x=alt.X('gamma:Q', scale=alt.Scale(type='log', nice=False)), y=alt.Y('beta:Q', scale=alt.Scale(type='log', nice=False)),
                      strokeDash=alt.StrokeDash('kind:N', title='boundary'), order='beta:Q'))

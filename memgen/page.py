@@ -76,7 +76,6 @@ class Claim:
         object.__setattr__(self, 'value', _finite_numbers(k, 'value', self.value))
         object.__setattr__(self, 'numbers', {n: _finite_numbers(k, n, v) for n, v in dict(self.numbers).items()})
         self.sentence                                              # a template that does not format fails here
-
     @property
     def sentence(self) -> str:
         "The statement formatted with the claim's numbers."
@@ -84,22 +83,17 @@ class Claim:
         except (KeyError, IndexError, ValueError) as e:
             raise MemgenError(f"claim {self.key!r}: statement {self.statement!r} cannot be formatted ({type(e).__name__}: {e}); "
                               f"available numbers: {['value', *self.numbers]}") from None
-
     @property
     def verdict(self) -> str:
         return 'not evaluated' if self.failed_gates else 'reproduced' if self.holds else 'not reproduced'
-
     @property
     def evaluated(self) -> bool: return not self.failed_gates
-
     @property
     def weak(self) -> bool:
         "A measured claim whose criterion would pass a reference more than WEAK (10%) off: shown, not evidence."
         return self.kind == 'measured' and self.power is not None and not self.power <= WEAK
-
     @property
     def evidence(self) -> bool: return self.kind == 'measured' and not self.weak and self.evaluated
-
     @property
     def power_text(self) -> str: return _power_text(self)
     def markdown(self) -> str:
