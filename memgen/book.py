@@ -387,6 +387,7 @@ def _jupyter_book(stage: Path, build_dir: Path, html: Path) -> None:
     raise MemgenError(f"jupyter-book build failed (exit {r.returncode}){': ' + first if first else ''}; "
                       f"previous book kept at {html}; full log in {logf}\n" + (r.stdout[-4000:] + r.stderr[-4000:]).strip())
 
+# %% ../nbs/11_book.ipynb #1ea95b74
 def _build(root, build_dir, profile, plan, intro, only, force, repository_url, strict, log, chapters=CHAPTERS, workers=1) -> Path:
     "The work of `build_book` once its arguments are checked."
     t0 = time.time()

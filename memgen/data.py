@@ -16,9 +16,9 @@ from .core import MemgenError, check_int, check_positive, check_array
 # %% auto #0
 __all__ = ['NATURAL_IMAGES', 'CELEBA_LAYOUT', 'IMAGE_DATASETS', 'DataModel', 'FinitePool', 'sample_disjoint', 'is_model',
            'model_at', 'DisjointDraws', 'orthonormal_directions', 'add_latents', 'latent_covariance',
-           'low_rank_update_spectrum', 'SpikedWhite', 'PowerLaw', 'blob_templates', 'StationaryImages', 'radial_power',
-           'ImagePool', 'standardise', 'fit_power_law', 'GaussianSurrogate', 'natural_patches', 'patch_overlap',
-           'celeba_path', 'load_celeba', 'image_dataset']
+           'low_rank_update_spectrum', 'SpikedWhite', 'PowerLaw', 'circulant_covariance', 'fourier_coords',
+           'blob_templates', 'StationaryImages', 'radial_power', 'ImagePool', 'standardise', 'fit_power_law',
+           'GaussianSurrogate', 'natural_patches', 'patch_overlap', 'celeba_path', 'load_celeba', 'image_dataset']
 
 # %% ../nbs/01_data.ipynb #50e8153c
 @runtime_checkable
@@ -90,6 +90,11 @@ def latent_covariance(betas: tuple, latents: np.ndarray) -> np.ndarray:
     "sum_k beta_k u_k u_k^T."
     return (latents.T * np.asarray(betas, dtype=float)) @ latents
 
+def _set_betas(model) -> None:
+    "Store a data model's spike (template) strengths as a tuple of floats, refusing negative ones."
+    object.__setattr__(model, 'betas', tuple(float(b) for b in model.betas))
+    if model.betas: check_positive('betas', model.betas, strict=False)
+
 # %% ../nbs/01_data.ipynb #b692696e
 def low_rank_update_spectrum(bulk: np.ndarray, coords: np.ndarray, betas: tuple) -> np.ndarray:
     "Eigenvalues (descending) of diag(bulk) + coords diag(betas) coords^H; coords: (d, r) template coordinates in the bulk's eigenbasis."
@@ -115,8 +120,7 @@ class SpikedWhite(DisjointDraws):
 
     def __post_init__(self):
         check_int('d', self.d)
-        object.__setattr__(self, 'betas', tuple(float(b) for b in self.betas))
-        if self.betas: check_positive('betas', self.betas, strict=False)
+        _set_betas(self)
 
     @cached_property
     def latents(self) -> np.ndarray: return orthonormal_directions(self.d, len(self.betas), self.seed)
@@ -145,44 +149,45 @@ class PowerLaw(DisjointDraws):
 
     def __post_init__(self):
         check_int('d', self.d); check_positive('alpha', self.alpha, strict=False)
-        object.__setattr__(self, 'betas', tuple(float(b) for b in self.betas))
-        if self.betas: check_positive('betas', self.betas, strict=False)
+        _set_betas(self)
 
     @cached_property
     def bulk_spectrum(self) -> np.ndarray:
         from memgen.theory import power_law_spectrum
         return power_law_spectrum(self.d, self.alpha)
-
     @cached_property
     def basis(self) -> np.ndarray | None:
         "Eigenvectors of the bulk as columns (None: canonical basis)."
         if not self.rotate: return None
         q, r = np.linalg.qr(np.random.default_rng([self.seed, 1]).standard_normal((self.d, self.d)))
         return q * np.sign(np.diag(r))
-
     @cached_property
     def latents(self) -> np.ndarray: return orthonormal_directions(self.d, len(self.betas), self.seed)
-
     def latent_coords(self) -> np.ndarray:
         "Coordinates of the latents in the bulk's eigenbasis (rows)."
         return self.latents if self.basis is None else self.latents @ self.basis
-
     def sample(self, n: int, rng: np.random.Generator) -> np.ndarray:
         n = check_int('n', n)
         x = rng.standard_normal((n, self.d)) * np.sqrt(self.bulk_spectrum)
         if self.basis is not None: x = x @ self.basis.T
         return add_latents(x, self.betas, self.latents, rng)
-
     def covariance(self) -> np.ndarray:
         B = np.diag(self.bulk_spectrum) if self.basis is None else (self.basis * self.bulk_spectrum) @ self.basis.T
         return B + latent_covariance(self.betas, self.latents)
-
     def spectrum(self) -> np.ndarray:
         "Population eigenvalues, descending (low_rank_update_spectrum: no d x d eigendecomposition)."
-        if not self.betas: return np.sort(self.bulk_spectrum)[::-1]
-        return low_rank_update_spectrum(self.bulk_spectrum, self.latent_coords().T, self.betas)
+        return low_rank_update_spectrum(self.bulk_spectrum, self.latent_coords().T, self.betas) if self.betas else np.sort(self.bulk_spectrum)[::-1]
 
 # %% ../nbs/01_data.ipynb #94f175e3
+def circulant_covariance(power: np.ndarray) -> np.ndarray:
+    "The d x d covariance of stationary H x W images with power spectrum `power` (H x W): F^-1 diag(P) F."
+    H, W = power.shape; d = H * W
+    return np.fft.ifft2(power * np.fft.fft2(np.eye(d).reshape(d, H, W))).real.reshape(d, d)
+
+def fourier_coords(latents: np.ndarray, H: int, W: int) -> np.ndarray:
+    "Coordinates (d, r) of templates (rows) in the unitary 2-D Fourier basis of H x W images."
+    return np.fft.fft2(latents.reshape(-1, H, W)).reshape(len(latents), -1).T / np.sqrt(H * W)
+
 def _freq2(H: int, W: int) -> np.ndarray:
     "Squared integer wave-vector norm |k|^2 on the H x W discrete torus."
     ky, kx = np.fft.fftfreq(H) * H, np.fft.fftfreq(W) * W
@@ -214,47 +219,35 @@ class StationaryImages(DisjointDraws):
 
     def __post_init__(self):
         check_int('H', self.H); check_int('W', self.W); check_positive('alpha', self.alpha, strict=False)
-        object.__setattr__(self, 'betas', tuple(float(b) for b in self.betas))
-        if self.betas: check_positive('betas', self.betas, strict=False)
-
+        _set_betas(self)
     @property
     def d(self) -> int: return self.H * self.W
-
     @cached_property
     def power(self) -> np.ndarray:
         "Power spectrum P(k) on the H x W frequency grid, mean 1."
         P = (_freq2(self.H, self.W) + 1.0)**(-self.alpha / 2)
         return P / P.mean()
-
     @cached_property
     def latents(self) -> np.ndarray: return blob_templates(self.H, self.W, len(self.betas), self.seed)
-
     def sample(self, n: int, rng: np.random.Generator) -> np.ndarray:
         "n images, flattened to rows of length H*W."
         n = check_int('n', n)
         w = rng.standard_normal((n, self.H, self.W))
         x = np.fft.ifft2(np.sqrt(self.power) * np.fft.fft2(w)).real.reshape(n, -1)
         return add_latents(x, self.betas, self.latents, rng)
-
     @property
     def bulk_spectrum(self) -> np.ndarray: return np.sort(self.power.ravel())[::-1]
-
     def covariance(self) -> np.ndarray:
         "The d x d covariance (circulant bulk plus templates)."
-        eye = np.eye(self.d).reshape(self.d, self.H, self.W)
-        B = np.fft.ifft2(self.power * np.fft.fft2(eye)).real.reshape(self.d, self.d)
-        return B + latent_covariance(self.betas, self.latents)
-
+        return circulant_covariance(self.power) + latent_covariance(self.betas, self.latents)
     def spectrum(self) -> np.ndarray:
         "Population eigenvalues, descending: the power spectrum moved by the templates (low_rank_update_spectrum in Fourier space)."
         if not self.betas: return self.bulk_spectrum
-        coords = np.fft.fft2(self.latents.reshape(-1, self.H, self.W)).reshape(len(self.betas), -1).T / np.sqrt(self.d)
-        return low_rank_update_spectrum(self.power.ravel(), coords, self.betas)
-
+        return low_rank_update_spectrum(self.power.ravel(), fourier_coords(self.latents, self.H, self.W), self.betas)
     def latent_theory(self, gamma) -> np.ndarray:
         "BBP overlaps Q_k of the linear model for each template at load gamma: memgen.theory.Q_template on the power spectrum."
         from memgen.theory import Q_template
-        coords = [np.abs(np.fft.fft2(u.reshape(self.H, self.W)).ravel()) / np.sqrt(self.d) for u in self.latents]
+        coords = np.abs(np.fft.fft2(self.latents.reshape(-1, self.H, self.W)).reshape(len(self.latents), -1)) / np.sqrt(self.d)
         return np.array([Q_template(self.power.ravel(), u_f, b, gamma) for u_f, b in zip(coords, self.betas)])
 
 # %% ../nbs/01_data.ipynb #38b4321d
@@ -265,6 +258,20 @@ def radial_power(images: np.ndarray, H: int, W: int) -> tuple[np.ndarray, np.nda
     k = np.rint(np.sqrt(_freq2(H, W))).astype(int).ravel()
     kk = np.unique(k)
     return kk, np.array([P.ravel()[k == v].mean() for v in kk])
+
+# %% ../nbs/01_data.ipynb #ca4deb58
+def _pool_arrays(images, H: int, W: int, origins=None) -> tuple[np.ndarray, np.ndarray | None]:
+    "A pool's images as rows of length H*W (at least two) and its origins as (N, 3) integers, or a clear error."
+    x = check_array('images', images)
+    if x.ndim == 3: x = x.reshape(len(x), -1)
+    if x.ndim != 2 or x.shape[1] != H * W:
+        raise MemgenError(f"images have shape {np.shape(images)}; expected (N, {H}, {W}) or (N, {H * W})")
+    if len(x) < 2: raise MemgenError(f"images has {len(x)} image(s); expected at least 2")
+    if origins is None: return x, None
+    o = np.asarray(origins)
+    if o.shape != (len(x), 3) or not np.issubdtype(o.dtype, np.integer):
+        raise MemgenError(f"origins has shape {o.shape} and dtype {o.dtype}; expected integers of shape ({len(x)}, 3)")
+    return x, o
 
 # %% ../nbs/01_data.ipynb #27243e56
 @dataclass(frozen=True, eq=False)
@@ -278,18 +285,8 @@ class ImagePool(DisjointDraws):
     origins: np.ndarray | None = None   # optional (N, 3) ints: source picture, top row, left column of each image
 
     def __post_init__(self):
-        x = check_array('images', self.images)
-        if x.ndim == 3: x = x.reshape(len(x), -1)
-        if x.ndim != 2 or x.shape[1] != self.H * self.W:
-            raise MemgenError(f"images have shape {np.shape(self.images)}; expected (N, {self.H}, {self.W}) or (N, {self.H * self.W})")
-        if len(x) < 2: raise MemgenError(f"images has {len(x)} image(s); expected at least 2")
-        object.__setattr__(self, 'images', x)
-        if self.origins is not None:
-            o = np.asarray(self.origins)
-            if o.shape != (len(x), 3) or not np.issubdtype(o.dtype, np.integer):
-                raise MemgenError(f"origins has shape {o.shape} and dtype {o.dtype}; expected integers of shape ({len(x)}, 3)")
-            object.__setattr__(self, 'origins', o)
-
+        x, o = _pool_arrays(self.images, self.H, self.W, self.origins)
+        object.__setattr__(self, 'images', x); object.__setattr__(self, 'origins', o)
     @property
     def d(self) -> int: return self.H * self.W
     def __len__(self) -> int: return len(self.images)
@@ -297,21 +294,17 @@ class ImagePool(DisjointDraws):
     @cached_property
     def _eig(self):
         w, V = np.linalg.eigh(self.covariance()); return w[::-1], V[:, ::-1]
-
     def covariance(self) -> np.ndarray: return self.images.T @ self.images / len(self.images)
     def spectrum(self) -> np.ndarray: return np.clip(self._eig[0], 0, None)
-
     def latent_theory(self, gamma) -> np.ndarray:
         "BBP overlaps Q_k of the linear model for each top principal component over the rest of the spectrum (NaN for a k tied with it)."
         from memgen.theory import Q_bbp
         spec, r = self.spectrum(), len(self.latents)
         return np.array([Q_bbp(spec[r:], spec[k], gamma) if spec[k] > spec[r] else np.full(np.shape(gamma), np.nan) for k in range(r)])
-
     @property
     def latents(self) -> np.ndarray:
         "Top principal components of the pool (rows)."
         return self._eig[1][:, :self.n_latents].T
-
     def sample(self, n: int, rng: np.random.Generator) -> np.ndarray:
         n = check_int('n', n)
         if n > len(self): raise MemgenError(f"n={n} exceeds the {len(self)} images of {self.name}")

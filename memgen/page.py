@@ -79,10 +79,7 @@ class Claim:
     @property
     def sentence(self) -> str:
         "The statement formatted with the claim's numbers."
-        try: return self.statement.format(value=self.value, **self.numbers)
-        except (KeyError, IndexError, ValueError) as e:
-            raise MemgenError(f"claim {self.key!r}: statement {self.statement!r} cannot be formatted ({type(e).__name__}: {e}); "
-                              f"available numbers: {['value', *self.numbers]}") from None
+        return _claim_sentence(self)
     @property
     def verdict(self) -> str:
         return 'not evaluated' if self.failed_gates else 'reproduced' if self.holds else 'not reproduced'
@@ -105,6 +102,13 @@ class Claim:
         return _claim_record(self)
 
 # %% ../nbs/08_page.ipynb #e2155b0f
+def _claim_sentence(c: Claim) -> str:
+    "A claim's statement formatted with its value and numbers, or an error naming the numbers it may use."
+    try: return c.statement.format(value=c.value, **c.numbers)
+    except (KeyError, IndexError, ValueError) as e:
+        raise MemgenError(f"claim {c.key!r}: statement {c.statement!r} cannot be formatted ({type(e).__name__}: {e}); "
+                          f"available numbers: {['value', *c.numbers]}") from None
+
 def _power_text(c: Claim) -> str:
     "What error of its reference a claim's criterion would detect, in words ('' when its power was not computed)."
     if c.power is None: return ''

@@ -229,6 +229,18 @@ PRESET_NAMES = ('tiny', 'tiny-blind', 'small', 'paper', 'calibrated', 'calibrate
 
 SAMPLER_NAMES = ('ddim', 'ascent')                                 # .SAMPLERS, named without torch (the tests check they agree)
 
+def _check_pair_config(c) -> None:
+    "Refuse a pair-experiment config with a value that is not allowed, naming it."
+    _check_run_fields(c)
+    for N in c.N_grid: check_int('N', N)
+    for s in c.seeds: check_int('seed', s, minimum=0)
+    for s in c.checkpoints + c.gap_steps: check_int('checkpoint', s)
+    check_positive('sigma_max', c.sigma_max, strict=False)
+    for k in ('train_steps', 'sampler_steps', 'n_samples', 'n_samples_Q', 'n_test', 'patience'): check_int(k, getattr(c, k))
+    check_int('eval_every', c.eval_every, minimum=0); check_positive('plateau_tol', c.plateau_tol)
+    if c.sampler not in SAMPLER_NAMES: raise MemgenError(f"sampler={c.sampler!r} is unknown; expected one of {SAMPLER_NAMES}")
+    check_fraction('eta', c.eta)
+
 def _check_run_fields(c) -> None:
     "The fields an image experiment's config shares: data set, image side, spectrum, templates, device and preset."
     from memgen.data import IMAGE_DATASETS
@@ -266,16 +278,7 @@ class PairConfig:
     gap_steps: tuple = ()                                 # training steps at which the distance to the Wiener filter is measured too
     ensemble: bool = False                                # train A, B (and C) at once, as one grouped network (same seeds and batches)
 
-    def __post_init__(self):
-        _check_run_fields(self)
-        for N in self.N_grid: check_int('N', N)
-        for s in self.seeds: check_int('seed', s, minimum=0)
-        for s in self.checkpoints + self.gap_steps: check_int('checkpoint', s)
-        check_positive('sigma_max', self.sigma_max, strict=False)
-        for k in ('train_steps', 'sampler_steps', 'n_samples', 'n_samples_Q', 'n_test', 'patience'): check_int(k, getattr(self, k))
-        check_int('eval_every', self.eval_every, minimum=0); check_positive('plateau_tol', self.plateau_tol)
-        if self.sampler not in SAMPLER_NAMES: raise MemgenError(f"sampler={self.sampler!r} is unknown; expected one of {SAMPLER_NAMES}")
-        check_fraction('eta', self.eta)
+    def __post_init__(self): _check_pair_config(self)
 
     def configs(self) -> tuple[ModelConfig, TrainConfig, DDIM | Ascent, DDIM | None]:
         "Model, training, sampler and deterministic-control configurations (no control when the sampler is already DDIM eta = 0)."

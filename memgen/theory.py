@@ -96,15 +96,6 @@ def q_white(gamma, g=None, sigma2: float = 1.0) -> np.ndarray:
     return np.clip(q, 0.0, 1.0)[()]                               # q is a cosine: Cauchy-Schwarz gives q <= 1
 
 # %% ../nbs/02_theory.ipynb #07ea9ba5
-def _h_table(vals: np.ndarray, counts: np.ndarray, u: np.ndarray) -> np.ndarray:
-    "d h(u) = sum_k count_k lam_k / (lam_k + u) at each u, in chunks of 4096 distinct eigenvalues (memory O(len(u) x 4096))."
-    H = np.zeros_like(u)
-    for i in range(0, vals.size, 4096):
-        v, cnt = vals[i:i + 4096], counts[i:i + 4096]
-        M = np.add.outer(v, u); np.reciprocal(M, out=M)                  # 1 / (lam_k + u), in place
-        H += (cnt * v) @ M
-    return H
-
 class _Spectrum:
     "A population spectrum prepared for deterministic equivalents: h(u) tabulated and splined in log u."
     PAD, STEP = 8.0, 0.05                                            # table: log u within PAD of the spectrum's, in STEPs
@@ -145,6 +136,16 @@ class _Spectrum:
         return _spectrum_y(self, gamma, s)
 
 # %% ../nbs/02_theory.ipynb #aa8cf4b2
+def _h_table(vals: np.ndarray, counts: np.ndarray, u: np.ndarray) -> np.ndarray:
+    "d h(u) = sum_k count_k lam_k / (lam_k + u) at each u, in chunks of 4096 distinct eigenvalues (memory O(len(u) x 4096))."
+    H = np.zeros_like(u)
+    for i in range(0, vals.size, 4096):
+        v, cnt = vals[i:i + 4096], counts[i:i + 4096]
+        M = np.add.outer(v, u); np.reciprocal(M, out=M)                  # 1 / (lam_k + u), in place
+        H += (cnt * v) @ M
+    return H
+
+# %% ../nbs/02_theory.ipynb #09a45c57
 def _spectrum_u0(sp: _Spectrum, g: np.ndarray) -> np.ndarray:
     "The roots u0 > 0 of h(u0) = g, for each load g < h(0+) = p: s(u) = u (1 - h(u)/g) is positive above u0 only."
     j = np.maximum(np.argmax(sp.H[None, :] < g[:, None], axis=1), 1)   # H decreases along the table, from about p
