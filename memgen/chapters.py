@@ -53,6 +53,17 @@ class MemorisationParams:
         check_positive('lam', self.lam, strict=False); check_int('n_seeds', self.n_seeds); check_int('n_seeds_small', self.n_seeds_small)
         check_int('n_samples', self.n_samples); check_int('seed', self.seed, minimum=0)
 
+# %% ../nbs/14_chapters.ipynb #39513037
+ConvergenceParams.profiles = {'quick': ConvergenceParams(),
+                             'full': ConvergenceParams(ds=(250, 500, 1000, 2000), n_seeds=20, n_samples=500,
+                                                       gammas=(0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0),
+                                                       sweep='sweeps/convergence-full.yaml')}
+MemorisationParams.profiles = {'quick': MemorisationParams(), 'full': MemorisationParams(d_m=8000, ns=(1, 2, 5, 10, 30, 100, 300, 1000),
+                                                                                 n_seeds=10, n_samples=300, d_small=1000)}
+TrainingParams.profiles = {'quick': TrainingParams(), 'full': TrainingParams(taus=(0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0), ds=(200, 400, 800),
+                                                                   steps=100, n_seeds=10, n_samples=200, tau_ds=(1000, 4000, 16000))}
+ExplorerParams.profiles = {'quick': ExplorerParams(), 'full': ExplorerParams(n_gamma=100, n_beta=100)}
+
 # %% ../nbs/14_chapters.ipynb #893058ba
 @dataclass(frozen=True)
 class LatentParams:
@@ -102,6 +113,14 @@ class PowerLawParams:
         check_int('n_seeds', self.n_seeds)
         check_int('n_samples', self.n_samples); check_int('seed', self.seed, minimum=0)
 
+# %% ../nbs/14_chapters.ipynb #67ce3f09
+LatentParams.profiles = {'quick': LatentParams(), 'full': LatentParams(d=1000, d_small=(250, 500), gammas=(0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.65, 0.7, 0.75, 0.8, 0.9,
+                                                                    1.0, 1.25, 1.5, 2.0, 2.5, 4.0),
+                                                     n_seeds=24, n_samples=300, fss_ds=(100, 200, 400, 800, 1600),
+                                                     fss_xs=(-2.0, -1.0, 0.0, 1.0, 2.0, 3.0), fss_seeds=100)}
+PowerLawParams.profiles = {'quick': PowerLawParams(), 'full': PowerLawParams(d=2000, d_small=1000, gammas=(0.03, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0),
+                                                                   alphas=(0.5, 1.0, 1.5), n_seeds=10, n_samples=300)}
+
 # %% ../nbs/14_chapters.ipynb #e1d739cf
 @dataclass(frozen=True)
 class DiffusionParams:
@@ -132,6 +151,12 @@ class DiffusionParams:
         check_positive('gammas', self.gammas)
         for k in ('rho', 'cov_ridge', 'tau'): check_positive(k, getattr(self, k), strict=False)
         check_int('seed', self.seed, minimum=0)
+
+# %% ../nbs/14_chapters.ipynb #e4a942c3
+DiffusionParams.profiles = {'quick': DiffusionParams(),
+                           'full': DiffusionParams(d=4000, ns=(1, 2, 5, 10, 30, 100, 300), d_q=1000, d_q_small=(250, 500),
+                                                   gammas=(0.1, 0.25, 0.5, 1.0, 2.0, 4.0), steps=250, n_seeds=8,
+                                                   n_samples=300, sgd_steps=(25, 100, 400, 1600, 6400))}
 
 # %% ../nbs/14_chapters.ipynb #997ac80a
 from .pairs import PairConfig, PAIR_PROFILES
@@ -197,6 +222,22 @@ class RealParams:
         for N in self.N_grid: check_int('N', N)
         check_int('seed', self.seed, minimum=0)
 
+# %% ../nbs/14_chapters.ipynb #8690bde5
+DenoisersParams.profiles = {'quick': DenoisersParams(stored='results/denoisers-calibrated',
+                                            stored_other=('results/denoisers-calibrated-h8', 'results/denoisers-calibrated-h32'),
+                                            gap_scan='results/gap-scan', gap_scan_depth='results/gap-scan-depth',
+                                            **asdict(PAIR_PROFILES['quick'])),
+                           'full': DenoisersParams(H=32, other_H=(8, 16), N_grid=(1, 4, 16, 64, 256, 1024, 4096, 10000), preset='paper',
+                                                   train_steps=50_000, sampler_steps=400, n_samples=256, n_samples_Q=4096,
+                                                   n_test=256, seeds=(0, 1, 2, 3, 4), same_data=True, gap_steps=(1000, 10_000),
+                                                   device='cuda')}
+RealParams.profiles = {'quick': RealParams(), 'full': RealParams(patch=16, max_patches=200_000, gammas=(0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0),
+                                                       n_seeds=10, n_samples=300, N_grid=(1, 4, 16, 64, 256, 1024, 4096),
+                                                       train_steps=20_000, preset='paper', sampler_steps=250, cnn_samples=256)}
+MeasureParams.profiles = {'quick': MeasureParams(), 'full': MeasureParams(H=32, N_grid=(1, 16, 1024), preset='paper', train_steps=20_000,
+                                                                 sampler_steps=250, n_samples=256, n_samples_Q=256, n_test=256,
+                                                                 device='cuda')}
+
 # %% ../nbs/14_chapters.ipynb #7ffaa940
 @dataclass(frozen=True)
 class DistancesParams:
@@ -233,6 +274,11 @@ class IntroParams:
         except ValueError: ok = False
         if not ok: raise MemgenError(f"results={self.results[:40]!r} is not allowed; expected a JSON object of the chapters' results")
 
+# %% ../nbs/14_chapters.ipynb #137f2912
+DistancesParams.profiles = {'quick': DistancesParams(), 'full': DistancesParams(d=1500, d_large=3000, d_small=750, n_seeds=10, n_samples=300)}
+ApiParams.profiles = {'quick': ApiParams(), 'full': ApiParams()}
+IntroParams.profiles = {'quick': IntroParams(), 'full': IntroParams()}
+
 # %% ../nbs/14_chapters.ipynb #5e055a4a
 @dataclass(frozen=True)
 class Chapter:
@@ -244,6 +290,9 @@ class Chapter:
     profiles: dict = field(default_factory=dict)
     show_parameters: bool = True          # show the cell papermill injects (the intro hides its results JSON)
     inputs: typing.Callable | None = None # (params, root) -> files/folders or strings the chapter reads, beyond its parameters
+
+    def __post_init__(self):                  # no profiles given: the parameter class's own (its `profiles`)
+        if not self.profiles: object.__setattr__(self, 'profiles', dict(getattr(self.params, 'profiles', {})))
 
     def profile(self, name: str):
         if name not in self.profiles:
@@ -262,57 +311,19 @@ def _cnn_stored_input(p, root) -> list: return [Path(p.cnn_stored)] if p.cnn_sto
 
 # %% ../nbs/14_chapters.ipynb #eede83d8
 CHAPTERS: tuple[Chapter, ...] = (                  # importing the registry imports no torch: the tests check it
-    Chapter('intro', 'nbs/chapters/intro.ipynb', 'memgen: memorisation, convergence and generalisation',
-            IntroParams, {'quick': IntroParams(), 'full': IntroParams()}, show_parameters=False),
-    Chapter('convergence', 'nbs/chapters/convergence.ipynb', 'Convergence of linear models on white data',
-            ConvergenceParams, {'quick': ConvergenceParams(),
-                                'full': ConvergenceParams(ds=(250, 500, 1000, 2000), n_seeds=20, n_samples=500,
-                                                          gammas=(0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0),
-                                                          sweep='sweeps/convergence-full.yaml')}),
-    Chapter('memorisation', 'nbs/chapters/memorisation.ipynb', 'Memorisation', MemorisationParams,
-            {'quick': MemorisationParams(), 'full': MemorisationParams(d_m=8000, ns=(1, 2, 5, 10, 30, 100, 300, 1000),
-                                                                       n_seeds=10, n_samples=300, d_small=1000)}),
-    Chapter('latent', 'nbs/chapters/latent.ipynb', 'Latent recovery versus convergence', LatentParams,
-            {'quick': LatentParams(), 'full': LatentParams(d=1000, d_small=(250, 500), gammas=(0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.65, 0.7, 0.75, 0.8, 0.9,
-                                                                          1.0, 1.25, 1.5, 2.0, 2.5, 4.0),
-                                                           n_seeds=24, n_samples=300, fss_ds=(100, 200, 400, 800, 1600),
-                                                           fss_xs=(-2.0, -1.0, 0.0, 1.0, 2.0, 3.0), fss_seeds=100)}),
-    Chapter('powerlaw', 'nbs/chapters/powerlaw.ipynb', 'Power-law spectra', PowerLawParams,
-            {'quick': PowerLawParams(), 'full': PowerLawParams(d=2000, d_small=1000, gammas=(0.03, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0),
-                                                               alphas=(0.5, 1.0, 1.5), n_seeds=10, n_samples=300)}),
-    Chapter('diffusion', 'nbs/chapters/diffusion.ipynb', 'Diffusion with linear denoisers',
-            DiffusionParams, {'quick': DiffusionParams(),
-                              'full': DiffusionParams(d=4000, ns=(1, 2, 5, 10, 30, 100, 300), d_q=1000, d_q_small=(250, 500),
-                                                      gammas=(0.1, 0.25, 0.5, 1.0, 2.0, 4.0), steps=250, n_seeds=8,
-                                                      n_samples=300, sgd_steps=(25, 100, 400, 1600, 6400))}),
-    Chapter('training', 'nbs/chapters/training.ipynb', 'Training time', TrainingParams,
-            {'quick': TrainingParams(), 'full': TrainingParams(taus=(0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0), ds=(200, 400, 800),
-                                                               steps=100, n_seeds=10, n_samples=200, tau_ds=(1000, 4000, 16000))},
-            inputs=_cnn_stored_input),
-    Chapter('explorer', 'nbs/chapters/explorer.ipynb', 'Explore the phase diagram', ExplorerParams,
-            {'quick': ExplorerParams(), 'full': ExplorerParams(n_gamma=100, n_beta=100)}),
-    Chapter('real', 'nbs/chapters/real.ipynb', 'Real images', RealParams,
-            {'quick': RealParams(), 'full': RealParams(patch=16, max_patches=200_000, gammas=(0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0),
-                                                       n_seeds=10, n_samples=300, N_grid=(1, 4, 16, 64, 256, 1024, 4096),
-                                                       train_steps=20_000, preset='paper', sampler_steps=250, cnn_samples=256)}),
-    Chapter('measure', 'nbs/chapters/measure.ipynb', 'Measure your own models', MeasureParams,
-            {'quick': MeasureParams(), 'full': MeasureParams(H=32, N_grid=(1, 16, 1024), preset='paper', train_steps=20_000,
-                                                             sampler_steps=250, n_samples=256, n_samples_Q=256, n_test=256,
-                                                             device='cuda')}),
-    Chapter('distances', 'nbs/chapters/distances.ipynb', 'Two distances', DistancesParams,
-            {'quick': DistancesParams(), 'full': DistancesParams(d=1500, d_large=3000, d_small=750, n_seeds=10, n_samples=300)}),
-    Chapter('api', 'nbs/chapters/api.ipynb', 'API reference', ApiParams, {'quick': ApiParams(), 'full': ApiParams()},
-            show_parameters=False),
-    Chapter('denoisers', 'nbs/chapters/denoisers.ipynb', 'Convolutional denoisers',
-            DenoisersParams, {'quick': DenoisersParams(stored='results/denoisers-calibrated',
-                                                       stored_other=('results/denoisers-calibrated-h8', 'results/denoisers-calibrated-h32'),
-                                                       gap_scan='results/gap-scan', gap_scan_depth='results/gap-scan-depth',
-                                                       **asdict(PAIR_PROFILES['quick'])),
-                              'full': DenoisersParams(H=32, other_H=(8, 16), N_grid=(1, 4, 16, 64, 256, 1024, 4096, 10000), preset='paper',
-                                                      train_steps=50_000, sampler_steps=400, n_samples=256, n_samples_Q=4096,
-                                                      n_test=256, seeds=(0, 1, 2, 3, 4), same_data=True, gap_steps=(1000, 10_000),
-                                                      device='cuda')},
-            inputs=_stored_input),
+    Chapter('intro', 'nbs/chapters/intro.ipynb', 'memgen: memorisation, convergence and generalisation', IntroParams, show_parameters=False),
+    Chapter('convergence', 'nbs/chapters/convergence.ipynb', 'Convergence of linear models on white data', ConvergenceParams),
+    Chapter('memorisation', 'nbs/chapters/memorisation.ipynb', 'Memorisation', MemorisationParams),
+    Chapter('latent', 'nbs/chapters/latent.ipynb', 'Latent recovery versus convergence', LatentParams),
+    Chapter('powerlaw', 'nbs/chapters/powerlaw.ipynb', 'Power-law spectra', PowerLawParams),
+    Chapter('diffusion', 'nbs/chapters/diffusion.ipynb', 'Diffusion with linear denoisers', DiffusionParams),
+    Chapter('training', 'nbs/chapters/training.ipynb', 'Training time', TrainingParams, inputs=_cnn_stored_input),
+    Chapter('explorer', 'nbs/chapters/explorer.ipynb', 'Explore the phase diagram', ExplorerParams),
+    Chapter('real', 'nbs/chapters/real.ipynb', 'Real images', RealParams),
+    Chapter('measure', 'nbs/chapters/measure.ipynb', 'Measure your own models', MeasureParams),
+    Chapter('distances', 'nbs/chapters/distances.ipynb', 'Two distances', DistancesParams),
+    Chapter('api', 'nbs/chapters/api.ipynb', 'API reference', ApiParams, show_parameters=False),
+    Chapter('denoisers', 'nbs/chapters/denoisers.ipynb', 'Convolutional denoisers', DenoisersParams, inputs=_stored_input),
 )
 
 # %% ../nbs/14_chapters.ipynb #b9def782

@@ -312,6 +312,8 @@ PAIR_PROFILES['calibrated-h8'] = replace(PAIR_PROFILES['calibrated'], H=8)
 PAIR_PROFILES['calibrated-h32'] = replace(PAIR_PROFILES['calibrated'], H=32, preset='calibrated-fast',
                                           sigma_max=320.0)                      # 5 sqrt(lambda_max) = 160 at N = 1
 
+PairConfig.profiles = PAIR_PROFILES           # the experiment's named configs: a sweep spec's `profile` names one
+
 def run_pairs(config: PairConfig, data=None, show_progress: bool = True, keep_samples: bool = False):
     "Run the pair experiment a config describes (on `data` if given, else `config.dataset()`): (tidy table, image grids)."
     mc, tc, sc, control = config.configs()

@@ -33,22 +33,22 @@ TASKS: dict[str, Task] = {}
 
 LAZY_TASKS = {'linear': ('memgen.linear', 'task_linear', 'LinearTaskParams'),       # built-in tasks: (module, function,
               'theory_q': ('memgen.theory', 'task_theory_q', 'TheoryTaskParams'),   # parameter class), the module
-              'denoisers': ('memgen.pairs', 'task_denoisers', 'PairConfig', 'PAIR_PROFILES'),   # imported when first named;
-              'gap_scan': ('memgen.pairs', 'task_gap_scan', 'GapScan'),                        # (..., profiles dict)
+              'denoisers': ('memgen.pairs', 'task_denoisers', 'PairConfig'),        # imported when first named; the
+              'gap_scan': ('memgen.pairs', 'task_gap_scan', 'GapScan'),             # profiles are the class's own
               'chapter': ('memgen.book', 'task_chapter', 'ChapterTaskParams')}
 
 def register_task(name: str, params: type, profiles: dict | None = None):
-    "Decorator registering `fn(params, seed)` as a sweep task, with its named configs `profiles` ({name: params instance})."
+    "Decorator registering `fn(params, seed)` as a sweep task, with its named configs `profiles` (default: `params.profiles`)."
     def deco(fn):
-        TASKS[name] = Task(name, fn, params, dict(profiles or {})); return fn
+        TASKS[name] = Task(name, fn, params, dict(profiles or getattr(params, 'profiles', {}))); return fn
     return deco
 
 def get_task(task) -> Task:
     "A Task from a registered or built-in name, or a Task object."
     if isinstance(task, Task): return task
     if isinstance(task, str) and task in LAZY_TASKS and task not in TASKS:
-        module, fn, params, *profiles = LAZY_TASKS[task]; m = importlib.import_module(module)
-        TASKS[task] = Task(task, getattr(m, fn), getattr(m, params), getattr(m, profiles[0]) if profiles else {})
+        module, fn, params = LAZY_TASKS[task]; m = importlib.import_module(module); cls = getattr(m, params)
+        TASKS[task] = Task(task, getattr(m, fn), cls, dict(getattr(cls, 'profiles', {})))
     if not isinstance(task, str) or task not in TASKS:
         raise MemgenError(f"task {task!r} is unknown; expected one of {sorted(set(TASKS) | set(LAZY_TASKS))}")
     return TASKS[task]
