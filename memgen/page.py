@@ -15,7 +15,7 @@ from .core import MemgenError, atomic_write_text, versions
 
 # %% auto #0
 __all__ = ['KINDS', 'WEAK', 'RESULTS', 'Claim', 'start', 'claim', 'page_claims', 'device_name', 'reproducibility_box', 'end',
-           'result_verdict', 'results_table', 'failed_claims']
+           'profile_of', 'run_line', 'result_verdict', 'results_table', 'failed_claims']
 
 # %% ../nbs/08_page.ipynb #045c512e
 KINDS = ('measured', 'theory', 'gate', 'identity')
@@ -221,7 +221,9 @@ def reproducibility_box(params, seconds: float, claims: list[Claim] = ()) -> str
     v = versions()
     items = dataclasses.asdict(params) if dataclasses.is_dataclass(params) else dict(params)
     n_ok = sum(c.holds and c.evaluated for c in claims)
+    name, apart = profile_of(params)
     rows = [('parameters', ', '.join(f'`{k}={x!r}`' for k, x in items.items())),
+            *([('profile', f"`{name}`" + (f" (apart from {', '.join(f'`{k}`' for k in apart)})" if apart else ''))] if name else []),
             ('memgen', f"{v['memgen']} (code {v['memgen_code']}, git {v['git'] or 'n/a'})"),
             ('numpy / scipy / torch', f"{v['numpy']} / {v['scipy']} / {v['torch']}"),
             ('run time', f'{seconds:.1f} s'), ('device', device_name())]
@@ -235,6 +237,25 @@ def end():
     from IPython.display import Markdown
     if _PAGE.params is None: raise MemgenError("end() called before start(): call start(ParamsClass, globals()) at the top of the chapter")
     return Markdown(reproducibility_box(_PAGE.params, time.time() - _PAGE.started, page_claims()))
+
+# %% ../nbs/08_page.ipynb #435bb8a4
+def profile_of(params) -> tuple[str | None, list[str]]:
+    "The named profile (of `type(params).profiles`) closest to `params`, and the fields set apart from it; (None, []) without profiles."
+    profiles = {k: v for k, v in (getattr(type(params), 'profiles', None) or {}).items() if type(v) is type(params)}
+    if not profiles: return None, []
+    apart = {k: [f.name for f in dataclasses.fields(params) if getattr(params, f.name) != getattr(v, f.name)] for k, v in profiles.items()}
+    name = min(apart, key=lambda k: len(apart[k]))                 # ties: the first profile named
+    return name, apart[name]
+
+def run_line(params=None):
+    "One line (Markdown) naming the running chapter's experiment and profile, and the parameters set apart from it."
+    from IPython.display import Markdown
+    params = _PAGE.params if params is None else params
+    if params is None: raise MemgenError("run_line() called before start(): call start(ParamsClass, globals()) at the top of the chapter")
+    name, apart = profile_of(params)
+    at = f" at profile `{name}`" if name else ''
+    if apart: at += ', with ' + ', '.join(f'`{k}={getattr(params, k)!r}`' for k in apart)
+    return Markdown(f"*Experiment:* `{type(params).__name__}`{at}; every parameter is listed in the reproducibility box at the end of the page.")
 
 # %% ../nbs/08_page.ipynb #fbc9d292
 def result_verdict(holds: list[bool]) -> str:
