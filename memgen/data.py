@@ -186,7 +186,7 @@ def circulant_covariance(power: np.ndarray) -> np.ndarray:
 
 def fourier_coords(latents: np.ndarray, H: int, W: int) -> np.ndarray:
     "Coordinates (d, r) of templates (rows) in the unitary 2-D Fourier basis of H x W images."
-    return np.fft.fft2(latents.reshape(-1, H, W)).reshape(len(latents), -1).T / np.sqrt(H * W)
+    return np.fft.fft2(latents.reshape(-1, H, W)).reshape(len(latents), H * W).T / np.sqrt(H * W)
 
 def _freq2(H: int, W: int) -> np.ndarray:
     "Squared integer wave-vector norm |k|^2 on the H x W discrete torus."
@@ -247,7 +247,7 @@ class StationaryImages(DisjointDraws):
     def latent_theory(self, gamma) -> np.ndarray:
         "BBP overlaps Q_k of the linear model for each template at load gamma: memgen.theory.Q_template on the power spectrum."
         from memgen.theory import Q_template
-        coords = np.abs(np.fft.fft2(self.latents.reshape(-1, self.H, self.W)).reshape(len(self.latents), -1)) / np.sqrt(self.d)
+        coords = np.abs(np.fft.fft2(self.latents.reshape(-1, self.H, self.W)).reshape(len(self.latents), self.d)) / np.sqrt(self.d)
         return np.array([Q_template(self.power.ravel(), u_f, b, gamma) for u_f, b in zip(coords, self.betas)])
 
 # %% ../nbs/01_data.ipynb #38b4321d

@@ -54,7 +54,7 @@ class BFCNN(nn.Module):
         layers = [_conv(channels, width, groups), nn.ReLU(inplace=True)]
         for _ in range(depth - 2): layers += _block(width, width, norm, groups)
         layers.append(_conv(width, channels, groups))
-        self.net, self.residual = nn.Sequential(*layers), residual
+        self.net, self.residual, self.groups = nn.Sequential(*layers), residual, groups
     def forward(self, y): return y - self.net(y) if self.residual else self.net(y)
 
 # %% ../nbs/06_denoisers.ipynb #bd018a98
@@ -114,7 +114,7 @@ def is_conditioned(model: nn.Module) -> bool:
     return bool(getattr(model, 'conditioned', False))
 
 def apply_denoiser(model: nn.Module, y: torch.Tensor, sigma: torch.Tensor | float | None) -> torch.Tensor:
-    "model(y, sigma) for a conditioned model, model(y) for a blind one; sigma: a number or one per image."
+    "model(y, sigma) for a conditioned model, model(y) for a blind one; sigma: a number, one per image, or (ensembles) one per image and member."
     if not is_conditioned(model): return model(y)
     if sigma is None: raise MemgenError("this denoiser is noise-level conditioned: pass sigma (a sampler that gives none, such as Ascent, needs a blind one)")
     s = torch.as_tensor(_levels(sigma), device=y.device)
@@ -141,7 +141,7 @@ class ModelConfig:
         check_int('width', self.width); check_int('depth', self.depth); check_int('channels', self.channels)
     def build(self, H: int = 16, W: int = 16, members: int = 1) -> nn.Module:
         "The network for H x W images (only CirculantNet's size depends on them); `members` > 1: that many side by side, as one."
-        check_int('members', members)
+        members = check_int('members', members)
         if self.arch is CirculantNet:
             if members > 1: raise MemgenError(f"members={members} is not allowed for CirculantNet; expected 1 (ensembles are convolutional)")
             return CirculantNet(H, W)
@@ -229,18 +229,27 @@ def preset(name: str) -> tuple[ModelConfig, TrainConfig]:
 def stack_members(models: list[nn.Module], model_config: ModelConfig, H: int = 16, W: int = 16) -> nn.Module:
     "One grouped network whose members are `models` (each built by `model_config`): every weight and buffer concatenated along dim 0."
     if not models: raise MemgenError("models=[] is not allowed; expected at least one network")
-    with torch.random.fork_rng(devices=[]): net = model_config.build(H, W, members=len(models))   # its own draws are overwritten
-    states = [m.state_dict() for m in models]
+    with torch.random.fork_rng(devices=[]):                           # their own draws are overwritten: global state untouched
+        net, one = model_config.build(H, W, members=len(models)), model_config.build(H, W)
+    states, shapes = [m.state_dict() for m in models], {k: v.shape for k, v in one.state_dict().items()}
+    for i, s in enumerate(states):
+        if {k: v.shape for k, v in s.items()} != shapes:
+            raise MemgenError(f"models[{i}] does not match model_config (its weights' names or shapes differ); expected networks built by it at {H}x{W}")
     net.load_state_dict({k: torch.cat([s[k] for s in states]) for k in net.state_dict()})
     return net
 
 def member_state(net: nn.Module, k: int, members: int) -> dict:
     "Member `k`'s weights and buffers out of a grouped network of `members` (copies, on the CPU)."
+    members = check_int('members', members)
+    groups = getattr(net, 'groups', None) or getattr(getattr(net, 'net', None), 'groups', None) or 1   # a Preconditioned net's is inside
+    if groups != members: raise MemgenError(f"members={members} is not allowed for a network of {groups} member(s); expected {groups}")
+    if not 0 <= k < members: raise MemgenError(f"k={k} is not allowed; expected 0 <= k < members = {members}")
     return {n: (v if members == 1 else v.chunk(members)[k]).detach().cpu().clone() for n, v in net.state_dict().items()}
 
 def restore(model_config: ModelConfig, state: dict, H: int = 16, W: int = 16, device: str = 'cpu') -> nn.Module:
     "A network of H x W images holding `state` (a snapshot's, a checkpoint's or a member's weights), in eval mode."
-    m = model_config.build(H, W).to(device); m.load_state_dict(state)
+    with torch.random.fork_rng(devices=[]): m = model_config.build(H, W)    # its own draws are overwritten: global state untouched
+    m = m.to(device); m.load_state_dict(state)
     return m.eval()
 
 def unstack_members(net: nn.Module, model_config: ModelConfig, members: int, H: int = 16, W: int = 16) -> list[nn.Module]:
@@ -356,6 +365,19 @@ def _member_means(t: torch.Tensor, members: int) -> list[float]:
     "Each member's mean of a per-pixel quantity laid out (batch, members x channels, H, W)."
     return [float(t.detach().mean())] if members == 1 else t.detach().reshape(len(t), members, -1).mean(dim=(0, 2)).tolist()
 
+def _live_sum(wl: torch.Tensor, ms: list) -> torch.Tensor:
+    "The sum of the live members' mean weighted losses: a member stopped by its plateau rule no longer counts, even if it diverges."
+    per = wl.reshape(len(wl), len(ms), -1).mean(dim=(0, 2))
+    live = torch.tensor([m.stop != 'plateau' for m in ms], device=per.device)
+    return torch.where(live, per, torch.zeros_like(per)).sum()
+
+def _diverged(step: int, loss: torch.Tensor, wl: torch.Tensor, ms: list, run) -> str:
+    "The error for a non-finite loss: the step, the loss, which members (of an ensemble) and the checkpoint kept, if any."
+    where = f"last good checkpoint kept at {run.ckpt}" if run and run.ckpt.exists() else "no checkpoint was written"
+    if len(ms) == 1: return f"training diverged at step {step} (loss {loss.item()}); {where}"
+    bad = [k for k, v in enumerate(_member_means(wl, len(ms))) if not math.isfinite(v) and ms[k].stop != 'plateau']
+    return f"training diverged at step {step}: ensemble member(s) {bad} have a non-finite loss; {where} (train a member alone to see its log)"
+
 def _check_members(tcs: list) -> None:
     "Members of an ensemble share every training setting but the seed."
     for t in tcs[1:]:
@@ -455,10 +477,8 @@ def _fit(ms: list[_Member], mc: ModelConfig, tcs: list[TrainConfig], dev: str, s
         with torch.autocast(dev, dtype=torch.bfloat16, enabled=features['amp']):
             err2 = (apply_denoiser(fwd, y, sigma).float() - x)**2
             wl = tc.loss_weight(sigma)[:, :, None, None] * err2
-            loss = wl.mean() * K                                          # the members' losses summed: each gradient is its own
-        if not torch.isfinite(loss):
-            raise MemgenError(f"training diverged at step {step} (loss {loss.item()}); "
-                              + (f"last good checkpoint kept at {run.ckpt}" if run and run.ckpt.exists() else "no checkpoint was written"))
+            loss = wl.mean() if K == 1 else _live_sum(wl, ms)             # the members' losses summed: each gradient is its own
+        if not torch.isfinite(loss): raise MemgenError(_diverged(step, loss, wl, ms, run))
         opt.zero_grad(set_to_none=True); loss.backward(); opt.step()
         if ema is not None: _ema_update(ema, [p.detach() for p in params], decay)
         _record(ms, net, mc, tc, step, lr, wl, err2, ema, t0, run)
@@ -473,12 +493,12 @@ def _fit(ms: list[_Member], mc: ModelConfig, tcs: list[TrainConfig], dev: str, s
     return net
 
 # %% ../nbs/06_denoisers.ipynb #7bbadcae
-def _members(image_sets: list, heldouts: list, snapshots: list, tcs: list[TrainConfig], dev: str) -> list[_Member]:
+def _members(image_sets: list, heldouts: list, snapshots: list, tcs: list[TrainConfig], dev: str, arg: str = 'heldout') -> list[_Member]:
     "Each member's images (and held-out images when the plateau rule needs them), checked, on the device, with its generator."
     datas = [_as_images(x).to(dev) for x in image_sets]
     for d in datas: _check_scale(d)
     if tcs[0].eval_every and any(h is None for h in heldouts):
-        raise MemgenError(f"eval_every={tcs[0].eval_every} needs held-out images (heldout=...) for the plateau rule; or set eval_every=0")
+        raise MemgenError(f"eval_every={tcs[0].eval_every} needs held-out images ({arg}=...) for the plateau rule; or set eval_every=0")
     holds = [_as_images(h).to(dev)[:tcs[0].n_eval] if tcs[0].eval_every else None for h in heldouts]
     for h in holds:
         if h is not None: _check_scale(h)
@@ -508,7 +528,9 @@ def train_ensemble(image_sets: list, model_config: ModelConfig, train_configs: l
     if K < 1 or K != len(train_configs):
         raise MemgenError(f"{K} image sets and {len(train_configs)} train configs; expected one config per image set, at least one")
     _check_members(train_configs)
-    ms = _members(image_sets, heldouts or [None] * K, snapshots or [None] * K, train_configs, dev)
+    for name, v in (('heldouts', heldouts), ('snapshots', snapshots)):
+        if v is not None and len(v) != K: raise MemgenError(f"{name} has {len(v)} entries for {K} image sets; expected one per image set")
+    ms = _members(image_sets, heldouts or [None] * K, snapshots or [None] * K, train_configs, dev, 'heldouts')
     if len({m.data.shape[-2:] for m in ms}) > 1:
         raise MemgenError(f"image sizes {[tuple(m.data.shape[-2:]) for m in ms]} differ; expected one size for every member")
     net, (H, W) = _fit(ms, model_config, list(train_configs), dev, show_progress, callback), ms[0].data.shape[-2:]
@@ -655,7 +677,8 @@ GAP_SIGMAS = (0.1, 0.3, 1.0, 3.0, 10.0)                 # noise levels at which 
 
 def covariance_eigh(covariance) -> tuple[np.ndarray, np.ndarray]:
     "(eigenvalues ascending, eigenvectors) of a covariance matrix; a pair already computed passes through, so callers share one."
-    return covariance if isinstance(covariance, tuple) else np.linalg.eigh(np.asarray(covariance, dtype=float))
+    done = isinstance(covariance, tuple) and len(covariance) == 2 and np.ndim(covariance[0]) == 1 and np.ndim(covariance[1]) == 2
+    return covariance if done else np.linalg.eigh(np.asarray(covariance, dtype=float))
 
 def check_schedule(sigma_max: float, *sets, covariance=None, factor: float = 5.0) -> float:
     "Refuse sigma_max below `factor` sqrt(lambda_max) of the population covariance or of any training set's X^T X / N; returns the bound."

@@ -192,7 +192,7 @@ def run_pair_experiment(data, N_grid, model_config: ModelConfig, train_config: T
                         on_device: bool | None = None, keep_samples: bool = False, same_data: bool = False, gap_steps=(),
                         check: bool = True, ensemble: bool = False) -> tuple:
     """Train model pairs on disjoint sets of N images, sample from shared noise, measure m, q, Q, losses: (table, grids).
-    `sampler_config`: default `Ascent()`; `control`: a deterministic sampler run on both models too (q_deterministic);
+    `seeds` and `N_grid` hold distinct values; `sampler_config`: default `Ascent()`; `control`: a deterministic sampler run on both models too (q_deterministic);
     `checkpoints`: training steps at which m, q and Q are measured as well (rows with that `step`; final rows have step
     NaN); `on_device` (default: on CUDA) keeps samples on the models' device with torch generators while sampling,
     copying each batch to the host once; `keep_samples`: the first seed's grids also hold every sample of A and B from
@@ -207,10 +207,12 @@ def run_pair_experiment(data, N_grid, model_config: ModelConfig, train_config: T
     from memgen.denoisers import Ascent, gpu_features, covariance_eigh
     if sampler_config is None: sampler_config = Ascent()
     dev = resolve_device(device); N_grid = [check_int('N', N) for N in N_grid]; n_test = check_int('n_test', n_test)
-    if len(set(seeds)) != len(seeds): raise MemgenError(f"seeds={tuple(seeds)} repeat a seed; expected distinct seeds")
+    for name, v in (('seeds', tuple(seeds)), ('N_grid', tuple(N_grid))):
+        if len(set(v)) != len(v): raise MemgenError(f"{name}={v} repeats a value; expected distinct {name}")
+    checkpoints, gap_steps = tuple(check_int('checkpoint', s) for s in checkpoints), tuple(check_int('gap step', s) for s in gap_steps)
     covariance = covariance_eigh(data.covariance()) if hasattr(data, 'covariance') else None   # decomposed once (d = 6400 at 80x80)
     setup = _PairSetup(data, model_config, sampler_config, control, covariance, data.spectrum(), data.latents, n_samples_Q, sigma_test,
-                       tuple(check_int('checkpoint', s) for s in checkpoints), tuple(check_int('gap step', s) for s in gap_steps),
+                       checkpoints, gap_steps,
                        {k: gpu_features(train_config, dev)[k] for k in ('amp', 'compile')},    # sampling as the models were trained
                        _Host(dev if (dev == 'cuda' if on_device is None else on_device) else None), dev)
     keys = [(seed, N) for seed in seeds for N in N_grid]                    # the table's order
@@ -276,7 +278,7 @@ class PairConfig:
     sigma_max: float = 0.0                                # the largest noise level, trained and sampled from (0: the preset's)
     same_data: bool = False                               # a third model on A's images: the same-data ceiling of q (gate c)
     gap_steps: tuple = ()                                 # training steps at which the distance to the Wiener filter is measured too
-    ensemble: bool = False                                # train A, B (and C) at once, as one grouped network (same seeds and batches)
+    ensemble: bool = False                                # train the models of several jobs (seeds, N) at once, as one grouped network
 
     def __post_init__(self): _check_pair_config(self)
 
