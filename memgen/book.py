@@ -5,20 +5,20 @@
 # %% ../nbs/11_book.ipynb #161d0350
 from __future__ import annotations
 import contextlib, logging, json, os, re, shutil, signal, subprocess, sys, tempfile, threading, time
-from dataclasses import fields, replace
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any, Iterable
 
 from .page import failed_claims
 from .core import (find_root, pid_alive, MemgenError, check_int, file_sha256, atomic_write_json, atomic_write_text, code_version, content_hash, hash_files, swap_dir,
-                         to_jsonable, versions, resolve_device)
-from .chapters import Chapter, CHAPTERS, PROFILES, get_chapter, chapter_params, ChapterTaskParams
+                         to_jsonable, versions, resolve_device, Result)
+from .chapters import Chapter, CHAPTERS, PROFILES, get_chapter, chapter_params, with_overrides
 
 # %% auto #0
 __all__ = ['THREAD_VARS', 'toc_files', 'resolve_toc_file', 'notebook_source_hash', 'fingerprint', 'inside_root', 'sweep_records',
            'chapter_inputs', 'execution_key', 'clean_leftovers', 'cleanup_on_signals', 'ChapterFailed', 'cache_problem',
            'cached_chapter', 'execute_chapter', 'chapter_results', 'repository_config', 'static_pages', 'build_book',
-           'execute_chapters', 'run_chapter', 'task_chapter']
+           'execute_chapters', 'run_chapter', 'ChapterRun']
 
 # %% ../nbs/11_book.ipynb #a8756261
 def toc_files(root: Path) -> list[str]:
@@ -520,9 +520,23 @@ def run_chapter(name: str, profile: str = 'quick', overrides: Iterable[tuple[str
     nb, _ = execute_chapter(ch, params, root, Path(build_dir) if build_dir else root / '_build', force=force)
     return nb
 
-def task_chapter(p: ChapterTaskParams, seed: int):
-    "The sweep task 'chapter': run the chapter at `seed`; one row naming the executed notebook."
-    import pandas as pd
-    pairs = [tuple(o.split('=', 1)) for o in p.overrides] + [('seed', str(seed))]
-    nb = run_chapter(p.chapter, p.profile, pairs, device='auto')
-    return pd.DataFrame([{'chapter': p.chapter, 'executed_notebook': str(nb)}])
+@dataclass(frozen=True)
+class ChapterRun:
+    "The experiment 'chapter': execute a book chapter with papermill (profile plus overrides as NAME=VALUE strings)."
+    chapter: str = 'convergence'
+    profile: str = 'quick'
+    overrides: tuple = ()
+    def __post_init__(self):
+        ch = get_chapter(self.chapter)
+        if self.profile not in PROFILES: raise MemgenError(f"profile={self.profile!r} is not allowed; expected one of {PROFILES}")
+        bad = [o for o in self.overrides if not isinstance(o, str) or '=' not in o]
+        if bad: raise MemgenError(f"override {bad[0]!r} is not allowed; expected a 'NAME=VALUE' string")
+        with_overrides(ch.profile(self.profile), [tuple(o.split('=', 1)) for o in self.overrides])
+    def run(self, seed: int) -> Result:
+        "Run the chapter at `seed`: one row naming the executed notebook."
+        import pandas as pd
+        pairs = [tuple(o.split('=', 1)) for o in self.overrides] + [('seed', str(seed))]
+        nb = run_chapter(self.chapter, self.profile, pairs, device='auto')
+        return Result(pd.DataFrame([{'chapter': self.chapter, 'executed_notebook': str(nb)}]))
+
+ChapterRun.profiles = {'quick': ChapterRun()}

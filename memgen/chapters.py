@@ -14,7 +14,7 @@ from .core import MemgenError, resolve_device, check_int, check_positive, check_
 # %% auto #0
 __all__ = ['PROFILES', 'CHAPTERS', 'ConvergenceParams', 'MemorisationParams', 'LatentParams', 'PowerLawParams', 'DiffusionParams',
            'DenoisersParams', 'MeasureParams', 'RealParams', 'DistancesParams', 'ApiParams', 'IntroParams', 'Chapter',
-           'chapter_defaults', 'get_chapter', 'parse_value', 'with_overrides', 'chapter_params', 'ChapterTaskParams']
+           'chapter_defaults', 'get_chapter', 'parse_value', 'with_overrides', 'chapter_params']
 
 # %% ../nbs/14_chapters.ipynb #8db3f463
 from .diffusion import TrainingParams          # the experiments that define their own configuration
@@ -386,18 +386,3 @@ def chapter_params(chapter: Chapter, profile: str, overrides=(), device: str = '
         params = replace(params, device=resolve_device(asked[-1]) if asked else device_now)
     check_size(params)
     return params
-
-# %% ../nbs/14_chapters.ipynb #4c623290
-@dataclass(frozen=True)
-class ChapterTaskParams:
-    "Execute a book chapter with papermill (profile plus overrides as NAME=VALUE strings)."
-    chapter: str = 'convergence'
-    profile: str = 'quick'
-    overrides: tuple = ()
-    def __post_init__(self):
-        ch = get_chapter(self.chapter)
-        if self.profile not in PROFILES: raise MemgenError(f"profile={self.profile!r} is not allowed; expected one of {PROFILES}")
-        bad = [o for o in self.overrides if not isinstance(o, str) or '=' not in o]
-        if bad: raise MemgenError(f"override {bad[0]!r} is not allowed; expected a 'NAME=VALUE' string")
-        with_overrides(ch.profile(self.profile), [tuple(o.split('=', 1)) for o in self.overrides])
-

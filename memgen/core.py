@@ -4,7 +4,7 @@
 
 # %% ../nbs/00_core.ipynb #8d52fb1a
 from __future__ import annotations
-import dataclasses, functools, hashlib, json, math, os, platform, subprocess, tempfile
+import dataclasses, functools, hashlib, json, math, os, platform, subprocess, tempfile, typing
 from dataclasses import fields
 from pathlib import Path
 from typing import Any, Iterable
@@ -14,10 +14,10 @@ import numpy as np
 
 # %% auto #0
 __all__ = ['DENSE_MATRICES', 'MemgenError', 'check_positive', 'check_fraction', 'check_int', 'check_array', 'machine_memory',
-           'check_dim', 'check_smaller_dims', 'check_size', 'to_jsonable', 'content_hash', 'hash_files', 'package_dir',
-           'code_version', 'git_hash', 'versions', 'atomic_write_text', 'atomic_write_json', 'file_sha256', 'find_root',
-           'pid_alive', 'swap_dir', 'save_run_record', 'is_torch', 'array_module', 'as_float', 'to_numpy',
-           'resolve_device', 'progress', 'mean_sem']
+           'check_dim', 'check_smaller_dims', 'check_size', 'to_jsonable', 'content_hash', 'Result', 'is_experiment',
+           'hash_files', 'package_dir', 'code_version', 'git_hash', 'versions', 'atomic_write_text',
+           'atomic_write_json', 'file_sha256', 'find_root', 'pid_alive', 'swap_dir', 'save_run_record', 'is_torch',
+           'array_module', 'as_float', 'to_numpy', 'resolve_device', 'progress', 'mean_sem']
 
 # %% ../nbs/00_core.ipynb #c75fd1d8
 class MemgenError(ValueError):
@@ -126,6 +126,17 @@ def content_hash(*objs: Any, n: int = 16) -> str:
     "Deterministic hex digest (first `n` characters) of JSON-able objects."
     s = json.dumps([to_jsonable(o) for o in objs], sort_keys=True, separators=(',', ':'))
     return hashlib.sha256(s.encode()).hexdigest()[:n]
+
+# %% ../nbs/00_core.ipynb #8937e130
+class Result(typing.NamedTuple):
+    "What an experiment's `run(seed)` returns: a tidy table (pandas DataFrame) and named arrays (e.g. sample grids)."
+    table: Any
+    arrays: dict = {}
+
+def is_experiment(cls) -> bool:
+    "Whether `cls` keeps the Experiment contract: a frozen dataclass with `profiles` (a dict) and a `run(seed)` method."
+    return (dataclasses.is_dataclass(cls) and cls.__dataclass_params__.frozen and isinstance(getattr(cls, 'profiles', None), dict)
+            and callable(getattr(cls, 'run', None)))
 
 # %% ../nbs/00_core.ipynb #5a2739b4
 def hash_files(paths: Iterable[Path | str]) -> str:

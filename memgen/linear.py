@@ -9,13 +9,13 @@ import array_api_compat
 import numpy as np
 import pandas as pd
 
-from .core import MemgenError, check_array, check_dim, check_size, check_int, check_positive, progress, is_torch, array_module, to_numpy
+from .core import MemgenError, check_array, check_dim, check_size, check_int, check_positive, progress, is_torch, array_module, to_numpy, Result
 from .theory import _as_map, _real
 from .data import sample_disjoint, is_model, model_at
 
 # %% auto #0
 __all__ = ['QUANTITIES', 'spectral_fit', 'spectral_apply', 'spectral_matrix', 'LinearGenerativeModel', 'CirculantGenerativeModel',
-           'fit_pair', 'SimConfig', 'simulate', 'LinearTaskParams', 'task_linear']
+           'fit_pair', 'SimConfig', 'simulate', 'LinearPairs']
 
 # %% ../nbs/03_linear.ipynb #3cc8d635
 def spectral_fit(X):
@@ -182,8 +182,8 @@ def simulate(cfg: SimConfig, show_progress: bool = True) -> pd.DataFrame:
 
 # %% ../nbs/03_linear.ipynb #58789855
 @dataclass(frozen=True)
-class LinearTaskParams:
-    "Finite-d linear model pairs (memgen.linear.simulate) on white, spiked or power-law data."
+class LinearPairs:
+    "The experiment 'linear': finite-d linear model pairs at one (d, gamma) on white, spiked or power-law data, in plain values."
     d: int = 200
     gamma: float = 1.0
     data: str = 'white'             # white | spiked | power
@@ -198,13 +198,17 @@ class LinearTaskParams:
         check_positive('alpha', self.alpha, strict=False); check_int('n_seeds', self.n_seeds); check_int('n_samples', self.n_samples)
         if self.data not in ('white', 'spiked', 'power'): raise MemgenError(f"data={self.data!r} is not allowed; expected white, spiked or power")
 
-def task_linear(p: LinearTaskParams, seed: int) -> pd.DataFrame:
-    "The sweep task 'linear': `simulate` for one (d, gamma)."
-    from functools import partial
-    from memgen.data import SpikedWhite, PowerLaw
-    from memgen.theory import RidgeSqrt
-    data = {'white': SpikedWhite, 'spiked': partial(SpikedWhite, betas=p.betas),
-            'power': partial(PowerLaw, alpha=p.alpha, betas=p.betas)}[p.data]
-    cfg = SimConfig(data=data, ds=(p.d,), gammas=(p.gamma,), n_seeds=p.n_seeds, n_samples=p.n_samples,
-                    g=RidgeSqrt(p.ridge), quantities=p.quantities, seed=seed)
-    return simulate(cfg, show_progress=False)
+    def sim_config(self, seed: int = 0) -> SimConfig:
+        "The simulation this experiment runs at `seed` (data model and spectral map as objects)."
+        from functools import partial
+        from memgen.data import SpikedWhite, PowerLaw
+        from memgen.theory import RidgeSqrt
+        data = {'white': SpikedWhite, 'spiked': partial(SpikedWhite, betas=self.betas),
+                'power': partial(PowerLaw, alpha=self.alpha, betas=self.betas)}[self.data]
+        return SimConfig(data=data, ds=(self.d,), gammas=(self.gamma,), n_seeds=self.n_seeds, n_samples=self.n_samples,
+                         g=RidgeSqrt(self.ridge), quantities=self.quantities, seed=seed)
+    def run(self, seed: int = 0) -> Result:
+        "`simulate` at one (d, gamma): its tidy table."
+        return Result(simulate(self.sim_config(seed), show_progress=False))
+
+LinearPairs.profiles = {'quick': LinearPairs()}

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Callable, NamedTuple
 import numpy as np
 
 from .core import (MemgenError, check_int, check_positive, check_fraction, progress, resolve_device, to_jsonable, atomic_write_text, file_sha256, versions,
-                         to_numpy, save_run_record)
+                         to_numpy, save_run_record, Result)
 from .data import sample_disjoint
 if TYPE_CHECKING:          # memgen.denoisers (and torch) load inside the functions that train and sample: the chapter
                            # registry imports this module for PairConfig, and `memgen list` needs no torch
@@ -19,10 +19,10 @@ if TYPE_CHECKING:          # memgen.denoisers (and torch) load inside the functi
 
 # %% auto #0
 __all__ = ['ENSEMBLE_MEMBERS', 'PRESET_NAMES', 'SAMPLER_NAMES', 'PAIR_PROFILES', 'PAIR_COLUMNS', 'GAP_COLUMNS',
-           'linear_latent_theory', 'run_pair_experiment', 'PairConfig', 'run_pairs', 'task_denoisers', 'store_results',
-           'load_results', 'load_grids', 'cpus_text', 'store_sweep', 'attach_grids', 'Source', 'stored_or_live',
-           'GapScan', 'task_gap_scan', 'gap_scan_config', 'store_gap_scan', 'load_gap_scan', 'paired_gap',
-           'paired_with_pairs', 'pair_experiment_flops']
+           'linear_latent_theory', 'run_pair_experiment', 'PairConfig', 'run_pairs', 'store_results', 'load_results',
+           'load_grids', 'cpus_text', 'store_sweep', 'attach_grids', 'Source', 'stored_or_live', 'GapScan',
+           'gap_scan_config', 'store_gap_scan', 'load_gap_scan', 'paired_gap', 'paired_with_pairs',
+           'pair_experiment_flops']
 
 # %% ../nbs/15_pairs.ipynb #6b697a92
 def linear_latent_theory(data, gamma: float) -> np.ndarray:
@@ -282,6 +282,10 @@ class PairConfig:
 
     def __post_init__(self): _check_pair_config(self)
 
+    def run(self, seed: int) -> Result:
+        "The experiment at one seed (a sweep job): the tidy table and the sample grids as arrays named 'N/name'."
+        return _pair_job_result(self, seed)
+
     def configs(self) -> tuple[ModelConfig, TrainConfig, DDIM | Ascent, DDIM | None]:
         "Model, training, sampler and deterministic-control configurations (no control when the sampler is already DDIM eta = 0)."
         from memgen.denoisers import preset, make_sampler
@@ -337,10 +341,10 @@ def _nested_grids(arrays, grids: dict | None = None) -> dict:
         N, name = key.split('/'); grids.setdefault(int(N), {})[name] = arrays[key]
     return grids
 
-def task_denoisers(p: PairConfig, seed: int):
-    "One sweep job of the pair experiment: the config's N grid at one seed: (tidy table, sample grids as arrays named 'N/name')."
+def _pair_job_result(p: PairConfig, seed: int) -> Result:
+    "One sweep job of the pair experiment (PairConfig.run): the config's N grid at one seed, its table and grids as arrays named 'N/name'."
     table, grids = run_pairs(replace(p, seeds=(seed,)), show_progress=False)
-    return table, _flat_grids(grids)
+    return Result(table, _flat_grids(grids))
 
 # %% ../nbs/15_pairs.ipynb #eab57f7c
 PAIR_COLUMNS = ['N', 'seed', 'quantity', 'model', 'k', 'step', 'value', 'sem']
@@ -559,8 +563,14 @@ class GapScan:
         from memgen.data import image_dataset
         return image_dataset(self.data, self.H, self.alpha, self.betas, self.celeba_path)
 
+    def run(self, seed: int) -> Result:
+        "One scan job: train on model A's N images of the pair experiment at `seed`; gaps in dB (k = sigma) of it and of the linear filters."
+        return _gap_scan(self, seed)
+
+GapScan.profiles = {'quick': GapScan()}      # a scan names what it varies in its sweep spec; this is where it starts
+
 # %% ../nbs/15_pairs.ipynb #b82d6dfe
-def task_gap_scan(p: GapScan, seed: int):
+def _gap_scan(p: GapScan, seed: int) -> Result:
     "One scan job: train on model A's N images of the pair experiment at `seed`; gaps in dB to the Wiener filter (k = sigma) of it and of the linear filters."
     import pandas as pd, time
     from memgen.denoisers import train_denoiser, as_denoiser, CirculantDenoiser, _as_images
@@ -576,7 +586,7 @@ def task_gap_scan(p: GapScan, seed: int):
     rows = [('gap_db', name, s, v) for name, s, v in _filter_gaps(filters, data.covariance(), XT, seed)]
     rows += [('train_seconds', 'cnn', np.nan, seconds), ('parameters', 'cnn', np.nan, sum(q.numel() for q in model.parameters()))]
     point = {'H': p.H, 'N': p.N, 'width': mc.width, 'depth': mc.depth, 'batch': tc.batch, 'train_steps': tc.steps, 'seed': seed}
-    return pd.DataFrame([{**point, 'quantity': q, 'model': m, 'k': k, 'value': float(v)} for q, m, k, v in rows])[GAP_COLUMNS]
+    return Result(pd.DataFrame([{**point, 'quantity': q, 'model': m, 'k': k, 'value': float(v)} for q, m, k, v in rows])[GAP_COLUMNS])
 
 # %% ../nbs/15_pairs.ipynb #dc202230
 def gap_scan_config(spec) -> dict:

@@ -13,29 +13,39 @@ from typing import Any, Callable
 import numpy as np
 import pandas as pd
 
-from .core import pid_alive, MemgenError, check_size, code_version, content_hash, progress, resolve_device, to_jsonable, versions
+from .core import pid_alive, MemgenError, check_size, code_version, content_hash, progress, resolve_device, to_jsonable, versions, is_experiment
 
 # %% auto #0
-__all__ = ['TASKS', 'LAZY_TASKS', 'MAX_JOBS', 'SLURM_QUEUE', 'Task', 'register_task', 'get_task', 'make_params', 'SweepSpec',
-           'load_spec', 'Job', 'n_jobs', 'expand', 'run_job', 'slurm_queue', 'commit_store', 'committing', 'run_sweep',
-           'sweep_status', 'collect']
+__all__ = ['TASKS', 'LAZY_TASKS', 'MAX_JOBS', 'SLURM_QUEUE', 'Task', 'register_experiment', 'register_task', 'get_task',
+           'make_params', 'SweepSpec', 'load_spec', 'Job', 'n_jobs', 'expand', 'run_job', 'slurm_queue', 'commit_store',
+           'committing', 'run_sweep', 'sweep_status', 'collect']
 
 # %% ../nbs/07_sweep.ipynb #5764b674
 @dataclass(frozen=True)
 class Task:
-    "An experiment function (params, seed) -> tidy DataFrame, with its parameter dataclass and its named configs (profiles)."
+    """A sweep task: an experiment class (the Experiment contract, memgen.core: its `run(seed)` does the work) or a function
+    fn(params, seed) with its parameter dataclass; and the named configs (profiles) a sweep spec's `profile` starts from."""
     name: str
-    fn: Callable
+    fn: Callable | None                            # None: the experiment's own run(seed)
     params: type
-    profiles: dict = field(default_factory=dict)   # {name: params instance}: a sweep spec's `profile` starts from one
+    profiles: dict = field(default_factory=dict)   # {name: params instance}
+    def run(self, params, seed: int):
+        "The task's result for `params` at `seed`: a table, or (table, {name: array}) such as a memgen.core.Result."
+        return params.run(seed) if self.fn is None else self.fn(params, seed)
 
 TASKS: dict[str, Task] = {}
 
-LAZY_TASKS = {'linear': ('memgen.linear', 'task_linear', 'LinearTaskParams'),       # built-in tasks: (module, function,
-              'theory_q': ('memgen.theory', 'task_theory_q', 'TheoryTaskParams'),   # parameter class), the module
-              'denoisers': ('memgen.pairs', 'task_denoisers', 'PairConfig'),        # imported when first named; the
-              'gap_scan': ('memgen.pairs', 'task_gap_scan', 'GapScan'),             # profiles are the class's own
-              'chapter': ('memgen.book', 'task_chapter', 'ChapterTaskParams')}
+LAZY_TASKS = {'linear': ('memgen.linear', 'LinearPairs'),          # built-in tasks, each an experiment class: (module,
+              'theory_q': ('memgen.theory', 'AsymptoticQ'),        # class), the module imported when first named
+              'denoisers': ('memgen.pairs', 'PairConfig'),
+              'gap_scan': ('memgen.pairs', 'GapScan'),
+              'chapter': ('memgen.book', 'ChapterRun')}
+
+def register_experiment(name: str, cls: type) -> type:
+    "Register an experiment class (memgen.core.is_experiment) as the sweep task `name`, with its profiles; returns the class."
+    if not is_experiment(cls):
+        raise MemgenError(f"{cls!r} does not keep the Experiment contract; expected a frozen dataclass with a `profiles` dict and `run(seed)`")
+    TASKS[name] = Task(name, None, cls, dict(cls.profiles)); return cls
 
 def register_task(name: str, params: type, profiles: dict | None = None):
     "Decorator registering `fn(params, seed)` as a sweep task, with its named configs `profiles` (default: `params.profiles`)."
@@ -47,8 +57,7 @@ def get_task(task) -> Task:
     "A Task from a registered or built-in name, or a Task object."
     if isinstance(task, Task): return task
     if isinstance(task, str) and task in LAZY_TASKS and task not in TASKS:
-        module, fn, params = LAZY_TASKS[task]; m = importlib.import_module(module); cls = getattr(m, params)
-        TASKS[task] = Task(task, getattr(m, fn), cls, dict(getattr(cls, 'profiles', {})))
+        module, cls = LAZY_TASKS[task]; register_experiment(task, getattr(importlib.import_module(module), cls))
     if not isinstance(task, str) or task not in TASKS:
         raise MemgenError(f"task {task!r} is unknown; expected one of {sorted(set(TASKS) | set(LAZY_TASKS))}")
     return TASKS[task]
@@ -364,7 +373,7 @@ def run_job(job: Job, folder: str | Path, lease: float = 3600.0) -> str:
                 from threadpoolctl import threadpool_limits
                 task = get_task(job.task)
                 with threadpool_limits(limits=1):
-                    result = task.fn(make_params(task, job.params), job.seed)
+                    result = task.run(make_params(task, job.params), job.seed)
             except Exception as e:
                 _write_failure(folder, job, _error_line(e), traceback.format_exc())
                 return 'failed'

@@ -11,14 +11,14 @@ from scipy import integrate, special
 from scipy.interpolate import CubicSpline
 from scipy.optimize import brentq
 
-from .core import MemgenError, check_positive, check_int, check_array
+from .core import MemgenError, check_positive, check_int, check_array, Result
 
 # %% auto #0
 __all__ = ['RidgeSqrt', 'mp_edges', 'mp_density', 'mp_moment', 'q_white', 'spectral_diag', 'sqrt_diag', 'convergence_q',
            'power_law_spectrum', 'effective_rank', 'convergence_q_finite', 'q_circ', 'psi', 'psi_prime', 'Q_bbp',
            'beta_for_q_at_gc', 'beta_Q_ahead_of_q', 'bulk_edge', 'outlier_location', 'template_outlier', 'Q_template',
            'gamma_c', 'template_gamma_c', 'template_beta_for', 'expected_max_abs_gaussian', 'm_white',
-           'memorisation_map', 'memorisation_asymptote', 'D_bulk', 'D_lat', 'D_op', 'TheoryTaskParams', 'task_theory_q']
+           'memorisation_map', 'memorisation_asymptote', 'D_bulk', 'D_lat', 'D_op', 'AsymptoticQ']
 
 # %% ../nbs/02_theory.ipynb #d924233d
 def _real(name: str, x):
@@ -478,15 +478,16 @@ def D_op(betas, gamma, lam: float = 0.0) -> np.ndarray:
 
 # %% ../nbs/02_theory.ipynb #87cbe602
 @dataclass(frozen=True)
-class TheoryTaskParams:
-    "Asymptotic q for a power-law spectrum (fast; useful to test sweeps)."
+class AsymptoticQ:
+    "The experiment 'theory_q': the asymptotic q of a power-law spectrum at one load (fast; useful to test sweeps)."
     d: int = 1000
     alpha: float = 1.0
     gamma: float = 1.0
     def __post_init__(self):
         check_int('d', self.d); check_positive('gamma', self.gamma); check_positive('alpha', self.alpha, strict=False)
+    def run(self, seed: int = 0) -> Result:
+        "One row, the asymptotic q (no randomness: `seed` is recorded, not used; pandas imported here, this module stays light)."
+        import pandas as pd
+        return Result(pd.DataFrame([{'quantity': 'q_theory', 'value': float(convergence_q(power_law_spectrum(self.d, self.alpha), self.gamma))}]))
 
-def task_theory_q(p: TheoryTaskParams, seed: int):
-    "The sweep task 'theory_q': one row, the asymptotic q (pandas imported here: this module stays light)."
-    import pandas as pd
-    return pd.DataFrame([{'quantity': 'q_theory', 'value': float(convergence_q(power_law_spectrum(p.d, p.alpha), p.gamma))}])
+AsymptoticQ.profiles = {'quick': AsymptoticQ()}
