@@ -211,4 +211,5 @@ class LinearPairs:
         "`simulate` at one (d, gamma): its tidy table."
         return Result(simulate(self.sim_config(seed), show_progress=False))
 
-LinearPairs.profiles = {'quick': LinearPairs()}
+LinearPairs.profiles = {'quick': LinearPairs(),
+                        'convergence': LinearPairs(data='white', n_seeds=1, n_samples=500, quantities=('q',))}   # one pair per job: q

@@ -318,6 +318,9 @@ PAIR_PROFILES['calibrated-h8'] = replace(PAIR_PROFILES['calibrated'], H=8)
 PAIR_PROFILES['calibrated-h32'] = replace(PAIR_PROFILES['calibrated'], H=32, preset='calibrated-fast',
                                           sigma_max=320.0)                      # 5 sqrt(lambda_max) = 160 at N = 1
 
+PAIR_PROFILES['full'] = PairConfig(preset='paper', eval_every=1000, n_test=256, train_steps=50_000, sampler_steps=250, n_samples=256,
+                                   n_samples_Q=4096, device='cuda')                 # the GPU runs; their specs vary data, H and N
+
 PairConfig.profiles = PAIR_PROFILES           # the experiment's named configs: a sweep spec's `profile` names one
 
 def run_pairs(config: PairConfig, data=None, show_progress: bool = True, keep_samples: bool = False):
@@ -567,7 +570,8 @@ class GapScan:
         "One scan job: train on model A's N images of the pair experiment at `seed`; gaps in dB (k = sigma) of it and of the linear filters."
         return _gap_scan(self, seed)
 
-GapScan.profiles = {'quick': GapScan()}      # a scan names what it varies in its sweep spec; this is where it starts
+GapScan.profiles = {'quick': GapScan(),      # a scan starts from one of these and names in its sweep spec what it varies
+                    'scan': GapScan(N=4096, preset='calibrated', sigma_max=160.0, n_test=128, device='cuda')}
 
 # %% ../nbs/15_pairs.ipynb #b82d6dfe
 def _gap_scan(p: GapScan, seed: int) -> Result:
@@ -593,7 +597,15 @@ def gap_scan_config(spec) -> dict:
     "What a stored gap scan was run for: its sweep spec's task, grid, fixed values and seeds (the record's config)."
     from memgen.sweep import load_spec
     s = load_spec(spec)
-    return json.loads(json.dumps(to_jsonable({'task': s.task, 'product': s.product, 'zip': s.zip, 'fixed': s.fixed, 'seeds': s.seeds})))
+    c = {'task': s.task, 'product': s.product, 'zip': s.zip, 'fixed': s.fixed, 'seeds': s.seeds} | ({'profile': s.profile} if s.profile else {})
+    return json.loads(json.dumps(to_jsonable(c)))
+
+def _scan_jobs(config: dict) -> list[str]:
+    "Every job (parameters and seed) a gap-scan config (task, profile, product, zip, fixed, seeds) expands to, as sorted JSON lines."
+    from memgen.sweep import SweepSpec, expand
+    s = SweepSpec('scan', config['task'], profile=config.get('profile', ''), product=config.get('product', {}), zip=config.get('zip', {}),
+                  fixed=config.get('fixed', {}), seeds=tuple(config['seeds']))
+    return sorted(json.dumps([j.params, j.seed], sort_keys=True) for j in expand(s, yes=True))
 
 def store_gap_scan(spec, folder: Path | str) -> Path:
     "Check that a gap-scan sweep (task 'gap_scan') has finished; store its table (GAP_COLUMNS) and provenance in `folder`."
@@ -611,7 +623,10 @@ def load_gap_scan(stored: str, spec: str, root: Path | str | None = None) -> tup
     from memgen.core import find_root
     root = Path(root) if root is not None else find_root()
     if not stored or not (root / stored).exists(): return None
-    table, rec = load_results(root / stored, gap_scan_config(root / spec), columns=GAP_COLUMNS)
+    rec = _read_record(root / stored)                                  # the same jobs, however the spec names them (profile or fixed)
+    if _scan_jobs(rec.get('config', {}) | {'task': 'gap_scan'}) != _scan_jobs(gap_scan_config(root / spec)):
+        raise MemgenError(f"stored results at {root / stored} were computed for other jobs than the sweep {spec} runs; run and store it again")
+    table, rec = load_results(root / stored, rec['config'], columns=GAP_COLUMNS)
     points = table[['width', 'depth', 'batch', 'train_steps']].drop_duplicates().sort_values(['width', 'depth', 'batch', 'train_steps']).values
     text = (f"**Source: the stored gap scan** in `{stored}` (sweep `{spec}`): H = {_listed(sorted(table.H.unique()))}, N = "
             f"{_listed(sorted(table.N.unique()))}, seeds {_listed(sorted(table.seed.unique()))}; (width, depth, batch, steps) = "

@@ -45,7 +45,7 @@ def register_experiment(name: str, cls: type) -> type:
     "Register an experiment class (memgen.core.is_experiment) as the sweep task `name`, with its profiles; returns the class."
     if not is_experiment(cls):
         raise MemgenError(f"{cls!r} does not keep the Experiment contract; expected a frozen dataclass with a `profiles` dict and `run(seed)`")
-    TASKS[name] = Task(name, None, cls, dict(cls.profiles)); return cls
+    TASKS[name] = Task(name, None, cls, cls.profiles); return cls                  # the class's own dict: profiles added later count
 
 def register_task(name: str, params: type, profiles: dict | None = None):
     "Decorator registering `fn(params, seed)` as a sweep task, with its named configs `profiles` (default: `params.profiles`)."
