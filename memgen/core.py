@@ -4,7 +4,7 @@
 
 # %% ../nbs/00_core.ipynb #8d52fb1a
 from __future__ import annotations
-import dataclasses, functools, hashlib, json, math, os, platform, subprocess, tempfile, typing
+import dataclasses, functools, hashlib, json, math, os, platform, subprocess, tempfile, types, typing
 from dataclasses import fields
 from pathlib import Path
 from typing import Any, Iterable
@@ -131,12 +131,12 @@ def content_hash(*objs: Any, n: int = 16) -> str:
 class Result(typing.NamedTuple):
     "What an experiment's `run(seed)` returns: a tidy table (pandas DataFrame) and named arrays (e.g. sample grids)."
     table: Any
-    arrays: dict = {}
+    arrays: typing.Mapping = types.MappingProxyType({})   # none: an empty, read-only mapping (a shared default cannot change)
 
 def is_experiment(cls) -> bool:
     "Whether `cls` keeps the Experiment contract: a frozen dataclass with `profiles` (a dict) and a `run(seed)` method."
-    return (dataclasses.is_dataclass(cls) and cls.__dataclass_params__.frozen and isinstance(getattr(cls, 'profiles', None), dict)
-            and callable(getattr(cls, 'run', None)))
+    return (isinstance(cls, type) and dataclasses.is_dataclass(cls) and cls.__dataclass_params__.frozen
+            and isinstance(getattr(cls, 'profiles', None), dict) and callable(getattr(cls, 'run', None)))
 
 # %% ../nbs/00_core.ipynb #5a2739b4
 def hash_files(paths: Iterable[Path | str]) -> str:
