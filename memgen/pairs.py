@@ -281,11 +281,9 @@ class PairConfig:
     ensemble: bool = False                                # train the models of several jobs (seeds, N) at once, as one grouped network
 
     def __post_init__(self): _check_pair_config(self)
-
     def run(self, seed: int) -> Result:
         "The experiment at one seed (a sweep job): the tidy table and the sample grids as arrays named 'N/name'."
         return _pair_job_result(self, seed)
-
     def configs(self) -> tuple[ModelConfig, TrainConfig, DDIM | Ascent, DDIM | None]:
         "Model, training, sampler and deterministic-control configurations (no control when the sampler is already DDIM eta = 0)."
         from memgen.denoisers import preset, make_sampler
@@ -295,7 +293,6 @@ class PairConfig:
         sc = make_sampler(self.sampler, self.eta, self.sampler_steps, tc.sigma_max, self.n_samples)
         deterministic = self.sampler == 'ddim' and self.eta == 0
         return mc, tc, sc, None if deterministic else make_sampler('ddim', 0.0, self.sampler_steps, tc.sigma_max, self.n_samples)
-
     def dataset(self):
         "The image data set the config names."
         from memgen.data import image_dataset
@@ -570,10 +567,10 @@ class GapScan:
         "One scan job: train on model A's N images of the pair experiment at `seed`; gaps in dB (k = sigma) of it and of the linear filters."
         return _gap_scan(self, seed)
 
+# %% ../nbs/15_pairs.ipynb #b82d6dfe
 GapScan.profiles = {'quick': GapScan(),      # a scan starts from one of these and names in its sweep spec what it varies
                     'scan': GapScan(N=4096, preset='calibrated', sigma_max=160.0, n_test=128, device='cuda')}
 
-# %% ../nbs/15_pairs.ipynb #b82d6dfe
 def _gap_scan(p: GapScan, seed: int) -> Result:
     "One scan job: train on model A's N images of the pair experiment at `seed`; gaps in dB to the Wiener filter (k = sigma) of it and of the linear filters."
     import pandas as pd, time

@@ -41,6 +41,7 @@ LAZY_TASKS = {'linear': ('memgen.linear', 'LinearPairs'),          # built-in ta
               'gap_scan': ('memgen.pairs', 'GapScan'),
               'chapter': ('memgen.book', 'ChapterRun')}
 
+# %% ../nbs/07_sweep.ipynb #a053ba3b
 def register_experiment(name: str, cls: type) -> type:
     "Register an experiment class (memgen.core.is_experiment) as the sweep task `name`, with its profiles; returns the class."
     if not is_experiment(cls):
