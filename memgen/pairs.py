@@ -10,19 +10,19 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable, NamedTuple
 import numpy as np
 
-from .core import (MemgenError, check_int, check_positive, check_fraction, progress, resolve_device, to_jsonable, atomic_write_text, file_sha256, versions,
-                         to_numpy, save_run_record, Result)
+from .core import (MemgenError, check_int, check_positive, check_fraction, progress, resolve_device, to_jsonable, versions,
+                         to_numpy, Result)
 from .data import sample_disjoint
+from .store import store_results, load_results, get_or_run, _read_record, _flat_grids, _nested_grids
 if TYPE_CHECKING:          # memgen.denoisers (and torch) load inside the functions that train and sample: the chapter
                            # registry imports this module for PairConfig, and `memgen list` needs no torch
     from memgen.denoisers import ModelConfig, TrainConfig, DDIM, Ascent
 
 # %% auto #0
 __all__ = ['ENSEMBLE_MEMBERS', 'PRESET_NAMES', 'SAMPLER_NAMES', 'PAIR_PROFILES', 'PAIR_COLUMNS', 'GAP_COLUMNS',
-           'linear_latent_theory', 'run_pair_experiment', 'PairConfig', 'run_pairs', 'store_results', 'load_results',
-           'load_grids', 'cpus_text', 'store_sweep', 'attach_grids', 'Source', 'stored_or_live', 'GapScan',
-           'gap_scan_config', 'store_gap_scan', 'load_gap_scan', 'paired_gap', 'paired_with_pairs',
-           'pair_experiment_flops']
+           'linear_latent_theory', 'run_pair_experiment', 'PairConfig', 'run_pairs', 'cpus_text', 'store_sweep',
+           'attach_grids', 'Source', 'stored_or_live', 'GapScan', 'gap_scan_config', 'store_gap_scan', 'load_gap_scan',
+           'paired_gap', 'paired_with_pairs', 'pair_experiment_flops']
 
 # %% ../nbs/15_pairs.ipynb #6b697a92
 def linear_latent_theory(data, gamma: float) -> np.ndarray:
@@ -330,17 +330,6 @@ def run_pairs(config: PairConfig, data=None, show_progress: bool = True, keep_sa
                                ensemble=config.ensemble)
 
 # %% ../nbs/15_pairs.ipynb #20096de2
-def _flat_grids(grids: dict) -> dict:
-    "Sample grids {N: {name: array}} as one mapping of arrays named 'N/name' (an .npz file's keys)."
-    return {f'{N}/{k}': np.asarray(a) for N, g in grids.items() for k, a in g.items()}
-
-def _nested_grids(arrays, grids: dict | None = None) -> dict:
-    "Arrays named 'N/name' (an open .npz file) back into {N: {name: array}}, added to `grids`."
-    grids = {} if grids is None else grids
-    for key in arrays.files if hasattr(arrays, 'files') else arrays:
-        N, name = key.split('/'); grids.setdefault(int(N), {})[name] = arrays[key]
-    return grids
-
 def _pair_job_result(p: PairConfig, seed: int) -> Result:
     "One sweep job of the pair experiment (PairConfig.run): the config's N grid at one seed, its table and grids as arrays named 'N/name'."
     table, grids = run_pairs(replace(p, seeds=(seed,)), show_progress=False)
@@ -349,62 +338,7 @@ def _pair_job_result(p: PairConfig, seed: int) -> Result:
 # %% ../nbs/15_pairs.ipynb #eab57f7c
 PAIR_COLUMNS = ['N', 'seed', 'quantity', 'model', 'k', 'step', 'value', 'sem']
 
-def _grids_bytes(grids: dict) -> bytes:
-    "Sample grids {N: {name: array}} as the bytes of an .npz file."
-    import io
-    buf = io.BytesIO(); np.savez_compressed(buf, **_flat_grids(grids)); return buf.getvalue()
-
-def store_results(folder: Path | str, table, config, grids: dict | None = None, **provenance) -> Path:
-    """Write a tidy table (table.csv), its sample grids (grids.npz, if given) and the run record (run.json: config, versions,
-    `provenance`, and the seal: rows and SHA-256 of each file) into `folder`, each atomically, the record last."""
-    folder = Path(folder); folder.mkdir(parents=True, exist_ok=True)
-    files = {'table.csv': atomic_write_text(folder / 'table.csv', table.to_csv(index=False))}
-    if grids: files['grids.npz'] = atomic_write_text(folder / 'grids.npz', _grids_bytes(grids))
-    save_run_record(folder, config, rows=len(table), sha256={k: file_sha256(f) for k, f in files.items()}, **provenance)
-    return folder
-
-def _read_record(folder: Path) -> dict:
-    "A stored run's run.json, or a one-line refusal naming it."
-    f = folder / 'run.json'
-    try: rec = json.loads(f.read_text())
-    except (OSError, ValueError) as e: raise MemgenError(f"stored run record {f} cannot be read ({type(e).__name__}); store the run again") from None
-    if not isinstance(rec, dict) or not isinstance(rec.get('config'), dict) or not isinstance(rec.get('sha256'), dict):
-        raise MemgenError(f"stored run record {f} has no config or no seal (sha256 of its files); store the run again")
-    return rec
-
-def _check_sealed(folder: Path, rec: dict, name: str) -> Path:
-    "The file `name` of a stored run, refused unless its SHA-256 is the one run.json records."
-    f, want = folder / name, rec['sha256'].get(name)
-    if want is None: raise MemgenError(f"stored run {folder} records no {name}")
-    if not f.is_file(): raise MemgenError(f"stored file {f} is missing")
-    if file_sha256(f) != want: raise MemgenError(f"stored file {f} does not match the SHA-256 in {folder / 'run.json'} (edited or cut); store the run again")
-    return f
-
 # %% ../nbs/15_pairs.ipynb #70623615
-def load_results(folder: Path | str, config, columns=PAIR_COLUMNS) -> tuple:
-    """The stored table and run record in `folder`; refuses, in one line naming the file, a missing, unsealed, edited or cut
-    table, one computed for another config (a dataclass or a mapping), or one without exactly these `columns`."""
-    import pandas as pd
-    folder = Path(folder)
-    if not (folder / 'table.csv').is_file() or not (folder / 'run.json').is_file():
-        raise MemgenError(f"no stored results at {folder}: expected table.csv and run.json there")
-    rec = _read_record(folder); want = json.loads(json.dumps(to_jsonable(config)))
-    default = json.loads(json.dumps(to_jsonable(type(config)())))    # a field added after the run was stored reads as its default
-    got = {k: rec['config'].get(k, default.get(k)) for k in set(rec['config']) | set(want)}
-    bad = sorted(k for k in set(got) | set(want) if got.get(k) != want.get(k))
-    if bad: raise MemgenError(f"stored results at {folder} were computed for another config: {bad[0]}={got.get(bad[0])!r} there, "
-                              f"{want.get(bad[0])!r} here")
-    table = pd.read_csv(_check_sealed(folder, rec, 'table.csv'))
-    if list(table.columns) != list(columns) or len(table) != rec.get('rows'):
-        raise MemgenError(f"stored table {folder / 'table.csv'} has columns {list(table.columns)} and {len(table)} rows; "
-                          f"expected {list(columns)} and {rec.get('rows')}")
-    return table, rec
-
-def load_grids(folder: Path | str, rec: dict) -> dict:
-    "The sample grids {N: {name: array}} of a stored run ({} if it stored none), checked against its seal."
-    if 'grids.npz' not in rec.get('sha256', {}): return {}
-    with np.load(_check_sealed(Path(folder), rec, 'grids.npz')) as z: return _nested_grids(z)
-
 def _listed(xs) -> str: return ', '.join(map(str, xs))
 
 def _recorded(records: list[dict], key: str) -> list:
@@ -465,7 +399,7 @@ def _sweep_provenance(spec, records: list[dict]) -> dict:
 def attach_grids(folder: Path | str, config: PairConfig, rerun, grids: dict, atol: float = 1e-6) -> dict:
     """Seal the sample `grids` of a re-run (`rerun`: its table, seed config.seeds[0]) into the stored run in `folder`, if the
     re-run's final measurements match the stored ones within `atol`; returns the updated record."""
-    folder = Path(folder); table, rec = load_results(folder, config)
+    folder = Path(folder); table, rec = load_results(folder, config, PAIR_COLUMNS)
     keys = ['N', 'seed', 'quantity', 'model', 'k', 'step']
     final = lambda t: t[t.step.isna() & t.N.isin(list(grids))].set_index(keys).value
     a, b = final(table), final(rerun)
@@ -516,14 +450,15 @@ def stored_or_live(stored: str, profile: str | PairConfig, live: PairConfig, roo
     if stored:
         from memgen.core import find_root
         folder = (Path(root) if root is not None else find_root()) / stored
-    if folder is not None and same_data and folder.exists():
-        table, rec = load_results(folder, profile)
-        return Source(table, rec, _stored_text(name, stored, profile, rec), profile, load_grids(folder, rec))
+    def live_run(c: PairConfig) -> tuple:
+        table, grids = run_pairs(c, data=data, show_progress=False); return table, _flat_grids(grids)
+    use = folder if folder is not None and same_data and folder.exists() else None
+    (table, arrays), rec = get_or_run(profile if use else live, use, live_run, PAIR_COLUMNS)   # the one store entry
+    if rec is not None: return Source(table, rec, _stored_text(name, stored, profile, rec), profile, _nested_grids(arrays))
     why = ('no stored run is named' if folder is None else 'the stored run is for other data' if not same_data
            else f'no stored run at `{stored}`')
-    table, grids = run_pairs(live, data=data, show_progress=False)
     return Source(table, None, f"**Source: the live run of this build** ({why}): N = {_listed(live.N_grid)}, seeds "
-                               f"{_listed(live.seeds)}, preset `{live.preset}`, {_steps_text(live)}.", live, grids)
+                               f"{_listed(live.seeds)}, preset `{live.preset}`, {_steps_text(live)}.", live, _nested_grids(arrays))
 
 # %% ../nbs/15_pairs.ipynb #3a4d2075
 GAP_COLUMNS = ['H', 'N', 'width', 'depth', 'batch', 'train_steps', 'seed', 'quantity', 'model', 'k', 'value']
