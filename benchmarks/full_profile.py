@@ -74,7 +74,7 @@ def workloads():
 def measured_medium(folder: str = 'results/denoisers-medium') -> None:
     "The stored medium run's measured throughput: FLOPs of the steps it actually trained and sampled over its job time."
     try:
-        table, rec = pairs.load_results(folder, pairs.PAIR_PROFILES['medium'])
+        table, rec = pairs.load_results(folder, pairs.PAIR_PROFILES['medium'], pairs.PAIR_COLUMNS)
     except Exception as e:
         print(f"no measured rate: {e}")
         return

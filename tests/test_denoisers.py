@@ -264,7 +264,7 @@ def test_interrupted_pair_sweep_resumes_from_its_store(tmp_path):
     assert res['ran'] == 3 and sweep_status(spec)['done'] == 4 and kept.stat().st_mtime_ns == stamp
     cfg, out = pairs.store_sweep(spec, tmp_path / 'stored')
     assert cfg == replace(tiny, N_grid=(2, 3), seeds=(0, 1))
-    table, rec = pairs.load_results(out, cfg)
+    table, rec = pairs.load_results(out, cfg, pairs.PAIR_COLUMNS)
     assert set(table.seed) == {0, 1} and {5.0} <= set(table.step.dropna())  # checkpoint rows came through the store
     with pytest.raises(MemgenError, match='computed for another config: eta=1.0 there, 0.0 here'):
         pairs.load_results(out, replace(cfg, eta=0.0))
