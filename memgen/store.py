@@ -84,8 +84,9 @@ def load_grids(folder: Path | str, rec: dict) -> dict:
 
 def get_or_run(config, folder: Path | str | None, run: Callable, columns=None) -> tuple[Result, dict | None]:
     """The stored result of `config` in `folder` (sealed, made for this config; arrays named 'N/name') and its record when
-    the folder exists; else `run(config)` (a Result, or a (table, arrays) pair) and None."""
+    the folder exists; else `run(config)` (a Result, a (table, arrays) pair or a bare table) and None."""
     if folder is not None and Path(folder).exists():
         table, rec = load_results(folder, config, columns)
         return Result(table, _flat_grids(load_grids(folder, rec))), rec
-    return Result(*run(config)), None
+    out = run(config)
+    return (Result(*out) if isinstance(out, tuple) else Result(out)), None
