@@ -262,7 +262,7 @@ class DistancesParams:
 @dataclass(frozen=True)
 class ApiParams:
     "Parameters of the appendix 'API reference': the memgen modules documented."
-    modules: tuple = ('core', 'data', 'theory', 'linear', 'metrics', 'diffusion', 'denoisers', 'pairs', 'sweep', 'page', 'explore',
+    modules: tuple = ('core', 'data', 'theory', 'linear', 'metrics', 'diffusion', 'denoisers', 'pairs', 'store', 'sweep', 'page', 'explore',
                       'plots', 'book', 'cli', 'chapters', 'tables', 'measure')
 
 @dataclass(frozen=True)

@@ -132,6 +132,7 @@ class Result(typing.NamedTuple):
     "What an experiment's `run(seed)` returns: a tidy table (pandas DataFrame) and named arrays (e.g. sample grids)."
     table: Any
     arrays: typing.Mapping = types.MappingProxyType({})   # none: an empty, read-only mapping (a shared default cannot change)
+    def __reduce__(self): return (Result, (self.table, dict(self.arrays)))   # pickles and copies (a mappingproxy does not)
 
 def is_experiment(cls) -> bool:
     "Whether `cls` keeps the Experiment contract: a frozen dataclass with `profiles` (a dict) and a `run(seed)` method."

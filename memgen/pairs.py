@@ -528,15 +528,18 @@ def _gap_scan(p: GapScan, seed: int) -> Result:
 def gap_scan_config(spec) -> dict:
     "What a stored gap scan was run for: its sweep spec's task, grid, fixed values and seeds (the record's config)."
     from memgen.sweep import load_spec
+    from memgen.sweep import get_task, _profile_values
     s = load_spec(spec)
-    c = {'task': s.task, 'product': s.product, 'zip': s.zip, 'fixed': s.fixed, 'seeds': s.seeds} | ({'profile': s.profile} if s.profile else {})
+    c = {'task': s.task, 'product': s.product, 'zip': s.zip, 'fixed': s.fixed, 'seeds': s.seeds}
+    if s.profile: c |= {'profile': s.profile, 'profile_values': _profile_values(get_task(s.task), s.profile)}   # as it was then
     return json.loads(json.dumps(to_jsonable(c)))
 
 def _scan_jobs(config: dict) -> list[str]:
     "Every job (parameters and seed) a gap-scan config (task, profile, product, zip, fixed, seeds) expands to, as sorted JSON lines."
     from memgen.sweep import SweepSpec, expand
-    s = SweepSpec('scan', config['task'], profile=config.get('profile', ''), product=config.get('product', {}), zip=config.get('zip', {}),
-                  fixed=config.get('fixed', {}), seeds=tuple(config['seeds']))
+    recorded = 'profile_values' in config                              # the profile's values when stored, not today's
+    s = SweepSpec('scan', config['task'], profile='' if recorded else config.get('profile', ''), product=config.get('product', {}),
+                  zip=config.get('zip', {}), fixed={**config.get('profile_values', {}), **config.get('fixed', {})}, seeds=tuple(config['seeds']))
     return sorted(json.dumps([j.params, j.seed], sort_keys=True) for j in expand(s, yes=True))
 
 def store_gap_scan(spec, folder: Path | str) -> Path:
@@ -556,7 +559,10 @@ def load_gap_scan(stored: str, spec: str, root: Path | str | None = None) -> tup
     root = Path(root) if root is not None else find_root()
     if not stored or not (root / stored).exists(): return None
     rec = _read_record(root / stored)                                  # the same jobs, however the spec names them (profile or fixed)
-    if _scan_jobs(rec.get('config', {}) | {'task': 'gap_scan'}) != _scan_jobs(gap_scan_config(root / spec)):
+    try: stored_jobs = _scan_jobs(rec['config'])
+    except (KeyError, TypeError, MemgenError) as e:
+        raise MemgenError(f"stored record {root / stored / 'run.json'} cannot be matched to a sweep ({e}); run and store it again") from None
+    if stored_jobs != _scan_jobs(gap_scan_config(root / spec)):
         raise MemgenError(f"stored results at {root / stored} were computed for other jobs than the sweep {spec} runs; run and store it again")
     table, rec = load_results(root / stored, rec['config'], columns=GAP_COLUMNS)
     points = table[['width', 'depth', 'batch', 'train_steps']].drop_duplicates().sort_values(['width', 'depth', 'batch', 'train_steps']).values

@@ -83,6 +83,8 @@ def load_grids(folder: Path | str, rec: dict) -> dict:
     with np.load(_check_sealed(Path(folder), rec, 'grids.npz')) as z: return _nested_grids(z)
 
 def get_or_run(config, folder: Path | str | None, run: Callable, columns=None) -> tuple[Result, dict | None]:
+    # store_results and load_grids hold grids nested, {N: {name: array}}; a Result's arrays are flat, named 'N/name'
+    # (_flat_grids, _nested_grids convert): a live `run` returns its Result as the experiment makes it
     """The stored result of `config` in `folder` (sealed, made for this config; arrays named 'N/name') and its record when
     the folder exists; else `run(config)` (a Result, a (table, arrays) pair or a bare table) and None."""
     if folder is not None and Path(folder).exists():

@@ -44,8 +44,8 @@ LAZY_TASKS = {'linear': ('memgen.linear', 'LinearPairs'),          # built-in ta
 # %% ../nbs/07_sweep.ipynb #a053ba3b
 def register_experiment(name: str, cls: type) -> type:
     "Register an experiment class (memgen.core.is_experiment) as the sweep task `name`, with its profiles; returns the class."
-    if not is_experiment(cls):
-        raise MemgenError(f"{cls!r} does not keep the Experiment contract; expected a frozen dataclass with a `profiles` dict and `run(seed)`")
+    if not is_experiment(cls) or 'profiles' not in vars(cls):          # its own profiles, not a parent class's
+        raise MemgenError(f"{cls!r} does not keep the Experiment contract; expected a frozen dataclass with its own `profiles` dict and `run(seed)`")
     TASKS[name] = Task(name, None, cls, cls.profiles); return cls                  # the class's own dict: profiles added later count
 
 def register_task(name: str, params: type, profiles: dict | None = None):
