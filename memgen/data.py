@@ -12,13 +12,14 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 
 from .core import MemgenError, check_int, check_positive, check_array
+from .theory import Q_template
 
 # %% auto #0
 __all__ = ['NATURAL_IMAGES', 'CELEBA_LAYOUT', 'IMAGE_DATASETS', 'DataModel', 'FinitePool', 'sample_disjoint', 'is_model',
            'model_at', 'DisjointDraws', 'orthonormal_directions', 'add_latents', 'latent_covariance',
            'low_rank_update_spectrum', 'SpikedWhite', 'PowerLaw', 'circulant_covariance', 'fourier_coords',
-           'blob_templates', 'StationaryImages', 'radial_power', 'ImagePool', 'standardise', 'fit_power_law',
-           'GaussianSurrogate', 'natural_patches', 'patch_overlap', 'celeba_path', 'load_celeba', 'image_dataset']
+           'blob_templates', 'StationaryImages', 'ImagePool', 'standardise', 'fit_power_law', 'GaussianSurrogate',
+           'natural_patches', 'patch_overlap', 'celeba_path', 'load_celeba', 'image_dataset']
 
 # %% ../nbs/01_data.ipynb #50e8153c
 @runtime_checkable
@@ -246,18 +247,8 @@ class StationaryImages(DisjointDraws):
         return low_rank_update_spectrum(self.power.ravel(), fourier_coords(self.latents, self.H, self.W), self.betas)
     def latent_theory(self, gamma) -> np.ndarray:
         "BBP overlaps Q_k of the linear model for each template at load gamma: memgen.theory.Q_template on the power spectrum."
-        from memgen.theory import Q_template
         coords = np.abs(np.fft.fft2(self.latents.reshape(-1, self.H, self.W)).reshape(len(self.latents), self.d)) / np.sqrt(self.d)
         return np.array([Q_template(self.power.ravel(), u_f, b, gamma) for u_f, b in zip(coords, self.betas)])
-
-# %% ../nbs/01_data.ipynb #38b4321d
-def radial_power(images: np.ndarray, H: int, W: int) -> tuple[np.ndarray, np.ndarray]:
-    "Radially averaged power spectrum of images (rows of length H*W): integer |k| and mean power."
-    x = check_array('images', images).reshape(-1, H, W)
-    P = np.mean(np.abs(np.fft.fft2(x))**2, axis=0) / (H * W)
-    k = np.rint(np.sqrt(_freq2(H, W))).astype(int).ravel()
-    kk = np.unique(k)
-    return kk, np.array([P.ravel()[k == v].mean() for v in kk])
 
 # %% ../nbs/01_data.ipynb #ca4deb58
 def _pool_arrays(images, H: int, W: int, origins=None) -> tuple[np.ndarray, np.ndarray | None]:

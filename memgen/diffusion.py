@@ -16,11 +16,10 @@ from .linear import spectral_fit, spectral_apply, spectral_matrix
 if TYPE_CHECKING: import pandas as pd
 
 # %% auto #0
-__all__ = ['Schedule', 'linear_schedule', 'cosine_schedule', 'sigma_schedule', 'SpectralDenoiser', 'optimal_denoiser',
-           'ddim_sample', 'ddpm_sample', 'kadkhodaie_sample', 'effective_map', 'sampled_covariance', 'pf_ode_map',
-           'weight_decay_map', 'DiffusionMap', 'simulate_diffusion', 'GradientFlow', 'training_map', 'training_curves',
-           'memorisation_curve', 'memorisation_time', 'TrainingParams', 'TrainedLinearDenoiser',
-           'train_linear_denoisers']
+__all__ = ['Schedule', 'linear_schedule', 'sigma_schedule', 'SpectralDenoiser', 'optimal_denoiser', 'ddim_sample', 'ddpm_sample',
+           'kadkhodaie_sample', 'effective_map', 'sampled_covariance', 'pf_ode_map', 'DiffusionMap',
+           'simulate_diffusion', 'GradientFlow', 'training_map', 'training_curves', 'memorisation_curve',
+           'memorisation_time', 'TrainingParams', 'TrainedLinearDenoiser', 'train_linear_denoisers']
 
 # %% ../nbs/05_diffusion.ipynb #d1b8fcba
 @dataclass(frozen=True, eq=False)
@@ -54,13 +53,6 @@ def linear_schedule(T: int = 1000, beta_min: float = 1e-4, beta_max: float = 0.0
     if not beta_min < beta_max < 1: raise MemgenError(f"expected 0 < beta_min < beta_max < 1, got {beta_min}, {beta_max}")
     return Schedule(np.cumprod(1 - np.linspace(beta_min, beta_max, T)), 'linear')
 
-def cosine_schedule(T: int = 1000, s: float = 0.008, max_beta: float = 0.999) -> Schedule:
-    "The cosine schedule of Nichol & Dhariwal (2021)."
-    T = check_int('T', T); check_positive('s', s)
-    f = lambda t: np.cos((t / T + s) / (1 + s) * np.pi / 2)**2
-    ab = f(np.arange(1, T + 1)) / f(0)
-    betas = np.clip(1 - ab / np.r_[1.0, ab[:-1]], 0, max_beta)
-    return Schedule(np.cumprod(1 - betas), 'cosine')
 
 # %% ../nbs/05_diffusion.ipynb #5c44c1a8
 def sigma_schedule(sigmas) -> Schedule:
@@ -217,14 +209,6 @@ def pf_ode_map(w: Callable, lam, sigma_min: float, sigma_max: float) -> np.ndarr
                            limit=400, epsabs=1e-12)[0]
         out.append(math.sqrt((1 + sigma_max**2) * float(w(np.array([l]), sigma_min)[0])**2 * math.exp(-2 * I)))
     return np.asarray(out)
-
-def weight_decay_map(lam, rho: float, sigma_min: float, sigma_max: float) -> np.ndarray:
-    "Closed-form g(lam) of the probability-flow ODE with the weight-decay denoiser lam / (lam + sigma^2 + rho)."
-    lam = np.asarray(check_positive('lam', lam, strict=False), dtype=float); rho = float(check_positive('rho', rho, strict=False))
-    u0, u1 = sigma_min**2, sigma_max**2
-    A = np.where(lam + rho > 0, rho / np.maximum(lam + rho, 1e-300), 1.0); B = 1 - A
-    g2 = (1 + u1) * (lam / (lam + u0 + rho))**2 * (u0 / u1)**A * ((u0 + lam + rho) / (u1 + lam + rho))**B
-    return np.sqrt(g2)
 
 # %% ../nbs/05_diffusion.ipynb #c72d5da1
 @dataclass(frozen=True, eq=False)

@@ -56,8 +56,22 @@ def _check_claim(c) -> None:
         raise MemgenError(f"claim {k!r}: result={c.result!r} is unknown; expected one of {sorted(RESULTS)} or None")
 
 # %% ../nbs/08_page.ipynb #b3e2c68a
+class _Verdict:
+    "A claim's verdict and standing as evidence, from its fields (holds, kind, power, failed_gates)."
+    @property
+    def verdict(self) -> str:
+        return 'not evaluated' if self.failed_gates else 'reproduced' if self.holds else 'not reproduced'
+    @property
+    def evaluated(self) -> bool: return not self.failed_gates
+    @property
+    def weak(self) -> bool:
+        "A measured claim whose criterion would pass a reference more than WEAK (10%) off: shown, not evidence."
+        return self.kind == 'measured' and self.power is not None and not self.power <= WEAK
+    @property
+    def evidence(self) -> bool: return self.kind == 'measured' and not self.weak and self.evaluated
+
 @dataclass(frozen=True)
-class Claim:
+class Claim(_Verdict):
     "A sentence about a result, rendered from computed numbers, with its verdict."
     key: str                              # unique within the chapter (letters, digits, _ . -)
     statement: str                        # template: formatted with value and numbers
@@ -80,17 +94,6 @@ class Claim:
     def sentence(self) -> str:
         "The statement formatted with the claim's numbers."
         return _claim_sentence(self)
-    @property
-    def verdict(self) -> str:
-        return 'not evaluated' if self.failed_gates else 'reproduced' if self.holds else 'not reproduced'
-    @property
-    def evaluated(self) -> bool: return not self.failed_gates
-    @property
-    def weak(self) -> bool:
-        "A measured claim whose criterion would pass a reference more than WEAK (10%) off: shown, not evidence."
-        return self.kind == 'measured' and self.power is not None and not self.power <= WEAK
-    @property
-    def evidence(self) -> bool: return self.kind == 'measured' and not self.weak and self.evaluated
     @property
     def power_text(self) -> str: return _power_text(self)
     def markdown(self) -> str:

@@ -243,6 +243,16 @@ def _check_pair_config(c) -> None:
     if c.sampler not in SAMPLER_NAMES: raise MemgenError(f"sampler={c.sampler!r} is unknown; expected one of {SAMPLER_NAMES}")
     check_fraction('eta', c.eta)
 
+def _pair_configs(c) -> tuple:
+    "PairConfig.configs: the preset's model and training configs with the config's stopping rule and sigma_max, its sampler, its control."
+    from memgen.denoisers import preset, make_sampler
+    mc, tc = preset(c.preset)
+    tc = replace(tc, steps=c.train_steps, eval_every=c.eval_every, patience=c.patience, plateau_tol=c.plateau_tol,
+                 sigma_max=c.sigma_max or tc.sigma_max)
+    sc = make_sampler(c.sampler, c.eta, c.sampler_steps, tc.sigma_max, c.n_samples)
+    deterministic = c.sampler == 'ddim' and c.eta == 0
+    return mc, tc, sc, None if deterministic else make_sampler('ddim', 0.0, c.sampler_steps, tc.sigma_max, c.n_samples)
+
 def _check_run_fields(c) -> None:
     "The fields an image experiment's config shares: data set, image side, spectrum, templates, device and preset."
     from memgen.data import IMAGE_DATASETS
@@ -286,13 +296,7 @@ class PairConfig:
         return _pair_job_result(self, seed)
     def configs(self) -> tuple[ModelConfig, TrainConfig, DDIM | Ascent, DDIM | None]:
         "Model, training, sampler and deterministic-control configurations (no control when the sampler is already DDIM eta = 0)."
-        from memgen.denoisers import preset, make_sampler
-        mc, tc = preset(self.preset)
-        tc = replace(tc, steps=self.train_steps, eval_every=self.eval_every, patience=self.patience, plateau_tol=self.plateau_tol,
-                     sigma_max=self.sigma_max or tc.sigma_max)
-        sc = make_sampler(self.sampler, self.eta, self.sampler_steps, tc.sigma_max, self.n_samples)
-        deterministic = self.sampler == 'ddim' and self.eta == 0
-        return mc, tc, sc, None if deterministic else make_sampler('ddim', 0.0, self.sampler_steps, tc.sigma_max, self.n_samples)
+        return _pair_configs(self)
     def dataset(self):
         "The image data set the config names."
         from memgen.data import image_dataset
@@ -572,6 +576,7 @@ def load_gap_scan(stored: str, spec: str, root: Path | str | None = None) -> tup
             f"{rec['job_seconds_total'] / 3600:.2f} h of job time; memgen code {_listed(rec['code_versions'])}.")
     return table, rec, text
 
+# %% ../nbs/15_pairs.ipynb #c05d69c6
 def _scan_point(table, H: int, point: tuple, model: str = 'cnn'):
     "The gaps of one scan point (width, batch, train_steps) at side H, indexed by (sigma, seed); refused if absent or of several depths."
     g = table[(table.quantity == 'gap_db') & (table.H == H) & (table.model == model) & (table.width == point[0])

@@ -14,11 +14,11 @@ from scipy.optimize import brentq
 from .core import MemgenError, check_positive, check_int, check_array, Result
 
 # %% auto #0
-__all__ = ['RidgeSqrt', 'mp_edges', 'mp_density', 'mp_moment', 'q_white', 'spectral_diag', 'sqrt_diag', 'convergence_q',
-           'power_law_spectrum', 'effective_rank', 'convergence_q_finite', 'q_circ', 'psi', 'psi_prime', 'Q_bbp',
-           'beta_for_q_at_gc', 'beta_Q_ahead_of_q', 'bulk_edge', 'outlier_location', 'template_outlier', 'Q_template',
-           'gamma_c', 'template_gamma_c', 'template_beta_for', 'expected_max_abs_gaussian', 'm_white',
-           'memorisation_map', 'memorisation_asymptote', 'D_bulk', 'D_lat', 'D_op', 'AsymptoticQ']
+__all__ = ['RidgeSqrt', 'mp_edges', 'mp_moment', 'q_white', 'spectral_diag', 'sqrt_diag', 'convergence_q', 'power_law_spectrum',
+           'effective_rank', 'convergence_q_finite', 'q_circ', 'psi', 'psi_prime', 'Q_bbp', 'beta_for_q_at_gc',
+           'beta_Q_ahead_of_q', 'bulk_edge', 'template_outlier', 'Q_template', 'gamma_c', 'template_gamma_c',
+           'template_beta_for', 'expected_max_abs_gaussian', 'm_white', 'memorisation_map', 'memorisation_asymptote',
+           'D_bulk', 'D_lat', 'D_op', 'AsymptoticQ']
 
 # %% ../nbs/02_theory.ipynb #d924233d
 def _real(name: str, x):
@@ -48,14 +48,6 @@ def mp_edges(gamma, sigma2: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
     gamma = np.asarray(_check_positive('gamma', gamma), dtype=float); _check_positive('sigma2', sigma2)
     rc = np.sqrt(1.0 / gamma)
     return sigma2 * (1 - rc)**2, sigma2 * (1 + rc)**2
-
-def mp_density(x, gamma, sigma2: float = 1.0) -> np.ndarray:
-    "Density of the continuous part of the Marchenko-Pastur law (it integrates to min(1, gamma)); c = 1/gamma = d/n."
-    a, b = mp_edges(gamma, sigma2)
-    x = np.asarray(x, dtype=float); c = 1.0 / np.asarray(gamma, dtype=float)
-    inside = (x > a) & (x < b)
-    xs = np.where(inside, x, 1.0)
-    return np.where(inside, np.sqrt(np.clip((b - xs) * (xs - a), 0, None)) / (2 * np.pi * sigma2 * c * xs), 0.0)
 
 # %% ../nbs/02_theory.ipynb #4f7722de
 _THETA, _WTHETA = special.roots_legendre(2048)           # scipy: O(n^2), 0.1 s (numpy leggauss: O(n^3), 12 s)
@@ -343,11 +335,6 @@ def bulk_edge(bulk_spectrum, gamma) -> np.ndarray:
         while f(hi) <= 0: hi *= 2
         out.append(float(psi(brentq(f, lo, hi, xtol=1e-14, rtol=1e-13), b, gm)))
     return np.asarray(out) if np.ndim(gamma) else out[0]
-
-def outlier_location(bulk_spectrum, ell, gamma) -> np.ndarray:
-    "Location of the top sample eigenvalue: psi(ell) above the transition, the bulk edge below it."
-    b = _bulk(bulk_spectrum); ell = _check_outlier(ell, b)
-    return np.where(psi_prime(ell, b, gamma) > 0, psi(ell, b, gamma), bulk_edge(b, gamma))
 
 # %% ../nbs/02_theory.ipynb #3178d66f
 def template_outlier(bulk_spectrum, u_coords, beta: float) -> tuple[float, float]:

@@ -100,7 +100,7 @@ def test_kadkhodaie_sampler_terminates_identically_and_in_span():
 
 def test_torch_sampling_matches_numpy_without_noise():
     X = np.random.default_rng(0).standard_normal((12, 16))
-    D, sch = df.optimal_denoiser(X, cov_ridge=0.2), df.cosine_schedule(100)
+    D, sch = df.optimal_denoiser(X, cov_ridge=0.2), df.linear_schedule(100)
     xT = np.random.default_rng(1).standard_normal((4, 16))
     a = df.ddim_sample(D, sch, xT, steps=25)
     b = df.ddim_sample(D, sch, torch.tensor(xT), steps=25).numpy()
