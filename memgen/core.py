@@ -237,8 +237,8 @@ def swap_dir(new: Path | str, target: Path | str) -> Path:
 
 # %% ../nbs/00_core.ipynb #a43da858
 def save_run_record(folder: Path | str, config: Any, **extra) -> Path:
-    "Write `run.json` (config, versions, extra fields) into `folder`, atomically."
-    return atomic_write_json(Path(folder)/'run.json', {'config': config, 'versions': versions(), **extra})
+    "Write `run.json` (config, versions (this process's unless given), extra fields) into `folder`, atomically."
+    return atomic_write_json(Path(folder)/'run.json', {'config': config, 'versions': extra.pop('versions', None) or versions(), **extra})
 
 # %% ../nbs/00_core.ipynb #6c96b77b
 def is_torch(x) -> bool:

@@ -13,7 +13,7 @@ import numpy as np
 from .core import (MemgenError, check_int, check_positive, check_fraction, progress, resolve_device, to_jsonable, versions,
                          to_numpy, Result)
 from .data import sample_disjoint
-from .store import store_results, load_results, get_or_run, _read_record, _flat_grids, _nested_grids
+from .store import store_results, load_results, load_arrays, get_or_run, _read_record, _flat_grids, _nested_grids
 if TYPE_CHECKING:          # memgen.denoisers (and torch) load inside the functions that train and sample: the chapter
                            # registry imports this module for PairConfig, and `memgen list` needs no torch
     from memgen.denoisers import ModelConfig, TrainConfig, DDIM, Ascent
@@ -371,22 +371,19 @@ def store_sweep(spec, folder: Path | str) -> tuple[PairConfig, Path]:
             raise MemgenError(f"sweep {spec.name}: job {j.key} differs from the others beyond N: {to_jsonable(p)}")
     records = _finished_records(spec, jobs, lambda j, p: f"N = {_listed(p.N_grid)}, seed {j.seed}", params)
     grids = {}
-    for j in jobs:
-        arrays = spec.folder / 'jobs' / j.key / 'arrays.npz'
-        if j.seed == spec.seeds[0] and arrays.is_file():                           # the first seed's sample grids
-            with np.load(arrays) as z: _nested_grids(z, grids)
+    for j, rec in zip(jobs, records):
+        if j.seed == spec.seeds[0]: _nested_grids(load_arrays(spec.folder / 'jobs' / j.key, rec), grids)   # the first seed's grids
     table = collect(spec)[PAIR_COLUMNS]
-    return config, store_results(folder, table, config, grids=grids, device=config.device, **_sweep_provenance(spec, records))
+    return config, store_results(folder, table, config, arrays=_flat_grids(grids), device=config.device, **_sweep_provenance(spec, records))
 
 def _finished_records(spec, jobs, label: Callable, params) -> list[dict]:
-    "Each job's record (config.json, with the time it finished), refusing, by `label(job, params)`, jobs not finished or damaged."
+    "Each job's record (its run.json), refusing, by `label(job, params)`, jobs not finished or damaged."
     from memgen.sweep import _record
     bad = [(j, p, _record(spec.folder / 'jobs' / j.key, j.key)) for j, p in zip(jobs, params)]
     bad = [(j, p, why) for j, p, why in bad if why != 'ok']
     if bad: raise MemgenError(f"sweep {spec.name}: {len(bad)} of {len(jobs)} jobs have not finished or are damaged ("
                               + '; '.join(f"{label(j, p)}: {why}" for j, p, why in bad[:5]) + "); run the sweep first (damaged jobs are re-run)")
-    recs = [spec.folder / 'jobs' / j.key / 'config.json' for j in jobs]
-    return [{**json.loads(r.read_text()), 'finished': r.stat().st_mtime} for r in recs]
+    return [_read_record(spec.folder / 'jobs' / j.key) for j in jobs]
 
 def _sweep_provenance(spec, records: list[dict]) -> dict:
     "What a stored sweep records of its jobs: their number, wall and job times, git commits, code hashes and machines."
@@ -413,7 +410,7 @@ def attach_grids(folder: Path | str, config: PairConfig, rerun, grids: dict, ato
     if not dev <= atol: raise MemgenError(f"the re-run does not reproduce the stored run at {folder}: largest deviation {dev:.3g} > {atol:g}")
     keep = {k: v for k, v in rec.items() if k not in ('config', 'rows', 'sha256')}     # the run's own versions stay
     keep['grids_rerun'] = {'N': sorted(grids), 'git': versions()['git'], 'max_deviation': dev}
-    store_results(folder, table, config, grids=grids, **keep)
+    store_results(folder, table, config, arrays=_flat_grids(grids), **keep)
     return {**json.loads((folder / 'run.json').read_text())}
 
 # %% ../nbs/15_pairs.ipynb #c1d2a3b5

@@ -12,34 +12,42 @@ import numpy as np
 from .core import MemgenError, to_jsonable, atomic_write_text, file_sha256, save_run_record, Result
 
 # %% auto #0
-__all__ = ['store_results', 'load_results', 'load_grids', 'get_or_run']
+__all__ = ['ARRAYS', 'store_results', 'seal', 'seal_problem', 'load_results', 'load_arrays', 'load_grids', 'get_or_run']
 
 # %% ../nbs/19_store.ipynb #d4c79388
+ARRAYS = 'arrays.npz'                # a stored run's named arrays; stores written before December 2026 call it grids.npz
+
 def _flat_grids(grids: dict) -> dict:
     "Sample grids {N: {name: array}} as one mapping of arrays named 'N/name' (an .npz file's keys)."
     return {f'{N}/{k}': np.asarray(a) for N, g in grids.items() for k, a in g.items()}
 
 def _nested_grids(arrays, grids: dict | None = None) -> dict:
-    "Arrays named 'N/name' (an open .npz file) back into {N: {name: array}}, added to `grids`."
+    "Arrays named 'N/name' (an open .npz file or a mapping) back into {N: {name: array}}, added to `grids`."
     grids = {} if grids is None else grids
     for key in arrays.files if hasattr(arrays, 'files') else arrays:
         N, name = key.split('/'); grids.setdefault(int(N), {})[name] = arrays[key]
     return grids
 
-def _grids_bytes(grids: dict) -> bytes:
-    "Sample grids {N: {name: array}} as the bytes of an .npz file."
+def _npz_bytes(arrays: dict) -> bytes:
+    "Named arrays as the bytes of a compressed .npz file."
     import io
-    buf = io.BytesIO(); np.savez_compressed(buf, **_flat_grids(grids)); return buf.getvalue()
+    buf = io.BytesIO(); np.savez_compressed(buf, **{k: np.asarray(a) for k, a in arrays.items()}); return buf.getvalue()
 
-def store_results(folder: Path | str, table, config, grids: dict | None = None, **provenance) -> Path:
-    """Write a tidy table (table.csv), its sample grids (grids.npz, if given) and the run record (run.json: config, versions,
-    `provenance`, and the seal: rows and SHA-256 of each file) into `folder`, each atomically, the record last."""
+def store_results(folder: Path | str, table, config, arrays: dict | None = None, **provenance) -> Path:
+    """Write a tidy table (table.csv), its named arrays (arrays.npz, if any; e.g. sample grids named 'N/name') and the run
+    record (run.json: config, versions, `provenance`, and the seal: rows and SHA-256 of each file) into `folder`, each
+    atomically, the record last."""
     folder = Path(folder); folder.mkdir(parents=True, exist_ok=True)
     files = {'table.csv': atomic_write_text(folder / 'table.csv', table.to_csv(index=False))}
-    if grids: files['grids.npz'] = atomic_write_text(folder / 'grids.npz', _grids_bytes(grids))
-    save_run_record(folder, config, rows=len(table), sha256={k: file_sha256(f) for k, f in files.items()}, **provenance)
+    if arrays: files[ARRAYS] = atomic_write_text(folder / ARRAYS, _npz_bytes(arrays))
+    return seal(folder, config, files, rows=len(table), **provenance)
+
+def seal(folder: Path, config, files: dict, **provenance) -> Path:
+    "Write run.json into `folder`: config, versions, `provenance` and the SHA-256 of each of `files` ({name: path})."
+    save_run_record(folder, config, sha256={k: file_sha256(f) for k, f in files.items()}, **provenance)
     return folder
 
+# %% ../nbs/19_store.ipynb #29144c77
 def _read_record(folder: Path) -> dict:
     "A stored run's run.json, or a one-line refusal naming it."
     f = folder / 'run.json'
@@ -49,13 +57,18 @@ def _read_record(folder: Path) -> dict:
         raise MemgenError(f"stored run record {f} has no config or no seal (sha256 of its files); store the run again")
     return rec
 
+def seal_problem(folder: Path, rec: dict, name: str) -> str | None:
+    "What is wrong with the file `name` of a stored run (not recorded, missing, or not the bytes its seal names); None if sound."
+    f, want = Path(folder) / name, rec['sha256'].get(name)
+    if want is None: return f"{name} is not recorded in run.json"
+    if not f.is_file(): return f"{name} is missing"
+    return None if file_sha256(f) == want else f"{name} does not match the SHA-256 in run.json (edited or cut)"
+
 def _check_sealed(folder: Path, rec: dict, name: str) -> Path:
     "The file `name` of a stored run, refused unless its SHA-256 is the one run.json records."
-    f, want = folder / name, rec['sha256'].get(name)
-    if want is None: raise MemgenError(f"stored run {folder} records no {name}")
-    if not f.is_file(): raise MemgenError(f"stored file {f} is missing")
-    if file_sha256(f) != want: raise MemgenError(f"stored file {f} does not match the SHA-256 in {folder / 'run.json'} (edited or cut); store the run again")
-    return f
+    why = seal_problem(folder, rec, name)
+    if why: raise MemgenError(f"stored run {folder}: {why}; store the run again")
+    return folder / name
 
 # %% ../nbs/19_store.ipynb #72bc8fde
 def load_results(folder: Path | str, config, columns=None) -> tuple:
@@ -77,18 +90,21 @@ def load_results(folder: Path | str, config, columns=None) -> tuple:
                           f"expected {list(columns) if columns is not None else 'its columns'} and {rec.get('rows')}")
     return table, rec
 
+def load_arrays(folder: Path | str, rec: dict) -> dict:
+    "The named arrays of a stored run ({} if it stored none), checked against its seal."
+    name = next((n for n in (ARRAYS, 'grids.npz') if n in rec.get('sha256', {})), None)
+    if name is None: return {}
+    with np.load(_check_sealed(Path(folder), rec, name)) as z: return {k: z[k] for k in z.files}
+
 def load_grids(folder: Path | str, rec: dict) -> dict:
-    "The sample grids {N: {name: array}} of a stored run ({} if it stored none), checked against its seal."
-    if 'grids.npz' not in rec.get('sha256', {}): return {}
-    with np.load(_check_sealed(Path(folder), rec, 'grids.npz')) as z: return _nested_grids(z)
+    "The sample grids {N: {name: array}} of a stored run, from its arrays named 'N/name'."
+    return _nested_grids(load_arrays(folder, rec))
 
 def get_or_run(config, folder: Path | str | None, run: Callable, columns=None) -> tuple[Result, dict | None]:
-    # store_results and load_grids hold grids nested, {N: {name: array}}; a Result's arrays are flat, named 'N/name'
-    # (_flat_grids, _nested_grids convert): a live `run` returns its Result as the experiment makes it
-    """The stored result of `config` in `folder` (sealed, made for this config; arrays named 'N/name') and its record when
-    the folder exists; else `run(config)` (a Result, a (table, arrays) pair or a bare table) and None."""
+    """The stored result of `config` in `folder` (sealed, made for this config) and its record when the folder exists;
+    else `run(config)` (a Result, a (table, arrays) pair or a bare table) and None."""
     if folder is not None and Path(folder).exists():
         table, rec = load_results(folder, config, columns)
-        return Result(table, _flat_grids(load_grids(folder, rec))), rec
+        return Result(table, load_arrays(folder, rec)), rec
     out = run(config)
     return (Result(*out) if isinstance(out, tuple) else Result(out)), None

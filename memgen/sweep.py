@@ -13,6 +13,7 @@ from typing import Any, Callable
 import numpy as np
 import pandas as pd
 
+from .store import ARRAYS, store_results, load_results, seal, seal_problem
 from .core import pid_alive, MemgenError, check_size, code_version, content_hash, progress, resolve_device, to_jsonable, versions, is_experiment
 
 # %% auto #0
@@ -301,21 +302,6 @@ def _machine() -> dict:
     gpu = torch.cuda.get_device_name() if torch is not None and torch.cuda.is_initialized() else None
     return {'cpus': cpus, 'host': socket.gethostname()} | ({'gpu': gpu} if gpu else {})
 
-def _record(out: Path, key: str) -> str:
-    "'ok' for a complete job record, 'absent' for none, else what is wrong with it (cut or corrupt files)."
-    try: cfg = json.loads((out / 'config.json').read_text())
-    except FileNotFoundError: return 'absent' if not out.exists() else 'config.json is missing'
-    except (OSError, ValueError): return 'config.json is cut or corrupt'
-    if not isinstance(cfg, dict) or cfg.get('key') != key: return "config.json is not this job's"
-    res = out / 'result.csv'
-    try: size = res.stat().st_size
-    except OSError: return 'result.csv is missing'
-    if 'arrays_bytes' in cfg and not (out / 'arrays.npz').is_file(): return 'arrays.npz is missing'
-    if 'arrays_bytes' in cfg and (out / 'arrays.npz').stat().st_size != cfg['arrays_bytes']: return 'arrays.npz is cut'
-    if 'result_bytes' in cfg: return 'ok' if size == cfg['result_bytes'] else f"result.csv has {size} bytes, not {cfg['result_bytes']} (cut)"
-    try: pd.read_csv(res); return 'ok'                                     # records written before result_bytes
-    except Exception: return 'result.csv is cut or corrupt'
-
 def _notice(folder: Path, key: str, problem: str) -> None:
     "One line on stderr about a damaged job record."
     print(f"memgen: sweep {folder.name}: job {key}: {problem}; it counts as pending and will be re-run", file=sys.stderr)
@@ -324,20 +310,48 @@ def _error_line(e: BaseException) -> str:
     "The first line of an exception as 'Type: message' (at most 300 characters)."
     return (traceback.format_exception_only(type(e), e)[-1].strip().splitlines() or [type(e).__name__])[0][:300]
 
+# %% ../nbs/07_sweep.ipynb #85b26929
+def _job_config(job: Job) -> dict:
+    "What a job record is the result of (its store entry's config): the task's name, the job's parameters, seed and key."
+    return {'task': get_task(job.task).name, 'params': job.params, 'seed': job.seed, 'key': job.key}
+
+def _record(out: Path, key: str) -> str:
+    "'ok' for a complete job record (a sealed store entry), 'absent' for none, else what is wrong with it (cut or corrupt files)."
+    if not out.exists(): return 'absent'
+    if not (out / 'run.json').exists() and (out / 'config.json').exists(): _upgrade(out)
+    try: rec = json.loads((out / 'run.json').read_text())
+    except FileNotFoundError: return 'run.json is missing'
+    except (OSError, ValueError): return 'run.json is cut or corrupt'
+    if not isinstance(rec, dict) or not isinstance(rec.get('config'), dict) or rec['config'].get('key') != key: return "run.json is not this job's"
+    if not isinstance(rec.get('sha256'), dict) or 'table.csv' not in rec['sha256']: return 'run.json seals no table.csv'
+    return next(filter(None, (seal_problem(out, rec, name) for name in rec['sha256'])), 'ok')
+
+def _upgrade(out: Path) -> None:
+    """Seal a job record of the layout before December 2026 (config.json with the files' sizes, result.csv, arrays.npz) as
+    a store entry of the same bytes; a cut or corrupt one is left as it is (it is re-run)."""
+    try:
+        cfg = json.loads((out / 'config.json').read_text())
+        csv = out / 'result.csv' if (out / 'result.csv').exists() else out / 'table.csv'   # an upgrade cut after the rename
+        rows = len(pd.read_csv(csv))
+        if any(k in cfg and (not f.is_file() or f.stat().st_size != cfg[k]) for k, f in (('result_bytes', csv), ('arrays_bytes', out / ARRAYS))):
+            return
+        os.replace(csv, out / 'table.csv')
+        files = {'table.csv': out / 'table.csv'} | ({ARRAYS: out / ARRAYS} if (out / ARRAYS).is_file() else {})
+        seal(out, {k: cfg.get(k) for k in ('task', 'params', 'seed', 'key')}, files, rows=rows, finished=(out / 'config.json').stat().st_mtime,
+             **{k: cfg[k] for k in ('seconds', 'versions', 'machine') if k in cfg})
+        (out / 'config.json').unlink()
+    except (OSError, ValueError, pd.errors.ParserError, pd.errors.EmptyDataError): return   # damaged, or upgraded by another process
+
 # %% ../nbs/07_sweep.ipynb #117eec02
 def _publish(job: Job, result: pd.DataFrame | tuple, folder: Path, seconds: float) -> str:
-    """Write the record (a task's table, and its named arrays when it returns (table, {name: array})) into a temporary
-    folder and rename it into place; 'done' (its copy discarded) if another was first."""
+    """Write the record, a store entry (a task's table, and its named arrays when it returns (table, {name: array}) such as
+    a Result), into a temporary folder and rename it into place; 'done' (its copy discarded) if another was first."""
     out, tmp = folder / 'jobs' / job.key, folder / 'jobs' / f'.{job.key}.{uuid.uuid4().hex[:8]}'
     table, arrays = result if isinstance(result, tuple) else (result, None)
     try:
         tmp.mkdir(parents=True)
-        _write(tmp / 'result.csv', table.to_csv(index=False), atomic=False)
-        sizes = {'result_bytes': (tmp / 'result.csv').stat().st_size}
-        if arrays: np.savez_compressed(tmp / 'arrays.npz', **arrays); sizes['arrays_bytes'] = (tmp / 'arrays.npz').stat().st_size
-        _write(tmp / 'config.json', json.dumps(to_jsonable({'task': get_task(job.task).name, 'params': job.params, 'seed': job.seed,
-               'key': job.key, 'seconds': round(seconds, 3), **sizes,
-               'versions': _versions(), 'machine': _machine()}), indent=2, sort_keys=True) + '\n', atomic=False)
+        store_results(tmp, table, _job_config(job), arrays=arrays, seconds=round(seconds, 3), finished=round(time.time(), 3),
+                      versions=_versions(), machine=_machine())
         try: os.rename(tmp, out)
         except OSError as e:
             if e.errno in (errno.ENOTEMPTY, errno.EEXIST): return 'done'   # a concurrent publisher won the race
@@ -595,8 +609,8 @@ def collect(spec) -> pd.DataFrame:
         state = _record(out, j.key)
         if state == 'absent': continue
         if state == 'ok':
-            try: t = pd.read_csv(out / 'result.csv')
-            except Exception as e: state = f'result.csv cannot be read ({_error_line(e)})'
+            try: t, _ = load_results(out, _job_config(j))
+            except Exception as e: state = f'table.csv cannot be read ({_error_line(e)})'
         if state != 'ok': _notice(spec.folder, j.key, state); continue
         for k, v in j.params.items():
             if k not in t: t[k] = json.dumps(v) if isinstance(v, (list, dict)) else v

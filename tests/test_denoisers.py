@@ -254,7 +254,7 @@ def test_interrupted_pair_sweep_resumes_from_its_store(tmp_path):
     run_sweep(spec, 'serial')
     jobs = sorted((tmp_path / 'store' / 'pairs' / 'jobs').iterdir())
     assert len(jobs) == 4
-    kept = jobs[0] / 'result.csv'
+    kept = jobs[0] / 'table.csv'
     stamp = kept.stat().st_mtime_ns
     for j in jobs[1:]:
         [f.unlink() for f in j.iterdir()]

@@ -49,7 +49,7 @@ def test_sweep_records_and_celeba_are_part_of_the_cache_key(tmp_path, monkeypatc
     p = ConvergenceParams(sweep='s.yaml')
     k0 = execution_key(conv, p, tmp_path)
     (tmp_path / 'res/t/jobs/abc').mkdir(parents=True)
-    (tmp_path / 'res/t/jobs/abc/result.csv').write_text('q\n0.5\n')
+    (tmp_path / 'res/t/jobs/abc/table.csv').write_text('q\n0.5\n')
     assert execution_key(conv, p, tmp_path) != k0
     real = get_chapter('real')
     monkeypatch.delenv('MEMGEN_CELEBA', raising=False)

@@ -79,7 +79,7 @@ def test_store_of_a_damaged_sweep_exits_2(checkout):
         yaml.safe_dump({'name': 'p', 'task': 'denoisers', 'product': {'N_grid': [[2], [3]]}, 'fixed': fixed, 'store': 'res'})
     )
     assert run(['sweep', 'p.yaml', '--executor', 'serial'], checkout).returncode == 0
-    res = sorted((checkout / 'res' / 'p' / 'jobs').glob('*/result.csv'))[0]
+    res = sorted((checkout / 'res' / 'p' / 'jobs').glob('*/table.csv'))[0]
     res.write_text(res.read_text()[:-25])
     r = run(['sweep', 'p.yaml', '--store', 'stored'], checkout)
     assert r.returncode == 2 and '1 of 2 jobs have not finished or are damaged' in r.stderr, r.stderr

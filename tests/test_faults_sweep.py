@@ -220,7 +220,7 @@ def test_leftovers_of_a_killed_sweep_are_cleaned_on_the_next_run(tmp_path):
     dead = json.dumps({'host': socket.gethostname(), 'pid': 999_999_999, 'start': time.time()})
     for j in jobs[:2]:  # what SIGKILL leaves behind
         (folder / 'jobs' / f'.{j.key}.deadbeef').mkdir()
-        (folder / 'jobs' / f'.{j.key}.deadbeef' / 'result.csv').write_text('x')
+        (folder / 'jobs' / f'.{j.key}.deadbeef' / 'table.csv').write_text('x')
         (folder / 'running' / f'{j.key}.3.lock').write_text(dead)
     tmp = folder / 'running' / f'.{jobs[0].key}.0a1b2c3d'
     tmp.write_text(dead)
@@ -308,7 +308,7 @@ def test_records_are_readable_by_others(tmp_path):
     finally:
         os.umask(old)
     files = [p for p in (tmp_path / 'f').rglob('*') if p.is_file()]
-    assert {p.name for p in files} >= {'config.json', 'result.csv', 'spec.json'} and len(list((tmp_path / 'f' / 'failed').iterdir())) == 1
+    assert {p.name for p in files} >= {'run.json', 'table.csv', 'spec.json'} and len(list((tmp_path / 'f' / 'failed').iterdir())) == 1
     assert {oct(p.stat().st_mode & 0o777) for p in files} == {'0o644'}, [(p.name, oct(p.stat().st_mode)) for p in files]
 
 
@@ -318,17 +318,17 @@ def test_cut_or_corrupt_records_are_not_collected_and_are_rerun(tmp_path, capsys
     folder = tmp_path / 's' / 'jobs'
     sw.run_sweep(spec, 'serial', show_progress=False)
     full = sw.collect(spec)
-    csv = folder / jobs[0].key / 'result.csv'
+    csv = folder / jobs[0].key / 'table.csv'
     csv.write_text(csv.read_text()[:-8])  # a cut CSV
-    (folder / jobs[1].key / 'config.json').write_text('{"task": "theo')  # a cut JSON
+    (folder / jobs[1].key / 'run.json').write_text('{"config": {"ta')  # a cut JSON
     capsys.readouterr()
     assert sw.sweep_status(spec) == {'total': 4, 'done': 2, 'failed': 0, 'running': 0, 'queued': 0, 'pending': 2}
     t = sw.collect(spec)
     assert sorted(t.job) == sorted(j.key for j in jobs[2:])  # never silently collected
     notices = capsys.readouterr().err.strip().splitlines()
     assert len(notices) == 4 and all('will be re-run' in n for n in notices), notices
-    assert any(f'job {jobs[0].key}: result.csv has' in n for n in notices)
-    assert any(f'job {jobs[1].key}: config.json is cut or corrupt' in n for n in notices)
+    assert any(f'job {jobs[0].key}: table.csv does not match the SHA-256' in n for n in notices)
+    assert any(f'job {jobs[1].key}: run.json is cut or corrupt' in n for n in notices)
     assert sw.run_sweep(spec, 'serial', show_progress=False) == {'done': 2, 'ran': 2}
     pd.testing.assert_frame_equal(
         sw.collect(spec).sort_values('gamma').reset_index(drop=True), full.sort_values('gamma').reset_index(drop=True)
@@ -372,7 +372,7 @@ def test_interrupt_stops_a_local_sweep_within_seconds(tmp_path, sig):
         if p.poll() is None:
             p.kill()
     assert stopped < 10 and p.returncode in (130, 128 + sig), (stopped, p.returncode, err[-2000:])
-    assert not list((tmp_path / 'store' / 'w' / 'jobs').glob('*/config.json'))  # no job finished, none half-written
+    assert not list((tmp_path / 'store' / 'w' / 'jobs').glob('*/run.json'))  # no job finished, none half-written
     time.sleep(0.5)
     assert all(not Path(f'/proc/{k}').exists() or ') Z ' in Path(f'/proc/{k}/stat').read_text() for k in kids), kids
     r = subprocess.run([sys.executable, '-c', sweep()], env={**env, 'SLOW_WAIT': '0'}, capture_output=True, text=True, timeout=120)
@@ -403,7 +403,7 @@ def test_commit_every_commits_what_finished_when_interrupted(tmp_path):
     p = subprocess.Popen([sys.executable, '-c', code], cwd=repo, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         t0 = time.time()
-        while time.time() - t0 < 90 and len(list((repo / 'res' / 'w' / 'jobs').glob('*/config.json'))) < 2:
+        while time.time() - t0 < 90 and len(list((repo / 'res' / 'w' / 'jobs').glob('*/run.json'))) < 2:
             time.sleep(0.1)
         time.sleep(0.5)
         p.send_signal(signal.SIGINT)
@@ -413,6 +413,6 @@ def test_commit_every_commits_what_finished_when_interrupted(tmp_path):
             p.kill()
     assert p.returncode == 130, err[-2000:]
     committed = git('ls-files', 'res').split()
-    assert len([f for f in committed if f.endswith('config.json') and '/jobs/' in f]) == 2, committed
+    assert len([f for f in committed if f.endswith('run.json') and '/jobs/' in f]) == 2, committed
     assert git('status', '--porcelain', '--', 'res/w/jobs') == ''  # every finished record is in the commit
     assert 'sweep store, partial' in git('log', '--format=%s')

@@ -87,7 +87,7 @@ def test_killed_sweep_leaves_no_partial_record_and_resumes(tmp_path):
     _wait_until_lock_holders_are_gone(tmp_path / 'store' / 's' / 'running')
     finished = [d for d in jobs_dir.glob('[!.]*')]
     assert 1 <= len(finished) < 8, len(finished)
-    assert all(sorted(f.name for f in d.iterdir()) == ['config.json', 'result.csv'] for d in finished)  # nothing half-written
+    assert all(sorted(f.name for f in d.iterdir()) == ['run.json', 'table.csv'] for d in finished)  # nothing half-written
     counts = sw.run_sweep(sw.load_spec(spec_file), 'serial', show_progress=False)
     assert counts['done'] == len(finished) and counts['done'] + counts.get('ran', 0) == 8, counts
     assert not list(jobs_dir.glob('.*'))  # stray temp folders cleaned
