@@ -17,7 +17,7 @@ __all__ = ['PROFILES', 'CHAPTERS', 'ConvergenceParams', 'MemorisationParams', 'L
            'chapter_defaults', 'get_chapter', 'parse_value', 'with_overrides', 'chapter_params']
 
 # %% ../nbs/14_chapters.ipynb #8db3f463
-from .diffusion import TrainingParams          # the experiments that define their own configuration
+from .dynamics import TrainingParams           # the experiments that define their own configuration
 from .explore import ExplorerParams
 
 @dataclass(frozen=True)
@@ -169,7 +169,7 @@ class DenoisersParams(PairConfig):
     other_H: tuple = (8, 32)                              # other image sizes: does convergence collapse in N or in N/d?
     stored_other: tuple = ()                              # folders of the stored runs at other_H, one per size ('': live); empty: all live
     stored_other_profile: tuple = ('calibrated-h8', 'calibrated-h32')   # the profiles they must match, one per size
-    gap_scan: str = ''                                    # folder of a stored gap scan (memgen.pairs.GapScan; a GPU run); empty: none
+    gap_scan: str = ''                                    # folder of a stored gap scan (memgen.gapscan.GapScan; a GPU run); empty: none
     gap_scan_spec: str = 'sweeps/gap-scan.yaml'           # the sweep spec it must have been made by
     gap_scan_depth: str = ''                              # folder of a stored depth scan (the recipe at depth 3, CPU); empty: none
     gap_scan_depth_spec: str = 'sweeps/gap-scan-depth.yaml'
@@ -262,7 +262,7 @@ class DistancesParams:
 @dataclass(frozen=True)
 class ApiParams:
     "Parameters of the appendix 'API reference': the memgen modules documented."
-    modules: tuple = ('core', 'data', 'theory', 'linear', 'metrics', 'diffusion', 'denoisers', 'pairs', 'store', 'sweep', 'page', 'explore',
+    modules: tuple = ('core', 'data', 'theory', 'linear', 'metrics', 'diffusion', 'dynamics', 'denoisers', 'pairs', 'gapscan', 'store', 'sweep', 'page', 'explore',
                       'plots', 'book', 'cli', 'chapters', 'tables', 'measure')
 
 @dataclass(frozen=True)

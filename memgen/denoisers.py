@@ -12,8 +12,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from .core import (MemgenError, check_int, check_positive, check_fraction, progress, resolve_device, to_jsonable,
-                         atomic_write_json, atomic_write_text, versions, to_numpy)
+import array_api_compat
+from .core import (MemgenError, check_int, check_positive, check_fraction, check_array, progress, resolve_device, to_jsonable,
+                         atomic_write_json, atomic_write_text, versions, to_numpy, as_float, array_module)
 
 # %% auto #0
 __all__ = ['PRESETS', 'MAX_PIXEL', 'SAMPLERS', 'GAP_SIGMAS', 'BiasFreeBatchNorm', 'BFCNN', 'BFUNet', 'Preconditioned',
@@ -22,7 +23,7 @@ __all__ = ['PRESETS', 'MAX_PIXEL', 'SAMPLERS', 'GAP_SIGMAS', 'BiasFreeBatchNorm'
            'unstack_members', 'psnr', 'load_checkpoint', 'gpu_features', 'denoising_loss', 'plateaued',
            'train_denoiser', 'train_ensemble', 'as_denoiser', 'DDIM', 'Ascent', 'make_sampler', 'sampler_gate',
            'EmpiricalDenoiser', 'CirculantDenoiser', 'memorisation_gate', 'circulant_gate', 'covariance_eigh',
-           'check_schedule', 'wiener_gap_db', 'step_flops']
+           'check_schedule', 'wiener_gap_db', 'step_flops', 'TrainedLinearDenoiser', 'train_linear_denoisers']
 
 # %% ../nbs/06_denoisers.ipynb #5af6dfdb
 class BiasFreeBatchNorm(nn.Module):
@@ -713,3 +714,37 @@ def step_flops(model_config: ModelConfig, H: int, W: int, batch: int = 1, train:
         else:
             with torch.no_grad(): apply_denoiser(model.eval(), y, 1.0)
     return fc.get_total_flops() / 2 * batch
+
+# %% ../nbs/06_denoisers.ipynb #4caf2bc3
+class TrainedLinearDenoiser:
+    "One learnt matrix per noise level (nearest level used at sampling time)."
+    def __init__(self, sigmas: np.ndarray, W: np.ndarray):
+        self.sigmas, self.W, self.d = np.asarray(sigmas, float), np.asarray(W, float), W.shape[-1]
+    def _index(self, sigma): return int(np.argmin(np.abs(np.log(self.sigmas) - math.log(float(np.max(sigma))))))
+    def matrix(self, sigma) -> np.ndarray: return self.W[self._index(sigma)]
+    def __call__(self, y, sigma):
+        y = as_float(y, keep_floating=True); xp = array_module(y)
+        return y @ xp.asarray(self.matrix(sigma), dtype=y.dtype, device=array_api_compat.device(y)).T
+
+def train_linear_denoisers(X, sigmas, steps: int = 1000, lr: float = 1e-2, weight_decay: float = 0.0,
+                           batch: int = 256, optimiser=None, init: float = 0.0, device: str = 'auto', seed: int = 0,
+                           log_every: int = 0) -> tuple[TrainedLinearDenoiser, list]:
+    "Train W_sigma (one per sigma) on E||W (x0 + sigma eps) - x0||^2 + weight_decay ||W||^2; returns the denoiser and a log."
+    X = check_array('X', X, ndim=2); sig = np.asarray(check_positive('sigmas', sigmas), float); check_int('steps', steps)
+    dev = resolve_device(device)
+    g = torch.Generator(device='cpu').manual_seed(seed)
+    Xt = torch.as_tensor(X, dtype=torch.float32, device=dev); st = torch.as_tensor(sig, dtype=torch.float32, device=dev)
+    L, d = len(sig), X.shape[1]
+    W = torch.nn.Parameter(init * torch.eye(d, device=dev).repeat(L, 1, 1))
+    opt = (optimiser or torch.optim.Adam)([W], lr=lr)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda k: 1 - k / steps)     # linear decay: no SGD noise floor
+    log = []
+    for step in progress(range(1, steps + 1), desc='train linear', enable=log_every > 0):
+        idx = torch.randint(0, len(Xt), (L, batch), generator=g).to(dev)
+        x0 = Xt[idx]                                                     # (L, batch, d)
+        y = x0 + st[:, None, None] * torch.randn(x0.shape, generator=g).to(dev)
+        loss = ((y @ W.transpose(1, 2) - x0)**2).sum(-1).mean() + weight_decay * (W**2).sum() / L
+        opt.zero_grad(); loss.backward(); opt.step(); sched.step()
+        if not torch.isfinite(loss): raise MemgenError(f"training diverged (loss {loss.item()}) at step {step}; lower lr={lr}")
+        if log_every and step % log_every == 0: log.append({'step': step, 'loss': float(loss)})
+    return TrainedLinearDenoiser(sig, W.detach().cpu().double().numpy()), log

@@ -6,20 +6,18 @@
 from __future__ import annotations
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable
+from typing import Callable
 import array_api_compat
 import numpy as np
 from scipy import integrate
 
 from .core import MemgenError, check_array, check_int, check_positive, progress, array_module, as_float, to_numpy
 from .linear import spectral_fit, spectral_apply, spectral_matrix
-if TYPE_CHECKING: import pandas as pd
 
 # %% auto #0
 __all__ = ['Schedule', 'linear_schedule', 'sigma_schedule', 'SpectralDenoiser', 'optimal_denoiser', 'ddim_sample', 'ddpm_sample',
            'kadkhodaie_sample', 'effective_map', 'sampled_covariance', 'pf_ode_map', 'DiffusionMap',
-           'simulate_diffusion', 'GradientFlow', 'training_map', 'training_curves', 'memorisation_curve',
-           'memorisation_time', 'TrainingParams', 'TrainedLinearDenoiser', 'train_linear_denoisers']
+           'simulate_diffusion']
 
 # %% ../nbs/05_diffusion.ipynb #d1b8fcba
 @dataclass(frozen=True, eq=False)
@@ -240,148 +238,3 @@ def simulate_diffusion(w: Callable, d: int, ns, n_seeds: int = 2, n_samples: int
         for q, (v, e) in (('m', metrics.memorisation(a, XA)), ('q', metrics.convergence(a, b))):
             rows.append({'d': d, 'n': n, 'gamma': n / d, 'seed': s, 'quantity': q, 'value': v, 'sem': e})
     return pd.DataFrame(rows)
-
-# %% ../nbs/05_diffusion.ipynb #4bbaf9e9
-@dataclass(frozen=True)
-class GradientFlow:
-    "Multiplier f_tau(lam, sigma) of a linear denoiser trained for time tau from W = w0 I (flow if lr = 0, else GD with step lr)."
-    tau: float
-    w0: float = 1.0
-    lr: float = 0.0
-
-    def __post_init__(self):
-        check_positive('tau', self.tau, strict=False); check_positive('lr', self.lr, strict=False)
-        if not math.isfinite(self.w0): raise MemgenError(f"w0={self.w0} is not finite; expected a finite initial multiplier")
-        if self.lr > 0 and self.tau > 0 and self.tau / self.lr > 1e9:
-            raise MemgenError(f"tau/lr = {self.tau / self.lr:.3g} steps is too many; expected at most 1e9 (use lr = 0 for gradient flow)")
-
-    def __call__(self, lam, s):
-        lam, s = np.asarray(lam, float), np.asarray(s, float)
-        rate = lam + s**2
-        if self.lr == 0: decay = np.exp(-2 * self.tau * rate)
-        else:
-            if np.any(self.lr * rate >= 1):
-                raise MemgenError(f"lr={self.lr} is beyond the stability limit of gradient descent; expected lr < "
-                                  f"1/(lambda_max + sigma_max^2) = {1 / float(np.max(rate)):.4g}")
-            decay = (1 - 2 * self.lr * rate)**round(self.tau / self.lr)
-        ws = np.divide(lam, rate, out=np.zeros(np.broadcast(lam, rate).shape), where=rate > 0)
-        return ws + (self.w0 - ws) * decay
-
-def training_map(tau: float, schedule: Schedule | None = None, steps: int | None = 100, eta: float = 0.0,
-                 w0: float = 1.0, lr: float = 0.0) -> DiffusionMap:
-    "The spectral map g_tau of a diffusion model whose linear denoisers were trained for time tau."
-    return DiffusionMap(GradientFlow(tau, w0, lr), schedule or linear_schedule(1000), steps, eta, f'trained for tau={tau:g}')
-
-# %% ../nbs/05_diffusion.ipynb #8917f7f0
-def training_curves(taus, gammas, betas=(), **map_kw) -> 'pd.DataFrame':
-    "q, D_bulk (and Q_k, D_lat for spikes betas) of white data against training time tau and load gamma (theory)."
-    import pandas as pd
-    from memgen import theory as th
-    taus, gam = np.atleast_1d(np.asarray(taus, float)), np.atleast_1d(np.asarray(gammas, float))
-    if taus.size == 0 or gam.size == 0: raise MemgenError(f"taus={taus.tolist()} and gammas={gam.tolist()} must be non-empty")
-    check_positive('taus', taus, strict=False); check_positive('gammas', gam)
-    rows = []
-    for tau in taus:
-        g = training_map(float(tau), **map_kw)
-        q, Db = np.atleast_1d(th.q_white(gam, g)), np.atleast_1d(th.D_bulk(np.ones(1), gam, g))
-        rows += [{'tau': tau, 'gamma': gm, 'quantity': k, 'value': float(v)} for k, vs in (('q', q), ('D_bulk', Db)) for gm, v in zip(gam, vs)]
-        for k, b in enumerate(np.atleast_1d(betas)):
-            Q = np.atleast_1d(th.Q_bbp(1.0, 1 + float(b), gam))
-            rows += [{'tau': tau, 'gamma': gm, 'quantity': f'Q{k + 1}', 'value': float(v)} for gm, v in zip(gam, Q)]
-        if len(np.atleast_1d(betas)):
-            Qm = np.mean([np.atleast_1d(th.Q_bbp(1.0, 1 + float(b), gam)) for b in np.atleast_1d(betas)], axis=0)
-            rows += [{'tau': tau, 'gamma': gm, 'quantity': 'D_lat', 'value': float(1 - v)} for gm, v in zip(gam, Qm)]
-    return pd.DataFrame(rows)
-
-def memorisation_curve(taus, n: int, d: int, **map_kw) -> np.ndarray:
-    "m(tau) of white data, n training points in dimension d >> n, for denoisers trained for time tau."
-    from memgen.theory import memorisation_map
-    taus = np.atleast_1d(np.asarray(check_positive('taus', taus, strict=False), float))
-    return np.array([float(np.atleast_1d(memorisation_map(n, d, training_map(float(t), **map_kw)))[0]) for t in taus])
-
-# %% ../nbs/05_diffusion.ipynb #3a7a6b12
-def memorisation_time(ns, d: int, frac: float = 0.5, lo: float = 1e-4, hi: float = 1e4, **map_kw) -> np.ndarray:
-    "tau_mem(n, d): the training time at which m(tau) = m(0) + frac (m(inf) - m(0)) (bisection in log tau)."
-    from memgen.theory import memorisation_map
-    d = check_int('d', d)
-    if not 0 < frac < 1: raise MemgenError(f"frac={frac} is not allowed; expected 0 < frac < 1")
-    out = []
-    for n in np.atleast_1d(ns):
-        n = check_int('n', int(n))
-        if n >= d: raise MemgenError(f"memorisation_time needs n < d={d}, got n={n}")
-        mc = lambda t: memorisation_curve([t], n, d, **map_kw)[0]
-        sched, steps = map_kw.get('schedule') or linear_schedule(1000), map_kw.get('steps', 100)
-        m0, m_inf = mc(0.0), float(np.atleast_1d(memorisation_map(n, d, DiffusionMap(lambda l, s: l / (l + s**2), sched, steps, map_kw.get('eta', 0.0))))[0])
-        target = m0 + frac * (m_inf - m0)
-        a, b = math.log(lo), math.log(hi)                              # the bracket in log tau
-        if not (mc(lo) < target < mc(hi)): raise MemgenError(f"m(tau) does not cross its midpoint in [{lo}, {hi}] for n={n}, d={d}")
-        for _ in range(40):
-            mid = (a + b) / 2
-            a, b = (mid, b) if mc(math.exp(mid)) < target else (a, mid)
-        out.append(math.exp((a + b) / 2))
-    return np.asarray(out)
-
-# %% ../nbs/05_diffusion.ipynb #cac3b2c7
-@dataclass(frozen=True)
-class TrainingParams:
-    "Parameters of the chapter 'Training time'."
-    taus: tuple = (0.05, 0.5, 5.0)                      # training times of the simulated models
-    gammas: tuple = (0.5, 2.0)                          # loads n/d of the convergence simulations
-    ds: tuple = (100, 200)                              # dimensions simulated
-    n_m: int = 5                                        # training-set size of the memorisation simulations (n << d)
-    beta: float = 3.0                                   # spike strength for latent recovery
-    steps: int = 50                                     # DDIM steps (eta = 0) of the sampled models
-    n_seeds: int = 3
-    n_samples: int = 40
-    tau_ns: tuple = (2, 4, 8, 16, 32, 64, 128, 256)     # training-set sizes of the memorisation time
-    tau_ds: tuple = (1000, 4000)                        # dimensions of the memorisation time
-    cnn_stored: str = 'results/denoisers-medium'        # stored CNN pair runs with checkpoints (from the repository root); '' or absent: a small live run
-    cnn_N: tuple = (16, 256, 4096)                      # training-set sizes shown along training (those present in the run)
-    seed: int = 0
-
-    def __post_init__(self):
-        check_positive('taus', np.asarray(self.taus, float)); check_positive('gammas', np.asarray(self.gammas, float))
-        check_positive('beta', self.beta)
-        for k in ('n_m', 'steps', 'n_seeds', 'n_samples'): check_int(k, getattr(self, k))
-        for d in self.ds + self.tau_ds: check_int('d', d)
-        for n in self.tau_ns:
-            if check_int('n', n) >= min(self.tau_ds): raise MemgenError(f"tau_ns contains n={n}; expected n < min(tau_ds)={min(self.tau_ds)}")
-        if self.n_m >= min(self.ds): raise MemgenError(f"n_m={self.n_m} is not allowed; expected n_m < min(ds)={min(self.ds)}")
-        for N in self.cnn_N: check_int('N', N)
-        check_int('seed', self.seed, minimum=0)
-
-# %% ../nbs/05_diffusion.ipynb #4caf2bc3
-class TrainedLinearDenoiser:
-    "One learnt matrix per noise level (nearest level used at sampling time)."
-    def __init__(self, sigmas: np.ndarray, W: np.ndarray):
-        self.sigmas, self.W, self.d = np.asarray(sigmas, float), np.asarray(W, float), W.shape[-1]
-    def _index(self, sigma): return int(np.argmin(np.abs(np.log(self.sigmas) - math.log(float(np.max(sigma))))))
-    def matrix(self, sigma) -> np.ndarray: return self.W[self._index(sigma)]
-    def __call__(self, y, sigma):
-        y = as_float(y, keep_floating=True); xp = array_module(y)
-        return y @ xp.asarray(self.matrix(sigma), dtype=y.dtype, device=array_api_compat.device(y)).T
-
-def train_linear_denoisers(X, sigmas, steps: int = 1000, lr: float = 1e-2, weight_decay: float = 0.0,
-                           batch: int = 256, optimiser=None, init: float = 0.0, device: str = 'auto', seed: int = 0,
-                           log_every: int = 0) -> tuple[TrainedLinearDenoiser, list]:
-    "Train W_sigma (one per sigma) on E||W (x0 + sigma eps) - x0||^2 + weight_decay ||W||^2; returns the denoiser and a log."
-    import torch
-    from memgen.core import resolve_device
-    X = check_array('X', X, ndim=2); sig = np.asarray(check_positive('sigmas', sigmas), float); check_int('steps', steps)
-    dev = resolve_device(device)
-    g = torch.Generator(device='cpu').manual_seed(seed)
-    Xt = torch.as_tensor(X, dtype=torch.float32, device=dev); st = torch.as_tensor(sig, dtype=torch.float32, device=dev)
-    L, d = len(sig), X.shape[1]
-    W = torch.nn.Parameter(init * torch.eye(d, device=dev).repeat(L, 1, 1))
-    opt = (optimiser or torch.optim.Adam)([W], lr=lr)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda k: 1 - k / steps)     # linear decay: no SGD noise floor
-    log = []
-    for step in progress(range(1, steps + 1), desc='train linear', enable=log_every > 0):
-        idx = torch.randint(0, len(Xt), (L, batch), generator=g).to(dev)
-        x0 = Xt[idx]                                                     # (L, batch, d)
-        y = x0 + st[:, None, None] * torch.randn(x0.shape, generator=g).to(dev)
-        loss = ((y @ W.transpose(1, 2) - x0)**2).sum(-1).mean() + weight_decay * (W**2).sum() / L
-        opt.zero_grad(); loss.backward(); opt.step(); sched.step()
-        if not torch.isfinite(loss): raise MemgenError(f"training diverged (loss {loss.item()}) at step {step}; lower lr={lr}")
-        if log_every and step % log_every == 0: log.append({'step': step, 'loss': float(loss)})
-    return TrainedLinearDenoiser(sig, W.detach().cpu().double().numpy()), log

@@ -13,16 +13,15 @@ import numpy as np
 from .core import (MemgenError, check_int, check_positive, check_fraction, progress, resolve_device, to_jsonable, versions,
                          to_numpy, Result)
 from .data import sample_disjoint
-from .store import store_results, load_results, load_arrays, get_or_run, _read_record, _flat_grids, _nested_grids
+from .store import store_results, load_results, load_arrays, get_or_run, _flat_grids, _nested_grids
 if TYPE_CHECKING:          # memgen.denoisers (and torch) load inside the functions that train and sample: the chapter
                            # registry imports this module for PairConfig, and `memgen list` needs no torch
     from memgen.denoisers import ModelConfig, TrainConfig, DDIM, Ascent
 
 # %% auto #0
-__all__ = ['ENSEMBLE_MEMBERS', 'PRESET_NAMES', 'SAMPLER_NAMES', 'PAIR_PROFILES', 'PAIR_COLUMNS', 'GAP_COLUMNS',
-           'linear_latent_theory', 'run_pair_experiment', 'PairConfig', 'run_pairs', 'cpus_text', 'store_sweep',
-           'attach_grids', 'Source', 'stored_or_live', 'GapScan', 'gap_scan_config', 'store_gap_scan', 'load_gap_scan',
-           'paired_gap', 'paired_with_pairs', 'pair_experiment_flops']
+__all__ = ['ENSEMBLE_MEMBERS', 'PRESET_NAMES', 'SAMPLER_NAMES', 'PAIR_PROFILES', 'PAIR_COLUMNS', 'linear_latent_theory',
+           'run_pair_experiment', 'PairConfig', 'run_pairs', 'cpus_text', 'store_sweep', 'attach_grids', 'Source',
+           'stored_or_live', 'pair_experiment_flops']
 
 # %% ../nbs/15_pairs.ipynb #6b697a92
 def linear_latent_theory(data, gamma: float) -> np.ndarray:
@@ -345,11 +344,6 @@ PAIR_COLUMNS = ['N', 'seed', 'quantity', 'model', 'k', 'step', 'value', 'sem']
 # %% ../nbs/15_pairs.ipynb #70623615
 def _listed(xs) -> str: return ', '.join(map(str, xs))
 
-def _recorded(records: list[dict], key: str) -> list:
-    "The distinct values of a machine field over job records, sorted, and 'unknown' when a record lacks it (older records)."
-    vals = {(r.get('machine') or {}).get(key) for r in records}
-    return sorted(v for v in vals if v is not None) + (['unknown'] if None in vals else [])
-
 def cpus_text(record: dict) -> str:
     "The CPU counts a run record names, in words: '2 CPUs', '2 or 16 CPUs', 'CPU count not recorded'."
     cpus = (record.get('machine') or {}).get('cpus')
@@ -361,7 +355,7 @@ def cpus_text(record: dict) -> str:
 # %% ../nbs/15_pairs.ipynb #cf71fb5c
 def store_sweep(spec, folder: Path | str) -> tuple[PairConfig, Path]:
     "Check that a finished pair-experiment sweep splits one PairConfig by N and seed; store its table and provenance in `folder`."
-    from memgen.sweep import load_spec, expand, get_task, make_params, collect
+    from memgen.sweep import load_spec, expand, get_task, make_params, collect, finished_records, sweep_provenance
     spec = load_spec(spec); task = get_task(spec.task); jobs = expand(spec, yes=True)
     if task.params is not PairConfig: raise MemgenError(f"sweep {spec.name} runs task {task.name!r}; expected the pair experiment 'denoisers'")
     params = [make_params(task, j.params) for j in jobs]
@@ -369,32 +363,12 @@ def store_sweep(spec, folder: Path | str) -> tuple[PairConfig, Path]:
     for j, p in zip(jobs, params):
         if replace(p, N_grid=config.N_grid, seeds=config.seeds) != config:
             raise MemgenError(f"sweep {spec.name}: job {j.key} differs from the others beyond N: {to_jsonable(p)}")
-    records = _finished_records(spec, jobs, lambda j, p: f"N = {_listed(p.N_grid)}, seed {j.seed}", params)
+    records = finished_records(spec, jobs, lambda j, p: f"N = {_listed(p.N_grid)}, seed {j.seed}", params)
     grids = {}
     for j, rec in zip(jobs, records):
         if j.seed == spec.seeds[0]: _nested_grids(load_arrays(spec.folder / 'jobs' / j.key, rec), grids)   # the first seed's grids
     table = collect(spec)[PAIR_COLUMNS]
-    return config, store_results(folder, table, config, arrays=_flat_grids(grids), device=config.device, **_sweep_provenance(spec, records))
-
-def _finished_records(spec, jobs, label: Callable, params) -> list[dict]:
-    "Each job's record (its run.json), refusing, by `label(job, params)`, jobs not finished or damaged."
-    from memgen.sweep import _record
-    bad = [(j, p, _record(spec.folder / 'jobs' / j.key, j.key)) for j, p in zip(jobs, params)]
-    bad = [(j, p, why) for j, p, why in bad if why != 'ok']
-    if bad: raise MemgenError(f"sweep {spec.name}: {len(bad)} of {len(jobs)} jobs have not finished or are damaged ("
-                              + '; '.join(f"{label(j, p)}: {why}" for j, p, why in bad[:5]) + "); run the sweep first (damaged jobs are re-run)")
-    return [_read_record(spec.folder / 'jobs' / j.key) for j in jobs]
-
-def _sweep_provenance(spec, records: list[dict]) -> dict:
-    "What a stored sweep records of its jobs: their number, wall and job times, git commits, code hashes and machines."
-    secs = [r['seconds'] for r in records]
-    wall = max(r['finished'] for r in records) - min(r['finished'] - r['seconds'] for r in records)   # first start to last finish
-    return dict(sweep=spec.name, jobs=len(records), wall_seconds=round(wall, 1), job_seconds_total=round(sum(secs), 1),
-                job_seconds_max=round(max(secs), 1), gits=sorted({str(r['versions'].get('git')) for r in records}),
-                code_versions=sorted({str(r['versions'].get('memgen_code')) for r in records}),
-                machine={'platform': records[0]['versions'].get('platform'), 'cpus': _recorded(records, 'cpus'),
-                         'hosts': _recorded(records, 'host')} | ({'gpus': _recorded(records, 'gpu')} if any(
-                             'gpu' in (r.get('machine') or {}) for r in records) else {}))
+    return config, store_results(folder, table, config, arrays=_flat_grids(grids), device=config.device, **sweep_provenance(spec, records))
 
 # %% ../nbs/15_pairs.ipynb #dafd53c7
 def attach_grids(folder: Path | str, config: PairConfig, rerun, grids: dict, atol: float = 1e-6) -> dict:
@@ -460,142 +434,6 @@ def stored_or_live(stored: str, profile: str | PairConfig, live: PairConfig, roo
            else f'no stored run at `{stored}`')
     return Source(table, None, f"**Source: the live run of this build** ({why}): N = {_listed(live.N_grid)}, seeds "
                                f"{_listed(live.seeds)}, preset `{live.preset}`, {_steps_text(live)}.", live, _nested_grids(arrays))
-
-# %% ../nbs/15_pairs.ipynb #3a4d2075
-GAP_COLUMNS = ['H', 'N', 'width', 'depth', 'batch', 'train_steps', 'seed', 'quantity', 'model', 'k', 'value']
-
-@dataclass(frozen=True)
-class GapScan:
-    "One network of a capacity scan: a preset's recipe at another width, depth, batch or length, trained on N images."
-    data: str = 'synthetic'                               # its population covariance gives the Wiener filter (a pool's: its images')
-    H: int = 16
-    alpha: float = 1.0
-    betas: tuple = (6.0, 4.0, 3.0)
-    N: int = 4096
-    preset: str = 'calibrated'
-    width: int = 0                                        # 0: the preset's
-    depth: int = 0                                        # 0: the preset's
-    batch: int = 0                                        # 0: the preset's
-    train_steps: int = 2000
-    sigma_max: float = 160.0                              # 0: the preset's
-    n_test: int = 128
-    device: str = 'cpu'
-    celeba_path: str = ''
-
-    def __post_init__(self):
-        _check_run_fields(self); check_int('N', self.N); check_int('train_steps', self.train_steps); check_int('n_test', self.n_test)
-        for k in ('width', 'depth', 'batch'): check_int(k, getattr(self, k), minimum=0)
-        check_positive('sigma_max', self.sigma_max, strict=False)
-
-    def configs(self) -> tuple[ModelConfig, TrainConfig]:
-        "The preset's model and training configurations with this scan point's width, depth, batch, steps and sigma_max."
-        from memgen.denoisers import preset
-        mc, tc = preset(self.preset)
-        return (replace(mc, width=self.width or mc.width, depth=self.depth or mc.depth),
-                replace(tc, steps=self.train_steps, batch=self.batch or tc.batch, sigma_max=self.sigma_max or tc.sigma_max))
-
-    def dataset(self):
-        "The image data set the config names."
-        from memgen.data import image_dataset
-        return image_dataset(self.data, self.H, self.alpha, self.betas, self.celeba_path)
-
-    def run(self, seed: int) -> Result:
-        "One scan job: train on model A's N images of the pair experiment at `seed`; gaps in dB (k = sigma) of it and of the linear filters."
-        return _gap_scan(self, seed)
-
-# %% ../nbs/15_pairs.ipynb #b82d6dfe
-GapScan.profiles = {'quick': GapScan(),      # a scan starts from one of these and names in its sweep spec what it varies
-                    'scan': GapScan(N=4096, preset='calibrated', sigma_max=160.0, n_test=128, device='cuda')}
-
-def _gap_scan(p: GapScan, seed: int) -> Result:
-    "One scan job: train on model A's N images of the pair experiment at `seed`; gaps in dB to the Wiener filter (k = sigma) of it and of the linear filters."
-    import pandas as pd, time
-    from memgen.denoisers import train_denoiser, as_denoiser, CirculantDenoiser, _as_images
-    from memgen.diffusion import optimal_denoiser
-    data = p.dataset(); mc, tc = p.configs()
-    rng = np.random.default_rng([seed, p.N])                             # as run_pair_experiment draws model A's set and seed
-    X, _, XT = sample_disjoint(data, p.N, rng, 2, p.n_test)
-    t0 = time.time()
-    model, _ = train_denoiser(_as_images(X, data.H, data.W), mc, replace(tc, seed=int(rng.integers(2**31))), device=p.device, show_progress=False)
-    seconds = time.time() - t0
-    filters = {'cnn': as_denoiser(model, data.H, data.W), 'empirical linear': optimal_denoiser(X),
-               'empirical circulant': CirculantDenoiser(X, data.H, data.W)}
-    rows = [('gap_db', name, s, v) for name, s, v in _filter_gaps(filters, data.covariance(), XT, seed)]
-    rows += [('train_seconds', 'cnn', np.nan, seconds), ('parameters', 'cnn', np.nan, sum(q.numel() for q in model.parameters()))]
-    point = {'H': p.H, 'N': p.N, 'width': mc.width, 'depth': mc.depth, 'batch': tc.batch, 'train_steps': tc.steps, 'seed': seed}
-    return Result(pd.DataFrame([{**point, 'quantity': q, 'model': m, 'k': k, 'value': float(v)} for q, m, k, v in rows])[GAP_COLUMNS])
-
-# %% ../nbs/15_pairs.ipynb #dc202230
-def gap_scan_config(spec) -> dict:
-    "What a stored gap scan was run for: its sweep spec's task, grid, fixed values and seeds (the record's config)."
-    from memgen.sweep import load_spec
-    from memgen.sweep import get_task, _profile_values
-    s = load_spec(spec)
-    c = {'task': s.task, 'product': s.product, 'zip': s.zip, 'fixed': s.fixed, 'seeds': s.seeds}
-    if s.profile: c |= {'profile': s.profile, 'profile_values': _profile_values(get_task(s.task), s.profile)}   # as it was then
-    return json.loads(json.dumps(to_jsonable(c)))
-
-def _scan_jobs(config: dict) -> list[str]:
-    "Every job (parameters and seed) a gap-scan config (task, profile, product, zip, fixed, seeds) expands to, as sorted JSON lines."
-    from memgen.sweep import SweepSpec, expand
-    recorded = 'profile_values' in config                              # the profile's values when stored, not today's
-    s = SweepSpec('scan', config['task'], profile='' if recorded else config.get('profile', ''), product=config.get('product', {}),
-                  zip=config.get('zip', {}), fixed={**config.get('profile_values', {}), **config.get('fixed', {})}, seeds=tuple(config['seeds']))
-    return sorted(json.dumps([j.params, j.seed], sort_keys=True) for j in expand(s, yes=True))
-
-def store_gap_scan(spec, folder: Path | str) -> Path:
-    "Check that a gap-scan sweep (task 'gap_scan') has finished; store its table (GAP_COLUMNS) and provenance in `folder`."
-    from memgen.sweep import load_spec, expand, get_task, make_params, collect
-    spec = load_spec(spec); task = get_task(spec.task); jobs = expand(spec, yes=True)
-    if task.params is not GapScan: raise MemgenError(f"sweep {spec.name} runs task {task.name!r}; expected the gap scan 'gap_scan'")
-    params = [make_params(task, j.params) for j in jobs]
-    records = _finished_records(spec, jobs, lambda j, p: f"H = {p.H}, width {p.width}, {p.train_steps} steps, seed {j.seed}", params)
-    return store_results(folder, collect(spec)[GAP_COLUMNS], gap_scan_config(spec), device=sorted({p.device for p in params}),
-                         **_sweep_provenance(spec, records))
-
-# %% ../nbs/15_pairs.ipynb #5ae48597
-def load_gap_scan(stored: str, spec: str, root: Path | str | None = None) -> tuple | None:
-    "The stored gap scan in the folder `stored` made by the sweep spec `spec` (both relative to `root`, default the checkout): (table, record, provenance sentence); None if absent."
-    from memgen.core import find_root
-    root = Path(root) if root is not None else find_root()
-    if not stored or not (root / stored).exists(): return None
-    rec = _read_record(root / stored)                                  # the same jobs, however the spec names them (profile or fixed)
-    try: stored_jobs = _scan_jobs(rec['config'])
-    except (KeyError, TypeError, MemgenError) as e:
-        raise MemgenError(f"stored record {root / stored / 'run.json'} cannot be matched to a sweep ({e}); run and store it again") from None
-    if stored_jobs != _scan_jobs(gap_scan_config(root / spec)):
-        raise MemgenError(f"stored results at {root / stored} were computed for other jobs than the sweep {spec} runs; run and store it again")
-    table, rec = load_results(root / stored, rec['config'], columns=GAP_COLUMNS)
-    points = table[['width', 'depth', 'batch', 'train_steps']].drop_duplicates().sort_values(['width', 'depth', 'batch', 'train_steps']).values
-    text = (f"**Source: the stored gap scan** in `{stored}` (sweep `{spec}`): H = {_listed(sorted(table.H.unique()))}, N = "
-            f"{_listed(sorted(table.N.unique()))}, seeds {_listed(sorted(table.seed.unique()))}; (width, depth, batch, steps) = "
-            + ', '.join(f'({w}, {dp}, {b}, {s})' for w, dp, b, s in points) + f"; {rec['jobs']} jobs on {', '.join(rec['machine'].get('gpus') or ['CPUs'])}, "
-            f"{rec['job_seconds_total'] / 3600:.2f} h of job time; memgen code {_listed(rec['code_versions'])}.")
-    return table, rec, text
-
-# %% ../nbs/15_pairs.ipynb #c05d69c6
-def _scan_point(table, H: int, point: tuple, model: str = 'cnn'):
-    "The gaps of one scan point (width, batch, train_steps) at side H, indexed by (sigma, seed); refused if absent or of several depths."
-    g = table[(table.quantity == 'gap_db') & (table.H == H) & (table.model == model) & (table.width == point[0])
-              & (table.batch == point[1]) & (table.train_steps == point[2])]
-    if not len(g): raise MemgenError(f"scan point {point} at H = {H} is not in the table")
-    if g.depth.nunique() > 1: raise MemgenError(f"scan point {point} at H = {H} has depths {sorted(int(x) for x in g.depth.unique())}; expected one")
-    return g.set_index(['k', 'seed']).value
-
-def paired_gap(table, H: int, a: tuple, b: tuple, model_a: str = 'cnn', model_b: str = 'cnn'):
-    "Per noise level k: mean and sem over seeds of gap(b, model_b) - gap(a, model_a), scan points (width, batch, train_steps), paired by seed."
-    d = (_scan_point(table, H, b, model_b) - _scan_point(table, H, a, model_a)).dropna()
-    return d.groupby(level='k').agg(['mean', 'sem', 'count'])
-
-def paired_with_pairs(scan, pairs_table, H: int, point: tuple):
-    """Per noise level k: mean and sem over seeds of gap(scan point) - gap(model A of a pair-experiment table), paired by seed:
-    a scan job trains on model A's images with model A's training seed, so at the recipe's own point the two are one model."""
-    g = _scan_point(scan, H, point)
-    a = pairs_table[(pairs_table.quantity == 'gap_db') & (pairs_table.model == 'A') & pairs_table.step.isna()
-                    & pairs_table.N.isin(scan.N.unique())].set_index(['k', 'seed']).value
-    d = (g - a).dropna()
-    if not len(d): raise MemgenError(f"scan point {point} at H = {H} and model A of the pair table share no (sigma, seed)")
-    return d.groupby(level='k').agg(['mean', 'sem', 'count'])
 
 # %% ../nbs/15_pairs.ipynb #8d1ec5d1
 def pair_experiment_flops(model_config: ModelConfig, train_config: TrainConfig, H: int, W: int, N_grid, n_seeds: int = 1,

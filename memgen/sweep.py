@@ -19,7 +19,7 @@ from .core import pid_alive, MemgenError, check_size, code_version, content_hash
 # %% auto #0
 __all__ = ['TASKS', 'LAZY_TASKS', 'MAX_JOBS', 'SLURM_QUEUE', 'Task', 'register_experiment', 'register_task', 'get_task',
            'make_params', 'SweepSpec', 'load_spec', 'Job', 'n_jobs', 'expand', 'run_job', 'slurm_queue', 'commit_store',
-           'committing', 'run_sweep', 'sweep_status', 'collect']
+           'committing', 'run_sweep', 'sweep_status', 'collect', 'finished_records', 'sweep_provenance']
 
 # %% ../nbs/07_sweep.ipynb #5764b674
 @dataclass(frozen=True)
@@ -39,7 +39,7 @@ TASKS: dict[str, Task] = {}
 LAZY_TASKS = {'linear': ('memgen.linear', 'LinearPairs'),          # built-in tasks, each an experiment class: (module,
               'theory_q': ('memgen.theory', 'AsymptoticQ'),        # class), the module imported when first named
               'denoisers': ('memgen.pairs', 'PairConfig'),
-              'gap_scan': ('memgen.pairs', 'GapScan'),
+              'gap_scan': ('memgen.gapscan', 'GapScan'),
               'chapter': ('memgen.book', 'ChapterRun')}
 
 # %% ../nbs/07_sweep.ipynb #a053ba3b
@@ -616,3 +616,29 @@ def collect(spec) -> pd.DataFrame:
             if k not in t: t[k] = json.dumps(v) if isinstance(v, (list, dict)) else v
         parts.append(t.assign(job_seed=j.seed, job=j.key))
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+
+# %% ../nbs/07_sweep.ipynb #8edd992b
+def finished_records(spec, jobs: list[Job], label: Callable, params) -> list[dict]:
+    "Each job's record (its run.json), refusing, by `label(job, params)`, jobs not finished or damaged."
+    spec = load_spec(spec)
+    bad = [(j, p, _record(spec.folder / 'jobs' / j.key, j.key)) for j, p in zip(jobs, params)]
+    bad = [(j, p, why) for j, p, why in bad if why != 'ok']
+    if bad: raise MemgenError(f"sweep {spec.name}: {len(bad)} of {len(jobs)} jobs have not finished or are damaged ("
+                              + '; '.join(f"{label(j, p)}: {why}" for j, p, why in bad[:5]) + "); run the sweep first (damaged jobs are re-run)")
+    return [json.loads((spec.folder / 'jobs' / j.key / 'run.json').read_text()) for j in jobs]
+
+def _recorded(records: list[dict], key: str) -> list:
+    "The distinct values of a machine field over job records, sorted, and 'unknown' when a record lacks it (older records)."
+    vals = {(r.get('machine') or {}).get(key) for r in records}
+    return sorted(v for v in vals if v is not None) + (['unknown'] if None in vals else [])
+
+def sweep_provenance(spec, records: list[dict]) -> dict:
+    "What a stored sweep records of its jobs: their number, wall and job times, git commits, code hashes and machines."
+    secs = [r['seconds'] for r in records]
+    wall = max(r['finished'] for r in records) - min(r['finished'] - r['seconds'] for r in records)   # first start to last finish
+    return dict(sweep=load_spec(spec).name, jobs=len(records), wall_seconds=round(wall, 1), job_seconds_total=round(sum(secs), 1),
+                job_seconds_max=round(max(secs), 1), gits=sorted({str(r['versions'].get('git')) for r in records}),
+                code_versions=sorted({str(r['versions'].get('memgen_code')) for r in records}),
+                machine={'platform': records[0]['versions'].get('platform'), 'cpus': _recorded(records, 'cpus'),
+                         'hosts': _recorded(records, 'host')} | ({'gpus': _recorded(records, 'gpu')} if any(
+                             'gpu' in (r.get('machine') or {}) for r in records) else {}))

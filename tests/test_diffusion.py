@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 import torch
-from memgen import diffusion as df, metrics as M
+from memgen import denoisers as dn, diffusion as df, dynamics as dyn, metrics as M
 from memgen.core import MemgenError
 from memgen.theory import memorisation_map
 
@@ -111,7 +111,7 @@ def test_torch_sampling_matches_numpy_without_noise():
     b = df.kadkhodaie_sample(D, torch.tensor(y0), torch.Generator().manual_seed(2), h0=0.05, beta=1.0, sigma_min=0.05, max_iter=200)
     assert b.dtype == torch.float64
     np.testing.assert_allclose(b.numpy(), a, atol=1e-10)
-    TL = df.TrainedLinearDenoiser(np.array([0.1, 1.0]), np.stack([0.5 * np.eye(16), np.random.default_rng(3).standard_normal((16, 16))]))
+    TL = dn.TrainedLinearDenoiser(np.array([0.1, 1.0]), np.stack([0.5 * np.eye(16), np.random.default_rng(3).standard_normal((16, 16))]))
     np.testing.assert_allclose(TL(torch.tensor(xT), 0.9).numpy(), TL(xT, 0.9), atol=1e-12)
     assert TL(torch.tensor(xT, dtype=torch.float32), 0.9).dtype == torch.float32
     sig = np.linspace(0.1, 2.0, 4)
@@ -127,7 +127,7 @@ def test_trained_denoiser_approaches_closed_form():
     gap = lambda T: max(
         np.linalg.norm(T.matrix(s) - df.optimal_denoiser(X).matrix(s)) / np.linalg.norm(df.optimal_denoiser(X).matrix(s)) for s in sig
     )
-    gaps = [gap(df.train_linear_denoisers(X, sig, steps=k, lr=0.02, device='cpu')[0]) for k in (50, 200, 1500)]
+    gaps = [gap(dn.train_linear_denoisers(X, sig, steps=k, lr=0.02, device='cpu')[0]) for k in (50, 200, 1500)]
     assert gaps[0] > gaps[1] > gaps[2] and gaps[2] < 0.05, gaps
 
 
@@ -161,11 +161,11 @@ def test_training_time_theory_matches_trained_diffusion_models(d):
     from memgen import theory as th
 
     for tau in (0.1, 2.0):
-        t = df.simulate_diffusion(df.GradientFlow(tau), d, ns=(5, d), n_seeds=3, n_samples=40, steps=40, seed=3, show_progress=False)
+        t = df.simulate_diffusion(dyn.GradientFlow(tau), d, ns=(5, d), n_seeds=3, n_samples=40, steps=40, seed=3, show_progress=False)
         s = t.groupby(['n', 'quantity']).value.agg(['mean', 'std', 'count'])
         sem = s['std'] / np.sqrt(s['count'])
-        q_th = float(th.q_white(1.0, df.training_map(tau, steps=40)))
-        m_th = float(df.memorisation_curve([tau], 5, d, steps=40)[0])
+        q_th = float(th.q_white(1.0, dyn.training_map(tau, steps=40)))
+        m_th = float(dyn.memorisation_curve([tau], 5, d, steps=40)[0])
         assert abs(s.loc[(d, 'q'), 'mean'] - q_th) <= 3 * sem[(d, 'q')] + 1.0 / d, (tau, s.loc[(d, 'q')], q_th)
         assert abs(s.loc[(5, 'm'), 'mean'] - m_th) <= 3 * sem[(5, 'm')] + 0.03, (tau, s.loc[(5, 'm')], m_th)
 
@@ -179,13 +179,13 @@ def test_latent_recovery_does_not_depend_on_training_time():
     X = sw.sample(160, np.random.default_rng(0))
     sch = df.linear_schedule(1000)
     exact = [
-        latent_recovery(df.sampled_covariance(df.SpectralDenoiser(X, df.GradientFlow(t)), sch, 30), sw.latents)[0]
+        latent_recovery(df.sampled_covariance(df.SpectralDenoiser(X, dyn.GradientFlow(t)), sch, 30), sw.latents)[0]
         for t in (0.02, 0.3, 3.0, 30.0)
     ]
     assert np.ptp(exact) < 1e-8 and exact[0] > 0.5, exact
     xT = np.random.default_rng(1).standard_normal((3000, 80))
     sim = [
-        latent_recovery_from_samples(df.ddim_sample(df.SpectralDenoiser(X, df.GradientFlow(t)), sch, xT, steps=30), sw.latents, n_boot=10)
+        latent_recovery_from_samples(df.ddim_sample(df.SpectralDenoiser(X, dyn.GradientFlow(t)), sch, xT, steps=30), sw.latents, n_boot=10)
         for t in (0.3, 30.0)
     ]
     (Q1, e1), (Q2, e2) = sim
@@ -196,17 +196,17 @@ def test_latent_recovery_does_not_depend_on_training_time():
 def test_memorisation_time_scaling_is_flat_in_n():
     "tau_mem(n, d) of linear diffusion models: the power-law exponent in n is far from Bonnaire et al.'s linear growth."
     ns = np.array([2, 8, 32, 128])
-    tm = df.memorisation_time(ns, 2000, steps=40)
+    tm = dyn.memorisation_time(ns, 2000, steps=40)
     b = np.polyfit(np.log(ns), np.log(tm), 1)[0]
     assert abs(b) < 0.5, (tm, b)
 
 
 def test_training_time_bad_input():
     with pytest.raises(MemgenError, match='tau'):
-        df.GradientFlow(-0.5)
+        dyn.GradientFlow(-0.5)
     with pytest.raises(MemgenError, match='beyond the stability limit'):
-        df.GradientFlow(1.0, lr=0.9)(np.array([1.0, 2.0]), 1.0)
+        dyn.GradientFlow(1.0, lr=0.9)(np.array([1.0, 2.0]), 1.0)
     with pytest.raises(MemgenError, match='non-empty'):
-        df.training_curves([], [1.0])
+        dyn.training_curves([], [1.0])
     with pytest.raises(MemgenError, match='n < d'):
-        df.memorisation_time([500], 100)
+        dyn.memorisation_time([500], 100)
