@@ -17,7 +17,8 @@ __all__ = ['DENSE_MATRICES', 'MemgenError', 'check_positive', 'check_fraction', 
            'check_dim', 'check_smaller_dims', 'check_size', 'to_jsonable', 'content_hash', 'Result', 'is_experiment',
            'hash_files', 'package_dir', 'code_version', 'git_hash', 'versions', 'atomic_write_text',
            'atomic_write_json', 'file_sha256', 'find_root', 'pid_alive', 'swap_dir', 'save_run_record', 'is_torch',
-           'array_module', 'as_float', 'to_numpy', 'resolve_device', 'progress', 'mean_sem']
+           'array_module', 'as_float', 'to_numpy', 'as_like', 'standard_normal', 'resolve_device', 'progress',
+           'mean_sem']
 
 # %% ../nbs/00_core.ipynb #c75fd1d8
 class MemgenError(ValueError):
@@ -261,6 +262,18 @@ def as_float(x, keep_floating: bool = False):
 def to_numpy(x) -> np.ndarray:
     "`x` as a float64 numpy array: the one host copy (tensors are detached and copied from their device)."
     return x.detach().double().cpu().numpy() if is_torch(x) else np.asarray(x, dtype=float)
+
+def as_like(a, like):
+    "`a` (an array, list or host array) as an array of `like`'s library, dtype and device: the one conversion towards `like`."
+    return array_module(like).asarray(a, dtype=like.dtype, device=array_api_compat.device(like))
+
+def standard_normal(generator, shape: tuple, like=None):
+    """Standard normal draws from a numpy Generator, or from a torch Generator (float64 on its device, then `like`'s dtype
+    and device): the same draws for the same seed, whatever the dtype of the array they perturb."""
+    if isinstance(generator, np.random.Generator): return generator.standard_normal(shape)
+    import torch                                                         # a torch Generator: torch is loaded already
+    z = torch.randn(shape, generator=generator, device=generator.device, dtype=torch.float64)
+    return z if like is None else z.to(like.device, like.dtype)
 
 # %% ../nbs/00_core.ipynb #b9626a0b
 def resolve_device(device: str = 'auto') -> str:

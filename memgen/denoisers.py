@@ -12,9 +12,8 @@ import numpy as np
 import torch
 from torch import nn
 
-import array_api_compat
 from .core import (MemgenError, check_int, check_positive, check_fraction, check_array, progress, resolve_device, to_jsonable,
-                         atomic_write_json, atomic_write_text, versions, to_numpy, as_float, array_module)
+                         atomic_write_json, atomic_write_text, versions, to_numpy, as_float, as_like)
 
 # %% auto #0
 __all__ = ['PRESETS', 'MAX_PIXEL', 'SAMPLERS', 'GAP_SIGMAS', 'BiasFreeBatchNorm', 'BFCNN', 'BFUNet', 'Preconditioned',
@@ -723,8 +722,8 @@ class TrainedLinearDenoiser:
     def _index(self, sigma): return int(np.argmin(np.abs(np.log(self.sigmas) - math.log(float(np.max(sigma))))))
     def matrix(self, sigma) -> np.ndarray: return self.W[self._index(sigma)]
     def __call__(self, y, sigma):
-        y = as_float(y, keep_floating=True); xp = array_module(y)
-        return y @ xp.asarray(self.matrix(sigma), dtype=y.dtype, device=array_api_compat.device(y)).T
+        y = as_float(y, keep_floating=True)
+        return y @ as_like(self.matrix(sigma), y).T
 
 def train_linear_denoisers(X, sigmas, steps: int = 1000, lr: float = 1e-2, weight_decay: float = 0.0,
                            batch: int = 256, optimiser=None, init: float = 0.0, device: str = 'auto', seed: int = 0,

@@ -11,7 +11,7 @@ import array_api_compat
 import numpy as np
 from scipy import integrate
 
-from .core import MemgenError, check_array, check_int, check_positive, progress, array_module, as_float, to_numpy
+from .core import MemgenError, check_array, check_int, check_positive, progress, array_module, as_float, as_like, to_numpy, standard_normal
 from .linear import spectral_fit, spectral_apply, spectral_matrix
 
 # %% auto #0
@@ -73,11 +73,10 @@ class SpectralDenoiser:
 
     def __call__(self, y, sigma):
         "x0_hat for noisy inputs y (m x d) at noise level sigma (scalar or one per row)."
-        y = as_float(y, keep_floating=True); xp, dev = array_module(y), array_api_compat.device(y)   # integers: float64
+        y = as_float(y, keep_floating=True)                                # integers: float64
         sg = sigma if np.ndim(sigma) == 0 else to_numpy(sigma)             # w is a numpy function of (lam, sigma)
         wr, w0 = self.multipliers(sg)
-        t = lambda a: xp.asarray(a, dtype=y.dtype, device=dev)             # in y's namespace, dtype and device
-        return spectral_apply(y, t(self.V), t(wr), t(w0))
+        return spectral_apply(y, as_like(self.V, y), as_like(wr, y), as_like(w0, y))   # in y's namespace, dtype and device
 
     def matrix(self, sigma: float) -> np.ndarray:
         "The d x d matrix of the denoiser at noise level sigma."
@@ -92,11 +91,6 @@ def optimal_denoiser(X, weight_decay: float = 0.0, cov_ridge: float = 0.0) -> Sp
                             f'optimal (weight decay {rho:g}, covariance ridge {ridge:g})')
 
 # %% ../nbs/05_diffusion.ipynb #af83791a
-def _randn(generator, shape, like):
-    if isinstance(generator, np.random.Generator): return generator.standard_normal(shape)
-    import torch
-    return torch.randn(shape, generator=generator, device=generator.device, dtype=torch.float64).to(like.device, like.dtype)
-
 def _max_sigma(sigma) -> float:
     "The largest noise level of a scalar, array or tensor sigma (for error messages only)."
     return float(np.max(to_numpy(sigma)))
@@ -135,7 +129,7 @@ def ddim_sample(denoiser, schedule: Schedule, x_T, generator=None, steps: int | 
         if a_s is None: return x0
         eps = (x - math.sqrt(a_t) * x0) / math.sqrt(1 - a_t)
         x = math.sqrt(a_s) * x0 + math.sqrt(max(1 - a_s - noise_scale * noise_scale, 0.0)) * eps
-        if noise_scale > 0: x = x + noise_scale * _randn(generator, tuple(x.shape), x)
+        if noise_scale > 0: x = x + noise_scale * standard_normal(generator, tuple(x.shape), x)
         _check_finite(x, k, sig)
     return x
 
@@ -160,7 +154,7 @@ def kadkhodaie_sample(denoiser, y0, generator, h0: float = 0.01, beta: float = 0
         if not bool(xp.any(active)): break
         h = h0 * t / (1 + h0 * (t - 1))
         gam = math.sqrt(max((1 - beta * h)**2 - (1 - h)**2, 0.0)) * sig
-        z = _randn(generator, tuple(y.shape), y)
+        z = standard_normal(generator, tuple(y.shape), y)
         step = h * d + gam[:, None] * z
         y = y + (step * active[:, None])                    # finished samples are frozen
         _check_finite(y, t, sig)

@@ -9,7 +9,7 @@ import array_api_compat
 import numpy as np
 import pandas as pd
 
-from .core import MemgenError, check_array, check_dim, check_size, check_int, check_positive, progress, is_torch, array_module, to_numpy, Result
+from .core import MemgenError, check_array, check_dim, check_size, check_int, check_positive, progress, is_torch, array_module, as_like, to_numpy, Result
 from .theory import _as_map, _real
 from .data import sample_disjoint, is_model, model_at
 
@@ -60,7 +60,7 @@ class LinearGenerativeModel:
         V, ev = spectral_fit(X)
         evals = to_numpy(ev)
         gv = np.asarray(self.g(evals), dtype=float)
-        self.gvals = array_module(V).as_tensor(gv, dtype=V.dtype, device=V.device) if self.torch else gv
+        self.gvals = as_like(gv, V) if self.torch else gv
         (self.n, self.d), self.V, self.evals = X.shape, V, evals
         self.g0 = float(np.asarray(self.g(np.zeros(1)))[0])
         return self
@@ -68,10 +68,9 @@ class LinearGenerativeModel:
     def sample(self, z):
         "Map seeds z (m x d, or d) to samples g(Sigma_hat) z, in the backend of the fit."
         if self.torch:
-            import torch
             if (z.is_complex() if is_torch(z) else np.iscomplexobj(z)): raise MemgenError("z is complex; expected real numbers")
-            z = torch.as_tensor(z, dtype=self.V.dtype, device=self.V.device)
-            if not torch.isfinite(z).all(): raise MemgenError("z contains NaN/inf entries; expected finite values")
+            z = as_like(z, self.V); xp = array_module(z)
+            if not bool(xp.all(xp.isfinite(z))): raise MemgenError("z contains NaN/inf entries; expected finite values")
         else: z = check_array('z', _real('z', z))
         if z.shape[-1] != self.d: raise MemgenError(f"z has {z.shape[-1]} columns; expected d={self.d}")
         return spectral_apply(z, self.V, self.gvals, self.g0)

@@ -9,7 +9,7 @@ import array_api_compat
 import numpy as np
 from scipy import linalg as sla
 
-from .core import MemgenError, check_array, mean_sem, array_module, as_float, to_numpy
+from .core import MemgenError, check_array, mean_sem, array_module, as_float, as_like, to_numpy
 
 # %% auto #0
 __all__ = ['centre_images', 'pair_cosines', 'convergence', 'Chunked', 'nearest_cosine', 'memorisation', 'nn_ratio_memorised',
@@ -55,7 +55,7 @@ def pair_cosines(samples_a, samples_b, centre: bool = False) -> np.ndarray:
     "cos(x_A(z), x_B(z)) of each pair of samples (rows from the same seed z); centre: per-image mean removed first."
     a, b = _flat('samples_a', samples_a), _flat('samples_b', samples_b)
     if tuple(a.shape) != tuple(b.shape): raise MemgenError(f"samples_a has shape {tuple(a.shape)} but samples_b has {tuple(b.shape)}; expected equal shapes")
-    xp = array_module(a); b = xp.asarray(b, dtype=a.dtype, device=array_api_compat.device(a))   # b follows a
+    xp = array_module(a); b = as_like(b, a)                                 # b follows a
     if centre: a, b = centre_images(a), centre_images(b)
     return to_numpy(xp.sum(_unit(a) * _unit(b), axis=1))
 
