@@ -363,8 +363,6 @@ def build_book(profile: str = 'quick', only: Iterable[str] | None = None, device
     intro = next((c for c in selected if c.name == 'intro'), None)
     if intro is None and any(c.name == 'intro' for c in chapters) and only: intro = get_chapter('intro', chapters)
     selected = [c for c in selected if c.name != 'intro']
-    if only and any(c.name == 'api' for c in chapters) and all(c.name != 'api' for c in selected):
-        selected.append(get_chapter('api', chapters))         # the chapters' equations link to the API page
     overrides = overrides or {}
     for name in overrides: get_chapter(name, chapters)
     resolve_device(device)                                    # a bad device fails before anything runs

@@ -13,7 +13,7 @@ from .core import MemgenError, resolve_device, check_int, check_positive, check_
 
 # %% auto #0
 __all__ = ['PROFILES', 'CHAPTERS', 'ConvergenceParams', 'MemorisationParams', 'LatentParams', 'PowerLawParams', 'DiffusionParams',
-           'DenoisersParams', 'MeasureParams', 'RealParams', 'DistancesParams', 'ApiParams', 'IntroParams', 'Chapter',
+           'DenoisersParams', 'MeasureParams', 'RealParams', 'DistancesParams', 'IntroParams', 'Chapter',
            'chapter_defaults', 'get_chapter', 'parse_value', 'with_overrides', 'chapter_params']
 
 # %% ../nbs/14_chapters.ipynb #8db3f463
@@ -260,12 +260,6 @@ class DistancesParams:
         check_positive('alpha', self.alpha, strict=False); check_int('seed', self.seed, minimum=0)
 
 @dataclass(frozen=True)
-class ApiParams:
-    "Parameters of the appendix 'API reference': the memgen modules documented."
-    modules: tuple = ('core', 'data', 'theory', 'linear', 'metrics', 'diffusion', 'dynamics', 'denoisers', 'pairs', 'gapscan', 'store', 'sweep', 'page', 'explore',
-                      'plots', 'book', 'cli', 'chapters', 'tables', 'measure')
-
-@dataclass(frozen=True)
 class IntroParams:
     "Parameters of the landing page: the headline results of the other chapters (JSON, injected by the build)."
     results: str = ''
@@ -276,7 +270,6 @@ class IntroParams:
 
 # %% ../nbs/14_chapters.ipynb #137f2912
 DistancesParams.profiles = {'quick': DistancesParams(), 'full': DistancesParams(d=1500, d_large=3000, d_small=750, n_seeds=10, n_samples=300)}
-ApiParams.profiles = {'quick': ApiParams(), 'full': ApiParams()}
 IntroParams.profiles = {'quick': IntroParams(), 'full': IntroParams()}
 
 # %% ../nbs/14_chapters.ipynb #5e055a4a
@@ -322,7 +315,6 @@ CHAPTERS: tuple[Chapter, ...] = (                  # importing the registry impo
     Chapter('real', 'nbs/chapters/real.ipynb', 'Real images', RealParams),
     Chapter('measure', 'nbs/chapters/measure.ipynb', 'Measure your own models', MeasureParams),
     Chapter('distances', 'nbs/chapters/distances.ipynb', 'Two distances', DistancesParams),
-    Chapter('api', 'nbs/chapters/api.ipynb', 'API reference', ApiParams, show_parameters=False),
     Chapter('denoisers', 'nbs/chapters/denoisers.ipynb', 'Convolutional denoisers', DenoisersParams, inputs=_stored_input),
 )
 

@@ -49,7 +49,7 @@ def test_the_installed_script_exits_2_with_one_line(checkout, args, message):
     [
         (
             ['run', 'nosuchchapter'],
-            "chapter 'nosuchchapter' is unknown; expected one of ['intro', 'convergence', 'memorisation', 'latent', 'powerlaw', 'diffusion', 'training', 'explorer', 'real', 'measure', 'distances', 'api', 'denoisers']",
+            "chapter 'nosuchchapter' is unknown; expected one of ['intro', 'convergence', 'memorisation', 'latent', 'powerlaw', 'diffusion', 'training', 'explorer', 'real', 'measure', 'distances', 'denoisers']",
         ),
         (['run', 'convergence', '--profile', 'huge'], "invalid choice: 'huge'"),
         (['book', '--profile', 'huge'], "invalid choice: 'huge'"),
@@ -115,7 +115,7 @@ def test_more_bad_input_is_one_line_exit_2(checkout, args, message):
 def test_os_errors_are_one_line(checkout):
     "A _build that cannot be written (here: a file in its place), a sweep store that is a file, --collect to a folder."
     (checkout / '_build').write_text('not a folder')
-    r = run(['run', 'api'], checkout)
+    r = run(['run', 'intro'], checkout)
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and 'Traceback' not in r.stderr, r.stderr
     (checkout / 'afile').write_text('')
     (checkout / 's.yaml').write_text('name: t\ntask: theory_q\nproduct: {gamma: [0.5]}\nstore: afile\n')
