@@ -208,7 +208,7 @@ def psd_sqrt(A) -> np.ndarray:
     w, V = np.linalg.eigh((A + A.T) / 2); return (V * np.sqrt(np.clip(w, 0, None))) @ V.T
 
 def bulk_distance(Sigma, C, Sigma_root=None) -> float:
-    "Normalised squared 2-Wasserstein distance W2^2(N(0,Sigma), N(0,C)) / d (pass Sigma_root to reuse Sigma^(1/2))."
+    "Normalised squared 2-Wasserstein distance W2^2(N(0,Sigma), N(0,C)) / d (pass Sigma_root to reuse Sigma^(1/2)) (book: eq-two-distances)."
     r = psd_sqrt(Sigma) if Sigma_root is None else check_array('Sigma_root', _real('Sigma_root', Sigma_root), ndim=2)
     C = check_array('C', _real('C', C), ndim=2)
     if r.shape != C.shape: raise MemgenError(f"Sigma has shape {r.shape} but C has {C.shape}")
@@ -216,7 +216,7 @@ def bulk_distance(Sigma, C, Sigma_root=None) -> float:
     return float((np.sum(r * r) + np.trace(C) - 2 * cross) / len(r))
 
 def latent_distance(C, latents) -> float:
-    "Chordal distance 1 - ||U^T V_r||_F^2 / r between the latents' span U and C's top-r eigenvectors V_r, in [0, 1]."
+    "Chordal distance 1 - ||U^T V_r||_F^2 / r between the latents' span U and C's top-r eigenvectors V_r, in [0, 1] (book: eq-two-distances)."
     C, L = _cov_latents(C, latents)
     U, sv, _ = np.linalg.svd(L.T / np.abs(L).max(), full_matrices=False)
     if sv[-1] <= 1e-10 * sv[0]: raise MemgenError(f"latents are linearly dependent (rank < {len(L)}); expected independent rows")

@@ -76,7 +76,7 @@ def mp_moment(f, gamma, sigma2: float = 1.0) -> np.ndarray:
 _Q_ASYMPTOTIC = 1e6   # above this gamma, q = 1 - c sigma2^2 g'(sigma2)^2 / g(sigma2)^2 + O(c^2), c = 1/gamma, beats the quadrature
 
 def q_white(gamma, g=None, sigma2: float = 1.0) -> np.ndarray:
-    "Asymptotic convergence q(gamma) of two linear models on disjoint white data, for the spectral map g."
+    "Asymptotic convergence q(gamma) of two linear models on disjoint white data, for the spectral map g (book: eq-q-white, eq-white-identity)."
     g = _as_map(g)
     gam = np.asarray(_check_positive('gamma', gamma), dtype=float); _check_positive('sigma2', sigma2)
     big = gam > _Q_ASYMPTOTIC
@@ -228,7 +228,7 @@ def _is_flat(spectrum) -> bool:
     return lam.ndim == 1 and lam.size > 0 and np.all(np.isfinite(lam)) and lam[0] > 0 and np.all(lam == lam[0])
 
 def convergence_q(spectrum, gamma, g=None) -> np.ndarray:
-    "Asymptotic convergence q(gamma) for a population spectrum (1-D array of Sigma's eigenvalues)."
+    "Asymptotic convergence q(gamma) for a population spectrum (1-D array of Sigma's eigenvalues) (book: eq-q-general)."
     g = _as_map(g)
     if _is_flat(spectrum) and not isinstance(g, RidgeSqrt):
         return q_white(gamma, g, sigma2=float(np.asarray(spectrum)[0]))
@@ -252,7 +252,7 @@ def effective_rank(spectrum) -> float:
     return float(lam.sum()**2 / np.sum(lam**2))
 
 def convergence_q_finite(spectrum, gamma, n_z: int = 2000, seed: int = 0) -> np.ndarray:
-    "Finite-d convergence E_z[sum_k D_k^2 z_k^2 / sum_k lambda_k z_k^2] (sqrt map): the curve for O(1) effective rank."
+    "Finite-d convergence E_z[sum_k D_k^2 z_k^2 / sum_k lambda_k z_k^2] (sqrt map): the curve for O(1) effective rank (book: eq-q-finite)."
     lam = _check_array('spectrum', spectrum, ndim=1); n_z = check_int('n_z', n_z)
     D2 = np.atleast_2d(sqrt_diag(lam, gamma))**2                            # (G, d)
     rng = np.random.default_rng(seed); acc = np.zeros(len(D2))
@@ -300,7 +300,7 @@ def _check_outlier(ell, b):
     return ell
 
 def Q_bbp(bulk_spectrum, ell, gamma) -> np.ndarray:
-    "BBP squared overlap Q of the top sample eigenvector with a population outlier ell above the bulk."
+    "BBP squared overlap Q of the top sample eigenvector with a population outlier ell above the bulk (book: eq-bbp, eq-fss)."
     b = _bulk(bulk_spectrum); ell = _check_outlier(ell, b)
     p1 = psi_prime(ell, b, gamma)
     return np.where(p1 > 0, ell * np.maximum(p1, 0) / psi(ell, b, gamma), 0.0)
@@ -348,7 +348,7 @@ def template_outlier(bulk_spectrum, u_coords, beta: float) -> tuple[float, float
     return float(ell), float(uw2)
 
 def Q_template(bulk_spectrum, u_coords, beta: float, gamma) -> np.ndarray:
-    "BBP overlap Q of the top sample eigenvector with a template u (not an eigenvector of the bulk)."
+    "BBP overlap Q of the top sample eigenvector with a template u (not an eigenvector of the bulk) (book: eq-template-bbp)."
     ell, uw2 = template_outlier(bulk_spectrum, u_coords, beta)
     return uw2 * Q_bbp(bulk_spectrum, ell, gamma)
 
@@ -359,7 +359,7 @@ def gamma_c(ell, bulk_spectrum) -> np.ndarray:
     return np.mean(b**2 / (ell - b)**2, axis=-1)
 
 def template_gamma_c(bulk_spectrum, u_coords, beta: float) -> float:
-    "BBP threshold of the template u of strength beta over the bulk."
+    "BBP threshold of the template u of strength beta over the bulk (book: eq-template-bbp)."
     return float(gamma_c(template_outlier(bulk_spectrum, u_coords, beta)[0], bulk_spectrum))
 
 def template_beta_for(target: float, bulk_spectrum, u_coords) -> float:
@@ -394,7 +394,7 @@ def _radius_factor(n: int, lam: float) -> float:
            integrate.quad(f, mode + 1e-9, np.inf, epsabs=1e-13, limit=200)[0]
 
 def m_white(n, lam=0.0) -> np.ndarray:
-    "m(n, lam): expected cosine of a sample to its nearest training point, white data, d -> infinity."
+    "m(n, lam): expected cosine of a sample to its nearest training point, white data, d -> infinity (book: eq-memorisation)."
     _check_positive('lam', lam, strict=False)
     def one(k, l):
         k = check_int('n', k)
@@ -420,7 +420,7 @@ def memorisation_asymptote(n) -> np.ndarray:
 
 # %% ../nbs/02_theory.ipynb #3a0079c3
 def D_bulk(spectrum, gamma, g=None) -> np.ndarray:
-    "Normalised W2^2/d between N(0, Sigma) and the learnt N(0, g(Sigma_hat)^2), d -> infinity."
+    "Normalised W2^2/d between N(0, Sigma) and the learnt N(0, g(Sigma_hat)^2), d -> infinity (book: eq-two-distances, eq-white-identity)."
     g = _as_map(g)
     if _is_flat(spectrum):
         s2 = float(np.asarray(spectrum)[0])
@@ -433,7 +433,7 @@ def D_bulk(spectrum, gamma, g=None) -> np.ndarray:
 
 # %% ../nbs/02_theory.ipynb #e1148761
 def D_lat(betas, gamma) -> np.ndarray:
-    "Chordal D_lat = 1 - mean_k Q_k for a white bulk with orthogonal spikes betas (Q_k the BBP overlaps), d -> infinity."
+    "Chordal D_lat = 1 - mean_k Q_k for a white bulk with orthogonal spikes betas (Q_k the BBP overlaps), d -> infinity (book: eq-two-distances)."
     betas = np.atleast_1d(np.asarray(_check_positive('betas', betas), float))
     gam = np.asarray(_check_positive('gamma', gamma), float)
     return (1 - np.mean([Q_bbp(1.0, 1 + b, gam) for b in betas], axis=0))[()]

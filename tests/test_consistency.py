@@ -227,6 +227,7 @@ def test_every_labelled_chapter_equation_links_to_the_code_that_computes_it():
                     assert mod in api_modules(), f'{nb.name}: {m[1]} links to memgen.{mod}, which the API page does not document'
                     obj = getattr(importlib.import_module(f'memgen.{mod}'), name, None)
                     assert callable(obj) and not isinstance(obj, type), f'{nb.name}: memgen.{mod}.{name} is not a function'
+                    assert m[1] in (obj.__doc__ or ''), f'{nb.name}: the docstring of memgen.{mod}.{name} does not name {m[1]}'
     assert found >= 9
 
 
