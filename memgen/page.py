@@ -70,6 +70,7 @@ class _Verdict:
     @property
     def evidence(self) -> bool: return self.kind == 'measured' and not self.weak and self.evaluated
 
+# %% ../nbs/08_page.ipynb #341fdb4a
 @dataclass(frozen=True)
 class Claim(_Verdict):
     "A sentence about a result, rendered from computed numbers, with its verdict."
