@@ -15,7 +15,7 @@ import numpy as np
 # %% auto #0
 __all__ = ['DENSE_MATRICES', 'MemgenError', 'check_positive', 'check_fraction', 'check_int', 'check_array', 'machine_memory',
            'check_dim', 'check_smaller_dims', 'check_size', 'to_jsonable', 'content_hash', 'Result', 'is_experiment',
-           'hash_files', 'package_dir', 'code_version', 'git_hash', 'versions', 'atomic_write_text',
+           'hash_files', 'package_dir', 'code_version', 'git_hash', 'versions', 'file_mode', 'atomic_write_text',
            'atomic_write_json', 'file_sha256', 'find_root', 'pid_alive', 'swap_dir', 'save_run_record', 'is_torch',
            'array_module', 'as_float', 'to_numpy', 'as_like', 'standard_normal', 'resolve_device', 'progress',
            'mean_sem']
@@ -182,13 +182,20 @@ def versions() -> dict:
     return out
 
 # %% ../nbs/00_core.ipynb #44569e1f
+def file_mode() -> int:
+    "Mode of new files: 0666 less the umask (0644 with the usual umask 022), as open() gives, so a shared folder is readable."
+    try:                                                                   # read without setting it: the umask is the process's,
+        for line in Path('/proc/self/status').read_text().splitlines():   # and another thread may create a file meanwhile
+            if line.startswith('Umask:'): return 0o666 & ~int(line.split()[1], 8)
+    except OSError: pass
+    m = os.umask(0o022); os.umask(m); return 0o666 & ~m
+
 def atomic_write_text(path: Path | str, text: str | bytes) -> Path:
     "Write `text` (or bytes) to `path` atomically (temporary file in the same folder, then rename)."
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp')
     try:
-        umask = os.umask(0); os.umask(umask)
-        os.fchmod(fd, 0o666 & ~umask)                          # as open() would: mkstemp's 0600 hides results in a shared folder
+        os.fchmod(fd, file_mode())                              # as open() would: mkstemp's 0600 hides results in a shared folder
         with (os.fdopen(fd, 'wb') if isinstance(text, bytes) else os.fdopen(fd, 'w', encoding='utf-8')) as f:
             f.write(text); f.flush(); os.fsync(f.fileno())
         os.replace(tmp, path)

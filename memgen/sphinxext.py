@@ -40,7 +40,8 @@ def rst_docstring(lines: list[str]) -> list[str]:
     out = []
     for line in lines:
         parts = re.split(r'(`[^`]+`)', line)
-        out.append(''.join(f"\\ ``{p[1:-1].strip()}``\\ " if i % 2 else _MARKUP.sub(r'\\\1', p) for i, p in enumerate(parts)))
+        out.append(''.join((f"\\ ``{p[1:-1].strip()}``\\ " if p[1:-1].strip() else _MARKUP.sub(r'\\\1', p)) if i % 2 else _MARKUP.sub(r'\\\1', p)
+                           for i, p in enumerate(parts)))
     return out
 
 def _on_docstring(app, what, name, obj, options, lines: list) -> None:

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from .store import ARRAYS, store_results, load_results, seal, seal_problem
-from .core import pid_alive, MemgenError, check_size, code_version, content_hash, progress, resolve_device, to_jsonable, versions, is_experiment
+from .core import file_mode, pid_alive, MemgenError, check_size, code_version, content_hash, progress, resolve_device, to_jsonable, versions, is_experiment
 
 # %% auto #0
 __all__ = ['TASKS', 'LAZY_TASKS', 'MAX_JOBS', 'SLURM_QUEUE', 'Task', 'register_experiment', 'register_task', 'get_task',
@@ -222,21 +222,13 @@ def expand(spec, yes: bool = False) -> list[Job]:
     return jobs
 
 # %% ../nbs/07_sweep.ipynb #792b456b
-def _file_mode() -> int:
-    "Mode of new record files: 0666 less the umask (0644 with the usual umask 022), so a shared store is readable."
-    try:                                                                   # read without setting it (threads)
-        for line in Path('/proc/self/status').read_text().splitlines():
-            if line.startswith('Umask:'): return 0o666 & ~int(line.split()[1], 8)
-    except OSError: pass
-    m = os.umask(0o022); os.umask(m); return 0o666 & ~m
-
 def _write(path: Path, text: str, atomic: bool = True, sync: bool = False) -> Path:
-    "Write `text` with mode _file_mode(): atomically (temporary file, then rename) unless `atomic` is False; fsync'ed if `sync`."
+    "Write `text` with mode file_mode(): atomically (temporary file, then rename) unless `atomic` is False; fsync'ed if `sync`."
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp') if atomic else \
               (os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666), str(path))
     try:
-        os.fchmod(fd, _file_mode())
+        os.fchmod(fd, file_mode())
         with os.fdopen(fd, 'w', encoding='utf-8') as f:
             f.write(text)
             if sync: f.flush(); os.fsync(f.fileno())
@@ -316,9 +308,12 @@ def _job_config(job: Job) -> dict:
     return {'task': get_task(job.task).name, 'params': job.params, 'seed': job.seed, 'key': job.key}
 
 def _record(out: Path, key: str) -> str:
-    "'ok' for a complete job record (a sealed store entry), 'absent' for none, else what is wrong with it (cut or corrupt files)."
+    """'ok' for a complete job record (a sealed store entry, or a sound record of the old layout where it cannot be sealed),
+    'absent' for none, else what is wrong with it (cut or corrupt files)."""
     if not out.exists(): return 'absent'
-    if not (out / 'run.json').exists() and (out / 'config.json').exists(): _upgrade(out)
+    if not (out / 'run.json').exists() and (out / 'config.json').exists():
+        why = _upgrade(out, key)
+        if why or not (out / 'run.json').exists(): return why or 'ok'          # damaged; or sound but not writable here
     try: rec = json.loads((out / 'run.json').read_text())
     except FileNotFoundError: return 'run.json is missing'
     except (OSError, ValueError): return 'run.json is cut or corrupt'
@@ -326,21 +321,35 @@ def _record(out: Path, key: str) -> str:
     if not isinstance(rec.get('sha256'), dict) or 'table.csv' not in rec['sha256']: return 'run.json seals no table.csv'
     return next(filter(None, (seal_problem(out, rec, name) for name in rec['sha256'])), 'ok')
 
-def _upgrade(out: Path) -> None:
-    """Seal a job record of the layout before December 2026 (config.json with the files' sizes, result.csv, arrays.npz) as
-    a store entry of the same bytes; a cut or corrupt one is left as it is (it is re-run)."""
+def _legacy(out: Path, key: str) -> tuple[dict | None, str | None]:
+    "The config.json of a job record of the layout before December 2026 and what is wrong with the record (None: sound)."
+    try: cfg = json.loads((out / 'config.json').read_text())
+    except (OSError, ValueError): return None, 'config.json is cut or corrupt'
+    if not isinstance(cfg, dict) or cfg.get('key') != key or not {'task', 'params', 'seed'} <= set(cfg): return None, "config.json is not this job's"
+    for name, size in (('result.csv', cfg.get('result_bytes')), (ARRAYS, cfg.get('arrays_bytes'))):
+        f = out / name
+        if (size is not None or name == 'result.csv') and not f.is_file(): return None, f'{name} is missing'
+        if size is not None and f.stat().st_size != size: return None, f'{name} has {f.stat().st_size} bytes, not {size} (cut)'
+    try: pd.read_csv(out / 'result.csv')
+    except Exception: return None, 'result.csv is cut or corrupt'
+    return cfg, None
+
+def _upgrade(out: Path, key: str) -> str | None:
+    """Seal a sound job record of the layout before December 2026 as a store entry of the same bytes, without a moment in
+    which a reader sees less than a whole record: table.csv is a hard link to result.csv, run.json comes last, the old
+    files go after it. Returns what is wrong with a damaged record (it is re-run); None for a sound one, sealed or not."""
+    cfg, why = _legacy(out, key)
+    if why: return None if (out / 'run.json').exists() else why          # another reader finished the upgrade meanwhile
     try:
-        cfg = json.loads((out / 'config.json').read_text())
-        csv = out / 'result.csv' if (out / 'result.csv').exists() else out / 'table.csv'   # an upgrade cut after the rename
-        rows = len(pd.read_csv(csv))
-        if any(k in cfg and (not f.is_file() or f.stat().st_size != cfg[k]) for k, f in (('result_bytes', csv), ('arrays_bytes', out / ARRAYS))):
-            return
-        os.replace(csv, out / 'table.csv')
+        tmp = out / f'.table.csv.{uuid.uuid4().hex[:8]}'; os.link(out / 'result.csv', tmp)
+        try: os.replace(tmp, out / 'table.csv')
+        finally: tmp.unlink(missing_ok=True)                              # a rename onto a link of the same file leaves it
         files = {'table.csv': out / 'table.csv'} | ({ARRAYS: out / ARRAYS} if (out / ARRAYS).is_file() else {})
-        seal(out, {k: cfg.get(k) for k in ('task', 'params', 'seed', 'key')}, files, rows=rows, finished=(out / 'config.json').stat().st_mtime,
+        seal(out, {k: cfg[k] for k in ('task', 'params', 'seed', 'key')}, files, rows=len(pd.read_csv(out / 'table.csv')), finished=None,
              **{k: cfg[k] for k in ('seconds', 'versions', 'machine') if k in cfg})
-        (out / 'config.json').unlink()
-    except (OSError, ValueError, pd.errors.ParserError, pd.errors.EmptyDataError): return   # damaged, or upgraded by another process
+        for f in ('result.csv', 'config.json'): (out / f).unlink(missing_ok=True)
+    except OSError: pass                                                   # read-only here, or another reader was first
+    return None
 
 # %% ../nbs/07_sweep.ipynb #117eec02
 def _publish(job: Job, result: pd.DataFrame | tuple, folder: Path, seconds: float) -> str:
@@ -609,8 +618,8 @@ def collect(spec) -> pd.DataFrame:
         state = _record(out, j.key)
         if state == 'absent': continue
         if state == 'ok':
-            try: t, _ = load_results(out, _job_config(j))
-            except Exception as e: state = f'table.csv cannot be read ({_error_line(e)})'
+            try: t = load_results(out, _job_config(j))[0] if (out / 'run.json').exists() else pd.read_csv(out / 'result.csv')   # old layout,
+            except Exception as e: state = f'the table cannot be read ({_error_line(e)})'                                       # read-only
         if state != 'ok': _notice(spec.folder, j.key, state); continue
         for k, v in j.params.items():
             if k not in t: t[k] = json.dumps(v) if isinstance(v, (list, dict)) else v
@@ -625,7 +634,12 @@ def finished_records(spec, jobs: list[Job], label: Callable, params) -> list[dic
     bad = [(j, p, why) for j, p, why in bad if why != 'ok']
     if bad: raise MemgenError(f"sweep {spec.name}: {len(bad)} of {len(jobs)} jobs have not finished or are damaged ("
                               + '; '.join(f"{label(j, p)}: {why}" for j, p, why in bad[:5]) + "); run the sweep first (damaged jobs are re-run)")
-    return [json.loads((spec.folder / 'jobs' / j.key / 'run.json').read_text()) for j in jobs]
+    return [_job_record(spec.folder / 'jobs' / j.key) for j in jobs]
+
+def _job_record(out: Path) -> dict:
+    "A finished job's record: its run.json, or the config.json of a record of the old layout that could not be sealed here."
+    f = out / 'run.json'
+    return json.loads(f.read_text()) if f.exists() else {**json.loads((out / 'config.json').read_text()), 'finished': None}
 
 def _recorded(records: list[dict], key: str) -> list:
     "The distinct values of a machine field over job records, sorted, and 'unknown' when a record lacks it (older records)."
@@ -635,8 +649,10 @@ def _recorded(records: list[dict], key: str) -> list:
 def sweep_provenance(spec, records: list[dict]) -> dict:
     "What a stored sweep records of its jobs: their number, wall and job times, git commits, code hashes and machines."
     secs = [r['seconds'] for r in records]
-    wall = max(r['finished'] for r in records) - min(r['finished'] - r['seconds'] for r in records)   # first start to last finish
-    return dict(sweep=load_spec(spec).name, jobs=len(records), wall_seconds=round(wall, 1), job_seconds_total=round(sum(secs), 1),
+    known = all(r.get('finished') is not None for r in records)           # records sealed from the old layout: unknown
+    wall = max(r['finished'] for r in records) - min(r['finished'] - r['seconds'] for r in records) if known else None
+    return dict(sweep=load_spec(spec).name, jobs=len(records), **({'wall_seconds': round(wall, 1)} if known else {}),
+                job_seconds_total=round(sum(secs), 1),
                 job_seconds_max=round(max(secs), 1), gits=sorted({str(r['versions'].get('git')) for r in records}),
                 code_versions=sorted({str(r['versions'].get('memgen_code')) for r in records}),
                 machine={'platform': records[0]['versions'].get('platform'), 'cpus': _recorded(records, 'cpus'),

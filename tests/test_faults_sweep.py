@@ -416,3 +416,64 @@ def test_commit_every_commits_what_finished_when_interrupted(tmp_path):
     assert len([f for f in committed if f.endswith('run.json') and '/jobs/' in f]) == 2, committed
     assert git('status', '--porcelain', '--', 'res/w/jobs') == ''  # every finished record is in the commit
     assert 'sweep store, partial' in git('log', '--format=%s')
+
+
+# 9. records of the layout before December 2026 (config.json, result.csv): sealed in place, never lost ----------------
+
+
+def _old_layout(spec) -> tuple:
+    "One finished theory job, rewritten in the old layout: (job, its record folder, config.json's text)."
+    job = sw.expand(spec)[0]
+    out = sw.load_spec(spec).folder / 'jobs' / job.key
+    sw.run_job(job, out.parent.parent)
+    rec = json.loads((out / 'run.json').read_text())
+    (out / 'run.json').unlink()
+    (out / 'table.csv').rename(out / 'result.csv')
+    cfg = {**rec['config'], 'seconds': 0.5, 'result_bytes': (out / 'result.csv').stat().st_size, 'versions': rec['versions']}
+    return job, out, json.dumps(cfg)
+
+
+def _read(out, key, barrier, q):
+    barrier.wait()
+    q.put(sw._record(Path(out), key))
+
+
+def test_readers_at_once_all_see_an_old_record_whole(tmp_path):
+    # before: one reader moved result.csv to table.csv before run.json existed; the others saw 'run.json is missing'
+    import multiprocessing as mp
+    import shutil
+
+    spec = {**theory_spec(tmp_path, n=1), 'fixed': {'d': 20}}
+    job, out, cfg = _old_layout(spec)
+    template = tmp_path / 'template'
+    shutil.copytree(out, template)
+    ctx, seen = mp.get_context('fork'), []
+    for _ in range(12):
+        shutil.rmtree(out)
+        shutil.copytree(template, out)
+        (out / 'config.json').write_text(cfg)
+        barrier, q = ctx.Barrier(3), ctx.Queue()
+        procs = [ctx.Process(target=_read, args=(str(out), job.key, barrier, q)) for _ in range(3)]
+        [p.start() for p in procs]
+        [p.join() for p in procs]
+        seen += [q.get() for _ in procs]
+        assert sorted(p.name for p in out.iterdir()) == ['run.json', 'table.csv']
+    assert seen == ['ok'] * 36, seen
+
+
+def test_an_old_record_that_cannot_be_sealed_is_read_as_it_is(tmp_path, monkeypatch):
+    # before: a store that cannot be written (another user's, a read-only mount) read as all pending, and run_job cleared it
+    spec = {**theory_spec(tmp_path, n=1), 'fixed': {'d': 20}}
+    job, out, cfg = _old_layout(spec)
+    (out / 'config.json').write_text(cfg)
+
+    def refuse(*a, **k):
+        raise PermissionError(13, 'Permission denied')
+
+    monkeypatch.setattr(sw.os, 'link', refuse)
+    monkeypatch.setattr(sw.os, 'replace', refuse)
+    assert sw._record(out, job.key) == 'ok' and sw.sweep_status(spec)['done'] == 1
+    assert len(sw.collect(spec)) == 1 and sw.run_job(job, out.parent.parent) == 'done'
+    assert sorted(p.name for p in out.iterdir()) == ['config.json', 'result.csv']  # untouched
+    (out / 'config.json').write_text('[1]')  # not an object: named, not a crash
+    assert sw._record(out, job.key) == "config.json is not this job's"
