@@ -13,7 +13,7 @@ from typing import Any, Callable
 import numpy as np
 import pandas as pd
 
-from .store import ARRAYS, store_results, load_results, seal, seal_problem
+from .store import ARRAYS, store_results, seal, seal_problem
 from .core import file_mode, pid_alive, MemgenError, check_size, code_version, content_hash, progress, resolve_device, to_jsonable, versions, is_experiment
 
 # %% auto #0
@@ -618,8 +618,8 @@ def collect(spec) -> pd.DataFrame:
         state = _record(out, j.key)
         if state == 'absent': continue
         if state == 'ok':
-            try: t = load_results(out, _job_config(j))[0] if (out / 'run.json').exists() else pd.read_csv(out / 'result.csv')   # old layout,
-            except Exception as e: state = f'the table cannot be read ({_error_line(e)})'                                       # read-only
+            try: t = pd.read_csv(out / ('table.csv' if (out / 'run.json').exists() else 'result.csv'))   # sealed as checked just now
+            except Exception as e: state = f'the table cannot be read ({_error_line(e)})'                # (the old layout: read-only)
         if state != 'ok': _notice(spec.folder, j.key, state); continue
         for k, v in j.params.items():
             if k not in t: t[k] = json.dumps(v) if isinstance(v, (list, dict)) else v
